@@ -1,0 +1,41 @@
+"""``variance-bot``: ``report`` (no accounts needed), ``ask`` (needs an OpenAI key) and ``serve`` (Slack).
+
+Each subcommand imports its own module lazily so that ``report`` starts without loading the agent SDK or Slack.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage: variance-bot <command> [options]
+
+commands:
+  report FILE        deterministic budget-vs-actual report (no Slack or OpenAI account needed)
+  ask FILE QUESTION  stream the analyst's answer to a question (needs OPENAI_API_KEY)
+  serve              run the Slack bot (Socket Mode with SLACK_APP_TOKEN, or --http --port N)
+
+run 'variance-bot <command> --help' for the options of a command.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(USAGE, end="")
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "report":
+        from analyst.report import cli_main as report_main
+
+        return report_main(rest)
+    if command == "ask":
+        from analyst.agent.cli import cli_main as ask_main
+
+        return ask_main(rest)
+    if command == "serve":
+        from bot.app import cli_main as serve_main
+
+        return serve_main(rest)
+    print(f"variance-bot: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
+    return 2
