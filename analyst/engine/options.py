@@ -34,7 +34,7 @@ class Materiality:
 @dataclass(frozen=True, slots=True)
 class AnalysisOptions:
     materiality: Materiality = field(default_factory=Materiality)
-    # Per-label overrides of the account type, keyed by the account (or metric) label as it appears in the data.
+    # Per-label overrides of the account type, keyed by the account (or metric) label as in the data.
     account_types: Mapping[str, AccountType] = field(default_factory=dict)
 
     def with_account_types(self, overrides: Mapping[str, AccountType]) -> AnalysisOptions:

@@ -1,0 +1,643 @@
+"""The shared Slack budget: one :class:`UpdateScheduler` per (workspace, method), shared by every live answer.
+
+Slack counts ``chat.update`` per app, per workspace, per method (Tier 3: about 50 a minute), however many
+answers are streaming. The scheduler spends that budget:
+
+- **Rolling window.** At most ``limit`` calls in any ``window`` seconds (default 45 per 60 s, a little under
+  Slack's tier).
+- **One slot per live message, holding only its newest payload** (coalescing): a message never gets an
+  edit that is already out of date, so a slow period costs fewer edits, not a backlog.
+- **Priorities**: final > first visible text > intermediate; ties go to the slot served least recently
+  (fairness), then to the one waiting longest.
+- **Per-message interval**: a message is not edited more than once per ``min_interval`` seconds
+  (default 1 s); its first visible text and its final edit do not wait for it.
+- **Reservations**: every open slot whose final edit has not gone out holds one unit of the window for it,
+  and one more for its first visible text until that has gone out. A first-visible edit may spend its own
+  unit plus what is left after all reservations; an intermediate edit (progress, tool status) only what is
+  left after all reservations. So when many answers finish at once their finals go out at once instead of
+  queueing behind a smooth pacer, and early tool-status edits can't eat the budget that every answer's
+  first text needs.
+- **Paced progress**: intermediate edits, across all slots, also go through a token bucket refilled at
+  ``limit / window`` per second (burst ``progress_burst``), so they spread over the window instead of
+  spending it in the first seconds: a message that starts later still finds room for its first text.
+- **429**: the whole (workspace, method) pauses until ``Retry-After`` has passed; the slot keeps its newest
+  payload pending (the failed one, unless something newer came), so nothing is lost and nothing sent twice.
+- **Transient failures** (HTTP 5xx, ``internal_error``, ``service_unavailable``, ``fatal_error``,
+  ``request_timeout``, connection resets, timeouts) are retried with exponential backoff; an edit is
+  idempotent. Anything else is a :class:`DeliveryError`: raised to whoever awaits the final, recorded on the
+  slot otherwise.
+
+The clock and the sleep are injectable so the logic can be tested in virtual time.
+
+:class:`SlackBudget` is the registry (one scheduler per ``(team_id, method)``) and also paces
+``chat.postMessage`` per channel (:meth:`SlackBudget.post_turn`), which Slack limits at about one a second per
+channel with short bursts. Calls are made by the caller-supplied ``send`` coroutine (the writer's
+``AsyncWebClient`` call), never retried inside slack_sdk: don't pass a client with
+``AsyncRateLimitErrorRetryHandler`` (it sleeps inside the call, blocking the scheduler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Generic, TypeVar
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+logger = logging.getLogger(__name__)
+
+P = TypeVar("P")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+Send = Callable[[P], Awaitable[object]]
+
+TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout"}
+)
+
+
+class Priority(IntEnum):
+    INTERMEDIATE = 0
+    FIRST_VISIBLE = 1
+    FINAL = 2
+
+
+class FailureClass(IntEnum):
+    RATE_LIMITED = 0
+    TRANSIENT = 1
+    FATAL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    kind: FailureClass
+    code: str  # Slack's error code or a short exception name, for logs and the user-facing line
+    retry_after: float = 0.0
+    # The call may have taken effect (timeout, reset, 5xx): matters for posts, which are not idempotent.
+    ambiguous: bool = False
+
+
+def _status_of(exc: SlackApiError) -> int | None:
+    resp = exc.response
+    status = getattr(resp, "status_code", None)
+    if status is None:
+        status = getattr(resp, "status", None)
+    return int(status) if isinstance(status, int) else None
+
+
+def _error_code(exc: SlackApiError) -> str:
+    resp = exc.response
+    try:
+        code = resp.get("error") if hasattr(resp, "get") else None
+    except Exception:
+        code = None
+    return str(code) if code else "http_error"
+
+
+def retry_after_of(exc: SlackApiError, default: float = 1.0) -> float:
+    headers = getattr(exc.response, "headers", None) or {}
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            with contextlib.suppress(TypeError, ValueError):
+                return max(0.0, float(value))
+    return default
+
+
+def classify_slack_error(exc: BaseException) -> Classified:
+    """Sort a failed Slack call into rate-limited / transient / fatal."""
+    if isinstance(exc, SlackApiError):
+        status = _status_of(exc)
+        code = _error_code(exc)
+        if status == 429 or code == "ratelimited":
+            return Classified(FailureClass.RATE_LIMITED, "ratelimited", retry_after_of(exc))
+        if status is not None and status >= 500:
+            name = code if code != "http_error" else f"http_{status}"
+            return Classified(FailureClass.TRANSIENT, name, 0.0, True)
+        if code in TRANSIENT_ERRORS:
+            return Classified(FailureClass.TRANSIENT, code, 0.0, True)
+        return Classified(FailureClass.FATAL, code)
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return Classified(FailureClass.TRANSIENT, "timeout", 0.0, True)
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
+        return Classified(FailureClass.TRANSIENT, type(exc).__name__, 0.0, True)
+    return Classified(FailureClass.FATAL, type(exc).__name__)
+
+
+class DeliveryError(Exception):
+    """A payload could not be delivered: Slack refused it, or transient failures outlasted the retries."""
+
+    def __init__(self, code: str, cause: BaseException | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.cause = cause
+
+
+@dataclass
+class SlotStats:
+    sent: int = 0
+    ratelimited: int = 0
+    retries: int = 0
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLimit:
+    limit: int
+    window: float
+
+
+DEFAULT_LIMITS: dict[str, BudgetLimit] = {
+    "chat.update": BudgetLimit(45, 60.0),
+    "chat.delete": BudgetLimit(45, 60.0),
+    "chat.appendStream": BudgetLimit(90, 60.0),
+    "chat.startStream": BudgetLimit(18, 60.0),
+    "chat.stopStream": BudgetLimit(18, 60.0),
+}
+
+
+class Slot(Generic[P]):
+    """One live message's place in a scheduler. Created by :meth:`UpdateScheduler.open`."""
+
+    def __init__(self, scheduler: UpdateScheduler[P], key: str, send: Send[P], order: int) -> None:
+        self.key = key
+        self.stats = SlotStats()
+        self.failure: DeliveryError | None = None
+        self._scheduler = scheduler
+        self._send = send
+        self._order = order
+        self._pending: P | None = None
+        self._has_pending = False
+        self._priority = Priority.INTERMEDIATE
+        self._seq = 0
+        self._pending_since = 0.0
+        self._in_flight = False
+        self._final_in_flight = False
+        self._not_before = 0.0  # per-message interval
+        self._retry_not_before = 0.0  # backoff after a transient failure
+        self._attempts = 0
+        self.last_served = -math.inf
+        self._final: asyncio.Future[None] | None = None
+        self._final_seq = -1
+        self._needs_first = True  # no first-visible payload delivered yet
+        self._first_in_flight = False
+        self.closed = False
+
+    # -- used by writers
+
+    def submit(self, payload: P, priority: Priority = Priority.INTERMEDIATE) -> None:
+        """Replace the pending payload with ``payload`` (coalescing). No effect once the slot is closed."""
+        if self.closed or self._final is not None:
+            return
+        self._seq += 1
+        now = self._scheduler.clock()
+        if not self._has_pending:
+            self._pending_since = now
+            self._priority = priority
+        else:
+            self._priority = max(self._priority, priority)
+        self._pending = payload
+        self._has_pending = True
+        self._scheduler._wake()
+
+    def submit_final(self, payload: P) -> asyncio.Future[None]:
+        """Queue the last payload of this message; the future resolves when it is delivered (or fails)."""
+        if self._final is not None:
+            return self._final
+        loop = asyncio.get_running_loop()
+        if self.closed:
+            fut: asyncio.Future[None] = loop.create_future()
+            fut.set_exception(DeliveryError("slot_closed"))
+            return fut
+        self.submit(payload, Priority.FINAL)
+        self._final = loop.create_future()
+        self._final_seq = self._seq
+        return self._final
+
+    async def finish(self, payload: P) -> None:
+        """Send ``payload`` as this message's final edit and wait until Slack has it. Raises DeliveryError."""
+        await asyncio.shield(self.submit_final(payload))
+
+    def close(self) -> None:
+        """Give the slot up without a final (drops anything pending and the reservation)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._has_pending = False
+        self._pending = None
+        if self._final is not None and not self._final.done():
+            self._final.set_exception(DeliveryError("slot_closed"))
+        self._scheduler._release(self)
+
+    def first_shown(self) -> None:
+        """Give up the first-text reservation (e.g. a continuation message: the answer is already visible)."""
+        self._needs_first = False
+        self._scheduler._wake()
+
+    @property
+    def pending(self) -> bool:
+        return self._has_pending
+
+    # -- used by the scheduler
+
+    @property
+    def reserving(self) -> bool:
+        """Holds a unit of the window for its final edit: open and the final has not gone out."""
+        return not self.closed and not self._final_in_flight
+
+    @property
+    def reserving_first(self) -> bool:
+        """Holds a unit for its first visible text: open, no final queued, first text not sent yet."""
+        return self.reserving and self._final is None and self._needs_first and not self._first_in_flight
+
+    def _ready_at(self) -> float:
+        at = self._retry_not_before
+        # The first visible text and the final do not wait for the per-message interval.
+        if self._priority == Priority.INTERMEDIATE:
+            at = max(at, self._not_before)
+        return at
+
+
+class UpdateScheduler(Generic[P]):
+    """Spends one (workspace, method) budget across live messages. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = 45,
+        window: float = 60.0,
+        min_interval: float = 1.0,
+        max_in_flight: int = 16,
+        progress_burst: int = 2,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        name: str = "chat.update",
+        classify: Callable[[BaseException], Classified] = classify_slack_error,
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.limit = limit
+        self.window = window
+        self.min_interval = min_interval
+        self.max_in_flight = max_in_flight
+        self.progress_burst = progress_burst
+        self._progress_tokens = float(progress_burst)
+        self._progress_at: float | None = None
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.clock = clock
+        self._sleep = sleep
+        self.name = name
+        self._classify = classify
+        self._slots: dict[str, Slot[P]] = {}
+        self._stamps: deque[float] = deque()
+        self._paused_until = -math.inf
+        self._in_flight = 0
+        self._order = itertools.count()
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self.ratelimited = 0  # 429s seen, for logs
+        self.sent = 0
+
+    # -- public
+
+    def open(self, key: str, send: Send[P]) -> Slot[P]:
+        """Register a live message; ``send(payload)`` performs the call. ``key`` must be unique while open."""
+        if key in self._slots:
+            raise ValueError(f"slot {key!r} is already open")
+        slot: Slot[P] = Slot(self, key, send, next(self._order))
+        self._slots[key] = slot
+        self._ensure_running()
+        return slot
+
+    @property
+    def reserved(self) -> int:
+        """Units held back for finals and first visible texts."""
+        return sum(int(s.reserving) + int(s.reserving_first) for s in self._slots.values())
+
+    def used(self, now: float | None = None) -> int:
+        self._prune(self.clock() if now is None else now)
+        return len(self._stamps) + self._in_flight
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    async def aclose(self) -> None:
+        for slot in list(self._slots.values()):
+            slot.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._sends):
+            task.cancel()
+        if self._sends:
+            await asyncio.gather(*self._sends, return_exceptions=True)
+
+    # -- internals
+
+    def _wake(self) -> None:
+        self._event.set()
+        self._ensure_running()
+
+    def _release(self, slot: Slot[P]) -> None:
+        if self._slots.get(slot.key) is slot:
+            del self._slots[slot.key]
+        self._event.set()
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"scheduler:{self.name}")
+
+    def _prune(self, now: float) -> None:
+        while self._stamps and self._stamps[0] <= now - self.window:
+            self._stamps.popleft()
+
+    def _pick(self, now: float) -> tuple[Slot[P] | None, float]:
+        """The slot to serve now (or None) and, if none, when to look again."""
+        if now < self._paused_until:
+            return None, self._paused_until
+        if self._in_flight >= self.max_in_flight:
+            return None, math.inf  # a finishing send wakes us
+        self._prune(now)
+        # Calls count from when they complete (no earlier than Slack saw them) and while in flight, so
+        # network jitter can't make our window look emptier than Slack's.
+        used = len(self._stamps) + self._in_flight
+        reserved = self.reserved
+        window_free_at = self._stamps[0] + self.window if self._stamps else math.inf
+        progress_ready_at = self._progress_ready_at(now)
+        best: Slot[P] | None = None
+        best_key: tuple[int, float, float, int] | None = None
+        wake = math.inf
+        for slot in self._slots.values():
+            if not slot._has_pending or slot._in_flight:
+                continue
+            ready_at = slot._ready_at()
+            if ready_at > now:
+                wake = min(wake, ready_at)
+                continue
+            # A final spends its own reservation, a first text its own plus what all reservations leave,
+            # anything else only what they leave.
+            if slot._priority == Priority.FINAL:
+                needed = used
+            elif slot._priority == Priority.FIRST_VISIBLE:
+                needed = used + reserved - int(slot.reserving_first)
+            else:
+                needed = used + reserved
+                if progress_ready_at > now:
+                    wake = min(wake, progress_ready_at)
+                    continue
+            if needed >= self.limit:
+                wake = min(wake, window_free_at)
+                continue
+            key = (-int(slot._priority), slot.last_served, slot._pending_since, slot._order)
+            if best_key is None or key < best_key:
+                best, best_key = slot, key
+        return best, wake
+
+    def _progress_refill(self, now: float) -> None:
+        if self._progress_at is not None:
+            rate = self.limit / self.window
+            self._progress_tokens = min(
+                float(self.progress_burst), self._progress_tokens + (now - self._progress_at) * rate
+            )
+        self._progress_at = now
+
+    def _progress_ready_at(self, now: float) -> float:
+        """When the progress bucket has a whole token (``now`` if it has one)."""
+        self._progress_refill(now)
+        if self._progress_tokens >= 1.0:
+            return now
+        return now + (1.0 - self._progress_tokens) * self.window / self.limit
+
+    async def _run(self) -> None:
+        while True:
+            self._event.clear()
+            now = self.clock()
+            slot, wake = self._pick(now)
+            if slot is not None:
+                self._start_send(slot, now)
+                continue
+            await self._wait(wake - now)
+
+    async def _wait(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        waiter = asyncio.ensure_future(self._event.wait())
+        if math.isinf(delay):
+            await waiter
+            return
+        sleeper = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiter, sleeper):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(waiter, sleeper, return_exceptions=True)
+
+    def _start_send(self, slot: Slot[P], now: float) -> None:
+        payload = slot._pending
+        seq, priority = slot._seq, slot._priority
+        slot._pending = None
+        slot._has_pending = False
+        slot._in_flight = True
+        if priority == Priority.FINAL:
+            slot._final_in_flight = True
+        elif priority == Priority.FIRST_VISIBLE:
+            slot._first_in_flight = True
+        else:
+            self._progress_refill(now)
+            self._progress_tokens -= 1.0
+        slot.last_served = now
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._deliver(slot, payload, seq, priority))  # type: ignore[arg-type]
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _deliver(self, slot: Slot[P], payload: P, seq: int, priority: Priority) -> None:
+        try:
+            await slot._send(payload)
+        except asyncio.CancelledError:
+            self._settle_failure(slot, payload, seq, priority, DeliveryError("cancelled"))
+            raise
+        except Exception as exc:
+            self._on_error(slot, payload, seq, priority, exc)
+        else:
+            now = self.clock()
+            self.sent += 1
+            slot.stats.sent += 1
+            slot._attempts = 0
+            slot._not_before = now + self.min_interval
+            if priority == Priority.FIRST_VISIBLE:
+                slot._needs_first = False
+            if priority == Priority.FINAL and seq >= slot._final_seq and slot._final is not None:
+                if not slot._final.done():
+                    slot._final.set_result(None)
+                slot.closed = True
+                self._release(slot)
+        finally:
+            slot._in_flight = False
+            slot._first_in_flight = False
+            self._in_flight -= 1
+            self._stamps.append(self.clock())
+            self._event.set()
+
+    def _requeue(self, slot: Slot[P], payload: P, seq: int, priority: Priority) -> None:
+        """Put a failed payload back unless something newer is already pending."""
+        if priority == Priority.FINAL:
+            slot._final_in_flight = False
+        if slot.closed:
+            return
+        if not slot._has_pending:
+            slot._pending = payload
+            slot._has_pending = True
+            slot._priority = priority
+            slot._pending_since = self.clock()
+        else:
+            slot._priority = max(slot._priority, priority)
+
+    def _on_error(self, slot: Slot[P], payload: P, seq: int, priority: Priority, exc: Exception) -> None:
+        info = self._classify(exc)
+        now = self.clock()
+        if info.kind == FailureClass.RATE_LIMITED:
+            self.ratelimited += 1
+            slot.stats.ratelimited += 1
+            self._paused_until = max(self._paused_until, now + max(info.retry_after, 0.0))
+            logger.warning("slack %s rate limited; pausing %.1f s", self.name, info.retry_after)
+            self._requeue(slot, payload, seq, priority)
+            return
+        if info.kind == FailureClass.TRANSIENT and slot._attempts + 1 < self.max_attempts:
+            slot._attempts += 1
+            slot.stats.retries += 1
+            delay = min(self.backoff_max, self.backoff_base * 2 ** (slot._attempts - 1))
+            slot._retry_not_before = now + delay
+            logger.info("slack %s transient failure %s; retry in %.1f s", self.name, info.code, delay)
+            self._requeue(slot, payload, seq, priority)
+            return
+        slot.stats.failures += 1
+        logger.warning("slack %s failed: %s", self.name, info.code)
+        self._settle_failure(slot, payload, seq, priority, DeliveryError(info.code, exc))
+
+    def _settle_failure(
+        self, slot: Slot[P], payload: P, seq: int, priority: Priority, err: DeliveryError
+    ) -> None:
+        slot._attempts = 0
+        if priority == Priority.FINAL:
+            slot._final_in_flight = False
+            if slot._final is not None and not slot._final.done():
+                slot._final.set_exception(err)
+                slot._final.exception()  # retrieved here too, so an unawaited final logs no warning
+            slot.failure = err
+            slot.closed = True
+            self._release(slot)
+        else:
+            slot.failure = err
+
+
+@dataclass
+class _PostBucket:
+    tokens: float
+    at: float
+    paused_until: float = -math.inf
+
+
+@dataclass
+class SlackBudget:
+    """All of one bot's Slack budgets: one :class:`UpdateScheduler` per ``(team_id, method)``, plus
+    ``chat.postMessage`` pacing per ``(team_id, channel)`` (a token bucket: ``post_rate`` per second,
+    ``post_burst`` at once).
+
+    ``limits`` overrides the per-method windows (default :data:`DEFAULT_LIMITS`, 45/60 s for ``chat.update``).
+    Share one instance across the whole process; it could later be backed by Redis to share between instances.
+    """
+
+    limits: dict[str, BudgetLimit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    min_interval: float = 1.0
+    post_rate: float = 1.0
+    post_burst: int = 3
+    clock: Clock = time.monotonic
+    sleep: Sleep = asyncio.sleep
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
+    _schedulers: dict[tuple[str, str], UpdateScheduler[Any]] = field(default_factory=dict, init=False)
+    _posts: dict[tuple[str, str], _PostBucket] = field(default_factory=dict, init=False)
+    _post_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+
+    def scheduler(self, team_id: str, method: str = "chat.update") -> UpdateScheduler[Any]:
+        key = (team_id, method)
+        sched = self._schedulers.get(key)
+        if sched is None:
+            lim = self.limits.get(method, BudgetLimit(45, 60.0))
+            sched = UpdateScheduler(
+                limit=lim.limit,
+                window=lim.window,
+                min_interval=self.min_interval,
+                clock=self.clock,
+                sleep=self.sleep,
+                name=f"{method}@{team_id}",
+                **self.scheduler_options,
+            )
+            self._schedulers[key] = sched
+        return sched
+
+    def schedulers(self) -> dict[tuple[str, str], UpdateScheduler[Any]]:
+        return dict(self._schedulers)
+
+    @contextlib.asynccontextmanager
+    async def post_turn(self, team_id: str, channel: str) -> Any:
+        """Wait for this channel's ``chat.postMessage`` turn; posts to one channel go one at a time.
+
+        The post is charged to the bucket when it completes (no earlier than Slack received it), so the
+        pacing seen by Slack is never tighter than ours.
+        """
+        key = (team_id, channel)
+        lock = self._post_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            bucket = self._posts.setdefault(key, _PostBucket(float(self.post_burst), self.clock()))
+            while True:
+                now = self.clock()
+                refill = (now - bucket.at) * self.post_rate
+                bucket.tokens = min(float(self.post_burst), bucket.tokens + refill)
+                bucket.at = now
+                wait = max(bucket.paused_until - now, (1.0 - bucket.tokens) / self.post_rate)
+                if wait <= 0:
+                    break
+                await self.sleep(wait)
+            try:
+                yield
+            finally:
+                now = self.clock()
+                refill = (now - bucket.at) * self.post_rate
+                bucket.tokens = min(float(self.post_burst), bucket.tokens + refill) - 1.0
+                bucket.at = now
+
+    def post_ratelimited(self, team_id: str, channel: str, retry_after: float) -> None:
+        """Record a 429 on ``chat.postMessage`` so the channel's next turn waits ``retry_after``."""
+        bucket = self._posts.setdefault((team_id, channel), _PostBucket(0.0, self.clock()))
+        bucket.tokens = 0.0
+        bucket.paused_until = max(bucket.paused_until, self.clock() + retry_after)
+
+    @property
+    def ratelimited(self) -> int:
+        return sum(s.ratelimited for s in self._schedulers.values())
+
+    async def aclose(self) -> None:
+        for sched in self._schedulers.values():
+            await sched.aclose()
+        self._schedulers.clear()

@@ -1,0 +1,617 @@
+"""One answer in Slack: placeholder → throttled edits → overflow into the thread → final state.
+
+Lifecycle::
+
+    writer = AnswerWriter(client, budget, team_id="T1", channel="C1", thread_ts=mention_ts)
+    await writer.start(tool_label=None)           # posts "⏳ Analyzing…" at once, returns its ts
+    outcome = await writer.write(run)             # consumes AnalystEvents until Done/Failed
+    # or: await writer.fail("I couldn't read that file: ...")  /  await writer.write_markdown(report_md)
+
+Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the same way by the fake):
+
+- **While live** the message is ``blocks=[{"type": "markdown", "text": <text so far + "⏳ <what is
+  being computed>">}, {"type": "actions", "elements": [<Stop button>]}]`` plus a short ``text``
+  fallback (for notifications and screen readers; Slack allows ``text`` together with ``blocks``, and a
+  markdown block renders the same standard Markdown as ``markdown_text``). ``markdown_text`` cannot carry
+  the Stop button: it may not be combined with ``text`` or ``blocks`` (``invalid_arguments``). The button
+  has ``action_id`` :data:`STOP_ACTION_ID` and ``value`` = :attr:`AnswerWriter.answer_id`.
+- **Final** edit: ``markdown_text`` only (the button disappears): exactly ``Done.final_text``, or the
+  text so far plus an error line (``⚠️ ...``) or ``_Stopped._``.
+- **Overflow**: a message holds at most ``max_chars`` (11,000 of Slack's 12,000 for Markdown). When the
+  live text outgrows it (minus room for the status line), the live message is closed at a clean Markdown
+  boundary (:mod:`bot.render.markdown`: paragraph or list item, never inside a table or code block) and
+  the answer continues in a new message in the thread (``thread_ts`` of the answer, or of its first
+  message). The final state of the thread is the final text split the same way: the messages' texts,
+  joined by the whitespace at the cut points, are exactly the final text
+  (``"".join(split_markdown(text, max_chars)) == text``; each message shows its part stripped). When the
+  final text differs from the streamed deltas, parts are re-planned: changed messages are edited, missing
+  ones posted, surplus ones deleted.
+
+Every path ends in a final state: the event source raising, ending without a terminal event, the writer's
+task being cancelled (finalised under :func:`asyncio.shield`, then the cancellation propagates), Slack
+refusing an edit. A placeholder is never left saying "Analyzing".
+
+Posting is not idempotent, so ``chat.postMessage`` is never blindly retried: each post carries message
+metadata ``{"event_type": "variance_answer", "event_payload": {"answer_id", "part"}}``; after an ambiguous
+failure (timeout, connection reset, HTTP 5xx) the writer looks for that marker in the thread
+(``conversations.replies``) or the channel (``conversations.history``) before posting again, and when it
+did post again it sweeps the thread at the end and deletes any duplicate part. If Slack cannot tell (the
+lookup itself fails), the writer does not post again: the answer ends as ``slack_error`` rather than risk a
+double post. A 429 on a post means it was not posted: the channel waits ``Retry-After`` and posts. The
+client's own retry handlers are switched off for the writer's calls (slack_sdk's default handler retries
+connection errors, which could post twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
+from bot.render.markdown import split_markdown, split_point
+from bot.render.scheduler import (
+    DeliveryError,
+    FailureClass,
+    Priority,
+    SlackBudget,
+    Slot,
+    classify_slack_error,
+)
+
+logger = logging.getLogger(__name__)
+
+STOP_ACTION_ID = "stop_answer"
+METADATA_EVENT_TYPE = "variance_answer"
+STOPPED_LINE = "_Stopped._"
+CRASH_LINE = "⚠️ Something went wrong while writing this answer. Please try again."
+UNEXPECTED_END_LINE = "⚠️ The answer ended unexpectedly. Please try again."
+EMPTY_ANSWER_LINE = "⚠️ The analyst returned an empty answer. Please rephrase the question."
+FinalState = Literal["answered", "failed", "stopped", "slack_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    placeholder: str = "Analyzing…"
+    max_chars: int = 11_000  # per message; Slack takes 12,000 of Markdown
+    status_reserve: int = 400  # room kept in a live message for the "⏳ ..." line
+    fallback_chars: int = 300  # length of the plain ``text`` fallback while live
+    # The first edit showing text spends a reserved unit: wait until there is a line's worth to read.
+    first_text_min_chars: int = 60
+    stop_button: bool = True
+    stop_label: str = "Stop"
+    post_attempts: int = 5
+    post_backoff: float = 0.5
+    lookup_settle: float = 1.0  # after an ambiguous post failure, let the call land before looking for it
+    final_timeout: float = 180.0  # waiting for final edits (a saturated workspace window can take a minute)
+
+
+@dataclass
+class AnswerOutcome:
+    """How one answer ended, with counters for logs and benches."""
+
+    state: FinalState
+    answer_id: str
+    channel: str
+    message_ts: list[str]
+    delivered: bool  # the final state is in Slack
+    edits: int = 0
+    posts: int = 0
+    deletes: int = 0
+    ratelimited: int = 0
+    retries: int = 0
+    slack_error: str | None = None
+    time_to_first_text: float | None = None  # first delta → first edit showing text delivered
+    time_to_final: float | None = None  # terminal event → final text delivered
+    final_text: str = ""  # the document the thread shows
+
+
+@dataclass(frozen=True, slots=True)
+class _Render:
+    markdown: str
+    final: bool
+    has_text: bool
+
+
+@dataclass
+class _Msg:
+    ts: str
+    slot: Slot[_Render] | None = None
+    final_text: str | None = None  # what its final edit says (queued or delivered)
+    final_future: asyncio.Future[None] | None = None
+
+
+def _without_retries(client: AsyncWebClient) -> AsyncWebClient:
+    if not client.retry_handlers:
+        return client
+    clone = copy.copy(client)
+    clone.retry_handlers = []
+    return clone
+
+
+def _with_line(text: str, line: str) -> str:
+    return f"{text.rstrip()}\n\n{line}" if text.strip() else line
+
+
+class AnswerWriter:
+    """Renders one answer's :data:`AnalystEvent` stream into Slack. See the module docstring."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        budget: SlackBudget,
+        *,
+        team_id: str,
+        channel: str,
+        thread_ts: str | None = None,
+        answer_id: str | None = None,
+        settings: WriterSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = _without_retries(client)
+        self.budget = budget
+        self.team_id = team_id
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self.answer_id = answer_id or uuid.uuid4().hex[:16]
+        self.settings = settings or WriterSettings()
+        self._clock = clock
+        self._scheduler = budget.scheduler(team_id, "chat.update")
+        self._msgs: list[_Msg] = []
+        self._text = ""
+        self._closed_parts: list[str] = []  # raw parts of self._text already closed (their concatenation)
+        self._live_from = 0
+        self._status: str | None = None
+        self._slot_counter = 0
+        self._suspect_duplicates = False
+        self._finalised: AnswerOutcome | None = None
+        self._start_error: DeliveryError | None = None
+        # counters
+        self._posts = 0
+        self._deletes = 0
+        self._post_ratelimited = 0
+        self._post_retries = 0
+        self._slot_stats: list[Slot[_Render]] = []
+        self._first_delta_at: float | None = None
+        self._first_text_at: float | None = None
+        self._terminal_at: float | None = None
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def message_ts(self) -> list[str]:
+        return [m.ts for m in self._msgs]
+
+    async def start(self, tool_label: str | None = None) -> str:
+        """Post the placeholder now and return its ts. Raises :class:`DeliveryError` if Slack refuses."""
+        if self._msgs:
+            return self._msgs[0].ts
+        self._status = tool_label
+        try:
+            ts = await self._post(self._live_render(), part=0)
+        except DeliveryError as err:
+            self._start_error = err
+            raise
+        self._msgs.append(_Msg(ts))
+        self._open_slot(self._msgs[0])
+        return ts
+
+    async def write(self, events: AsyncIterable[AnalystEvent]) -> AnswerOutcome:
+        """Consume ``events`` into the message(s) until a terminal event; always ends in a final state."""
+        if self._finalised is not None:
+            return self._finalised
+        if not self._msgs and self._start_error is None:
+            with contextlib.suppress(DeliveryError):
+                await self.start()
+        if self._start_error is not None:
+            _close_source(events)
+            return self._outcome("slack_error", "", delivered=False, error=self._start_error.code)
+        doc: str
+        state: FinalState
+        try:
+            doc, state = await self._consume(events)
+        except asyncio.CancelledError:
+            _cancel_source(events)
+            doc, state = _with_line(self._text, STOPPED_LINE), "stopped"
+            await _shielded(self._finalise(doc, state))
+            raise
+        except Exception:
+            logger.exception("answer %s: the event source failed", self.answer_id)
+            doc, state = _with_line(self._text, CRASH_LINE), "failed"
+        return await _shielded(self._finalise(doc, state))
+
+    async def fail(self, message: str) -> AnswerOutcome:
+        """End the answer with an error line (no run needed), e.g. an unreadable file."""
+        return await _shielded(self._finalise(_with_line(self._text, f"⚠️ {message}"), "failed"))
+
+    async def write_markdown(self, markdown: str) -> AnswerOutcome:
+        """Show a complete Markdown answer (e.g. the deterministic report) through the same path."""
+        return await _shielded(self._finalise(markdown, "answered"))
+
+    # ------------------------------------------------------------------ consuming events
+
+    async def _consume(self, events: AsyncIterable[AnalystEvent]) -> tuple[str, FinalState]:
+        iterator = events.__aiter__()
+        try:
+            while True:
+                try:
+                    event = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return _with_line(self._text, UNEXPECTED_END_LINE), "failed"
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    if self._first_delta_at is None:
+                        self._first_delta_at = self._clock()
+                    self._text += event.text
+                    await self._overflow_if_needed()
+                    self._submit_live()
+                elif isinstance(event, ToolStarted):
+                    self._status = event.label or event.name
+                    self._submit_live()
+                elif isinstance(event, ToolFinished):
+                    self._status = None
+                    self._submit_live()
+                elif isinstance(event, Done):
+                    self._terminal_at = self._clock()
+                    if not event.final_text.strip():
+                        return _with_line(self._text, EMPTY_ANSWER_LINE), "failed"
+                    return event.final_text, "answered"
+                elif isinstance(event, Failed):
+                    self._terminal_at = self._clock()
+                    text = event.partial_text or self._text
+                    if event.kind == FailureKind.CANCELLED:
+                        return _with_line(text, STOPPED_LINE), "stopped"
+                    return _with_line(text, f"⚠️ {event.user_message}"), "failed"
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    def _live_render(self) -> _Render:
+        body = self._text[self._live_from :].strip()
+        status = self._status
+        if not body:
+            return _Render(f"⏳ {status or self.settings.placeholder}", final=False, has_text=False)
+        if status:
+            body = f"{body}\n\n⏳ _{status}_"
+        return _Render(body, final=False, has_text=True)
+
+    def _submit_live(self) -> None:
+        if not self._msgs:
+            return
+        slot = self._msgs[-1].slot
+        if slot is None or slot.closed:
+            return
+        render = self._live_render()
+        first = render.has_text and self._first_text_at is None
+        if first and len(self._text.strip()) < self.settings.first_text_min_chars:
+            return  # keep showing the status until a first line is worth an edit
+        priority = Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE
+        slot.submit(render, priority)
+
+    async def _overflow_if_needed(self) -> None:
+        live_limit = self.settings.max_chars - self.settings.status_reserve
+        while len(self._text) - self._live_from > live_limit and self._msgs:
+            live = self._text[self._live_from :]
+            cut = split_point(live, live_limit)
+            part = live[:cut]
+            if not part.strip():  # nothing worth a message before the cut
+                break
+            current = self._msgs[-1]
+            self._queue_final(current, part.strip())
+            self._closed_parts.append(part)
+            self._live_from += cut
+            root = self.thread_ts or self._msgs[0].ts
+            ts = await self._post(self._live_render(), part=len(self._msgs), thread_ts=root)
+            msg = _Msg(ts)
+            self._msgs.append(msg)
+            self._open_slot(msg).first_shown()
+
+    # ------------------------------------------------------------------ slack calls
+
+    def _open_slot(self, msg: _Msg) -> Slot[_Render]:
+        self._slot_counter += 1
+        key = f"{self.channel}:{msg.ts}:{self.answer_id}:{self._slot_counter}"
+
+        async def send(render: _Render) -> None:
+            if render.final:
+                await self.client.chat_update(channel=self.channel, ts=msg.ts, markdown_text=render.markdown)
+            else:
+                await self.client.chat_update(
+                    channel=self.channel, ts=msg.ts, text=self._fallback(render), blocks=self._blocks(render)
+                )
+            if render.has_text and self._first_text_at is None:
+                self._first_text_at = self._clock()
+
+        slot = self._scheduler.open(key, send)
+        msg.slot = slot
+        self._slot_stats.append(slot)
+        return slot
+
+    def _queue_final(self, msg: _Msg, shown: str) -> asyncio.Future[None]:
+        """Queue ``shown`` as the final content of ``msg`` (after any final already queued for it)."""
+        render = _Render(shown, final=True, has_text=True)
+        if msg.final_future is None and msg.slot is not None and not msg.slot.closed:
+            fut = msg.slot.submit_final(render)
+        else:
+            fut = asyncio.ensure_future(self._refinal(msg, render, msg.final_future))
+        msg.final_text = shown
+        msg.final_future = fut
+        return fut
+
+    async def _refinal(self, msg: _Msg, render: _Render, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:  # one final at a time per message, so they land in order
+            with contextlib.suppress(Exception):
+                await previous
+        slot = self._open_slot(msg)
+        await slot.finish(render)
+
+    def _blocks(self, render: _Render) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = [{"type": "markdown", "text": render.markdown}]
+        if self.settings.stop_button and not render.final:
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": "answer_controls",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "action_id": STOP_ACTION_ID,
+                            "text": {"type": "plain_text", "text": self.settings.stop_label},
+                            "value": self.answer_id,
+                            "style": "danger",
+                        }
+                    ],
+                }
+            )
+        return blocks
+
+    def _fallback(self, render: _Render) -> str:
+        text = render.markdown
+        limit = self.settings.fallback_chars
+        return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+    def _metadata(self, part: int) -> dict[str, Any]:
+        payload = {"answer_id": self.answer_id, "part": part}
+        return {"event_type": METADATA_EVENT_TYPE, "event_payload": payload}
+
+    async def _post(self, render: _Render, *, part: int, thread_ts: str | None = None) -> str:
+        """Post one message of this answer, exactly once. Raises DeliveryError."""
+        thread = thread_ts if thread_ts is not None else self.thread_ts
+        kwargs: dict[str, Any] = {"channel": self.channel, "metadata": self._metadata(part)}
+        if thread:
+            kwargs["thread_ts"] = thread
+        if render.final:
+            kwargs["markdown_text"] = render.markdown
+        else:
+            kwargs["text"] = self._fallback(render)
+            kwargs["blocks"] = self._blocks(render)
+        attempts = 0
+        while True:
+            started_wall = time.time()
+            try:
+                async with self.budget.post_turn(self.team_id, self.channel):
+                    started_wall = time.time()
+                    resp = await self.client.chat_postMessage(**kwargs)
+                self._posts += 1
+                return str(resp["ts"])
+            except Exception as exc:
+                info = classify_slack_error(exc)
+            if info.kind == FailureClass.RATE_LIMITED:
+                self._post_ratelimited += 1
+                self.budget.post_ratelimited(self.team_id, self.channel, info.retry_after)
+                continue
+            if info.kind == FailureClass.FATAL:
+                raise DeliveryError(info.code)
+            attempts += 1
+            self._post_retries += 1
+            if info.ambiguous:
+                await self.budget.sleep(self.settings.lookup_settle)
+                found = await self._find_posted(part, thread, started_wall)
+                if found is not None:
+                    self._posts += 1
+                    return found
+                self._suspect_duplicates = True
+            if attempts >= self.settings.post_attempts:
+                raise DeliveryError(info.code)
+            await self.budget.sleep(min(8.0, self.settings.post_backoff * 2 ** (attempts - 1)))
+
+    async def _our_messages(self, thread: str | None, since_wall: float) -> list[dict[str, Any]]:
+        """This answer's messages in Slack (found by metadata). Raises DeliveryError if Slack can't tell."""
+        for attempt in range(3):
+            try:
+                if thread:
+                    resp = await self.client.conversations_replies(
+                        channel=self.channel, ts=thread, include_all_metadata=True, limit=200
+                    )
+                else:
+                    resp = await self.client.conversations_history(
+                        channel=self.channel,
+                        oldest=f"{since_wall - 10:.6f}",
+                        include_all_metadata=True,
+                        limit=100,
+                    )
+            except Exception as exc:
+                info = classify_slack_error(exc)
+                if info.kind == FailureClass.FATAL or attempt == 2:
+                    raise DeliveryError("post_unconfirmed", exc) from exc
+                await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
+                continue
+            out = []
+            for m in resp.get("messages") or []:
+                payload = (m.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("answer_id") == self.answer_id:
+                    out.append(m)
+            return out
+        return []
+
+    async def _find_posted(self, part: int, thread: str | None, since_wall: float) -> str | None:
+        for m in await self._our_messages(thread, since_wall):
+            if (m.get("metadata") or {}).get("event_payload", {}).get("part") == part:
+                return str(m["ts"])
+        return None
+
+    async def _delete(self, ts: str) -> bool:
+        for attempt in range(4):
+            try:
+                await self.client.chat_delete(channel=self.channel, ts=ts)
+                self._deletes += 1
+                return True
+            except Exception as exc:
+                info = classify_slack_error(exc)
+                if info.kind == FailureClass.FATAL:
+                    return info.code == "message_not_found"
+                await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
+        return False
+
+    # ------------------------------------------------------------------ final state
+
+    def _plan_parts(self, doc: str) -> list[str]:
+        closed_prefix = "".join(self._closed_parts)
+        if self._closed_parts and doc.startswith(closed_prefix):
+            rest = doc[len(closed_prefix) :]
+            raw = list(self._closed_parts) + split_markdown(rest, self.settings.max_chars)
+        else:
+            raw = split_markdown(doc, self.settings.max_chars)
+        shown = [p.strip() for p in raw if p.strip()]
+        return shown or [doc.strip() or "…"]
+
+    async def _finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
+        if self._finalised is not None:
+            return self._finalised
+        terminal_at = self._terminal_at if self._terminal_at is not None else self._clock()
+        error: str | None = None
+        parts = self._plan_parts(doc)
+        futures: list[tuple[_Msg, str, asyncio.Future[None]]] = []
+        for i, shown in enumerate(parts):
+            if i < len(self._msgs):
+                msg = self._msgs[i]
+                if msg.final_text == shown and msg.final_future is not None:
+                    futures.append((msg, shown, msg.final_future))
+                else:
+                    futures.append((msg, shown, self._queue_final(msg, shown)))
+                continue
+            root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
+            try:
+                ts = await self._post(_Render(shown, final=True, has_text=True), part=i, thread_ts=root)
+            except DeliveryError as err:
+                error = err.code
+                break
+            self._msgs.append(_Msg(ts, final_text=shown))
+            if self._first_text_at is None:
+                self._first_text_at = self._clock()
+        for msg in self._msgs[len(parts) :]:
+            if msg.slot is not None:
+                msg.slot.close()
+            if await self._delete(msg.ts):
+                msg.final_text = ""
+        error = await self._await_finals(futures) or error
+        if self._suspect_duplicates and self._msgs:
+            await self._sweep_duplicates()
+        delivered = error is None
+        outcome = self._outcome(state if delivered else "slack_error", doc, delivered=delivered, error=error)
+        if delivered:
+            outcome.time_to_final = self._clock() - terminal_at
+        self._finalised = outcome
+        logger.info(
+            "answer finished",
+            extra={
+                "answer_id": self.answer_id,
+                "team": self.team_id,
+                "channel": self.channel,
+                "state": outcome.state,
+                "edits": outcome.edits,
+                "messages": len(outcome.message_ts),
+                "ratelimited": outcome.ratelimited,
+                "slack_error": outcome.slack_error,
+            },
+        )
+        return outcome
+
+    async def _await_finals(self, futures: list[tuple[_Msg, str, asyncio.Future[None]]]) -> str | None:
+        if not futures:
+            return None
+        error: str | None = None
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for _, _, f in futures), return_exceptions=True), self.settings.final_timeout
+        )
+        for (msg, _shown, _), result in zip(futures, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            code = result.code if isinstance(result, DeliveryError) else type(result).__name__
+            if code in {"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"}:
+                # Slack refused the content itself: say so in the message rather than leave it live.
+                note = f"⚠️ Slack refused to show this part of the answer ({code})."
+                retry = self._queue_final(msg, note)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(retry), self.settings.final_timeout)
+            error = error or code
+        return error
+
+    async def _sweep_duplicates(self) -> None:
+        keep = {m.ts for m in self._msgs}
+        try:
+            found = await self._our_messages(self.thread_ts or self._msgs[0].ts, time.time() - 600)
+            if not self.thread_ts:
+                found += await self._our_messages(None, time.time() - 600)
+        except DeliveryError:
+            return
+        for m in found:
+            if str(m.get("ts")) not in keep:
+                await self._delete(str(m["ts"]))
+
+    def _outcome(self, state: FinalState, doc: str, *, delivered: bool, error: str | None) -> AnswerOutcome:
+        stats = [s.stats for s in self._slot_stats]
+        first = (
+            self._first_text_at - self._first_delta_at
+            if self._first_text_at is not None and self._first_delta_at is not None
+            else None
+        )
+        return AnswerOutcome(
+            state=state,
+            answer_id=self.answer_id,
+            channel=self.channel,
+            message_ts=[m.ts for m in self._msgs if m.final_text != ""],
+            delivered=delivered,
+            edits=sum(s.sent for s in stats),
+            posts=self._posts,
+            deletes=self._deletes,
+            ratelimited=sum(s.ratelimited for s in stats) + self._post_ratelimited,
+            retries=sum(s.retries for s in stats) + self._post_retries,
+            slack_error=error,
+            time_to_first_text=first,
+            final_text=doc,
+        )
+
+
+async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:
+    """Finish ``coro`` even if the caller is cancelled meanwhile (the cancellation still propagates)."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # The task goes on regardless; wait once more so the final state lands before cancelling.
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(task)
+        raise
+
+
+def _cancel_source(events: object) -> None:
+    cancel = getattr(events, "cancel", None)
+    if callable(cancel):
+        with contextlib.suppress(Exception):
+            cancel()
+
+
+def _close_source(events: object) -> None:
+    _cancel_source(events)

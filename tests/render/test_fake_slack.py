@@ -1,0 +1,155 @@
+"""The fake Slack server itself: the protocol details the writer and the app rely on."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.fakes.slack_server import FakeSlack, FakeSlackLimits
+
+
+def client_for(slack: FakeSlack, token: str | None = None, **kwargs: object) -> AsyncWebClient:
+    return AsyncWebClient(token=token or slack.bot_token, base_url=slack.api_url, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_auth_and_post_update_history() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        auth = await client.auth_test()
+        assert auth["team_id"] == "T0001" and auth["bot_id"] == "BBOT"
+        with pytest.raises(SlackApiError) as err:
+            await client_for(slack, "xoxb-wrong").auth_test()
+        assert err.value.response["error"] == "invalid_auth"
+
+        first = await client.chat_postMessage(channel="C1", text="Analyzing…")
+        second = await client.chat_postMessage(channel="C1", text="x", thread_ts=first["ts"])
+        assert float(second["ts"]) > float(first["ts"])
+        await client.chat_update(channel="C1", ts=first["ts"], markdown_text="**hello**")
+        msg = slack.messages["C1"][first["ts"]]
+        assert [s.visible for s in msg.history] == ["Analyzing…", "**hello**"]
+        assert msg.edits == 1
+        assert [m.ts for m in slack.thread("C1", first["ts"])] == [first["ts"], second["ts"]]
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_update(channel="C1", ts="1.000000", text="x")
+        assert err.value.response["error"] == "message_not_found"
+
+
+async def test_size_limits_and_argument_rules() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        ts = (await client.chat_postMessage(channel="C1", text="p"))["ts"]
+        cases = [
+            ({"text": "x" * 4001}, "msg_too_long"),
+            ({"markdown_text": "x" * 12_001}, "msg_too_long"),
+            ({"markdown_text": "a", "text": "b"}, "invalid_arguments"),
+            ({"markdown_text": "a", "blocks": [{"type": "divider"}]}, "invalid_arguments"),
+            ({"blocks": [{"type": "divider"}] * 51}, "invalid_blocks"),
+            ({"blocks": [{"type": "markdown", "text": "x" * 6001}] * 2}, "invalid_blocks"),
+        ]
+        for kwargs, error in cases:
+            with pytest.raises(SlackApiError) as err:
+                await client.chat_update(channel="C1", ts=ts, **kwargs)  # type: ignore[arg-type]
+            assert err.value.response["error"] == error, kwargs
+        # A markdown block with a text fallback is fine.
+        blocks = [{"type": "markdown", "text": "*a*"}]
+        await client.chat_update(channel="C1", ts=ts, text="fallback", blocks=blocks)
+        assert slack.messages["C1"][ts].visible == "*a*"
+        await client.chat_postMessage(channel="C1", text="x" * 39_000)
+
+
+async def test_rate_limit_window_gives_429_with_retry_after() -> None:
+    limits = FakeSlackLimits.scaled(update_limit=3, update_window=2.0)
+    async with FakeSlack(limits=limits) as slack:
+        client = client_for(slack)
+        ts = (await client.chat_postMessage(channel="C1", text="p"))["ts"]
+        for i in range(3):
+            await client.chat_update(channel="C1", ts=ts, text=str(i))
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_update(channel="C1", ts=ts, text="too many")
+        assert err.value.response.status_code == 429
+        assert err.value.response["error"] == "ratelimited"
+        assert int(err.value.response.headers["retry-after"]) >= 1
+        assert slack.ratelimited == 1
+        assert slack.messages["C1"][ts].visible == "2"
+
+
+async def test_post_message_per_channel_bucket() -> None:
+    async with FakeSlack(limits=FakeSlackLimits(post_burst=2)) as slack:
+        client = client_for(slack)
+        await client.chat_postMessage(channel="C1", text="a")
+        await client.chat_postMessage(channel="C1", text="b")
+        await client.chat_postMessage(channel="C2", text="other channel is fine")
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_postMessage(channel="C1", text="c")
+        assert err.value.response.status_code == 429
+
+
+async def test_faults_and_handler_override() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack, retry_handlers=[])
+        slack.inject("chat.postMessage", status=500, times=2)
+        for _ in range(2):
+            with pytest.raises(SlackApiError) as err:
+                await client.chat_postMessage(channel="C1", text="a")
+            assert err.value.response.status_code == 500
+        await client.chat_postMessage(channel="C1", text="a")
+        slack.inject("chat.postMessage", drop_connection=True, apply=True)
+        with pytest.raises(aiohttp.ClientError):
+            await client.chat_postMessage(channel="C1", text="went through")
+        assert [m.visible for m in slack.bot_messages("C1")] == ["a", "went through"]
+        slack.inject("chat.update", error="ratelimited", retry_after=3)
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_update(channel="C1", ts=slack.bot_messages("C1")[0].ts, text="z")
+        assert err.value.response.headers["retry-after"] == "3"
+
+        async def not_member(slack: FakeSlack, method: str, params: dict, team: str) -> dict | None:
+            return {"ok": False, "error": "not_in_channel"} if params.get("channel") == "C9" else None
+
+        slack.add_handler("chat.postMessage", not_member)
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_postMessage(channel="C9", text="a")
+        assert err.value.response["error"] == "not_in_channel"
+        await client.chat_postMessage(channel="C1", text="still fine")
+
+
+async def test_files_need_the_token_and_replies_show_them() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        f = slack.add_file(b"a,b\n1,2\n", name="q3.csv")
+        parent = slack.add_message("C1", text="look", files=[f])
+        got = await client.conversations_replies(channel="C1", ts=parent.ts)
+        assert got["messages"][0]["files"][0]["id"] == f["id"]
+        assert (await client.files_info(file=f["id"]))["file"]["name"] == "q3.csv"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f["url_private_download"]) as resp:
+                assert resp.status == 200 and "html" in resp.content_type
+            headers = {"Authorization": f"Bearer {slack.bot_token}"}
+            async with http.get(f["url_private_download"], headers=headers) as resp:
+                assert await resp.read() == b"a,b\n1,2\n"
+            url = slack.new_response_url()
+            async with http.post(url, json={"text": "hi", "response_type": "ephemeral"}) as resp:
+                assert resp.status == 200
+        assert slack.responses[url] == [{"text": "hi", "response_type": "ephemeral"}]
+        slack.add_channel("C5", is_member=False)
+        info = await client.conversations_info(channel="C5")
+        assert info["channel"]["is_member"] is False
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_postMessage(channel="C5", text="x")
+        assert err.value.response["error"] == "not_in_channel"
+        await slack.wait_for(lambda: len(slack.calls) == 4, timeout=1)
+        with pytest.raises(TimeoutError):
+            await slack.wait_for(lambda: False, timeout=0.1)
+
+
+async def test_native_stream_methods() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        parent = slack.add_message("D1", text="question")
+        stream = await client.chat_stream(channel="D1", thread_ts=parent.ts, buffer_size=5)
+        await stream.append(markdown_text="hello ")
+        await stream.append(markdown_text="world")
+        await stream.stop()
+        (msg,) = slack.bot_messages("D1")
+        assert msg.markdown_text == "hello world" and not msg.streaming
