@@ -1,0 +1,14 @@
+"""Bolt listeners, one module per entry point (as in Slack's Bolt samples), each with ``register``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.answers import BotDeps
+
+
+def register_all(app: Any, deps: BotDeps) -> None:
+    from bot.listeners import actions, commands, direct_messages, mentions
+
+    for module in (mentions, direct_messages, commands, actions):
+        module.register(app, deps)

@@ -31,8 +31,11 @@ def _lines(text: str) -> list[str]:
     return out
 
 
-def _line_cuts(text: str, end: int) -> list[tuple[int, int]]:
-    """(position, rank) of clean cuts at line starts in ``text[:end]``, outside code fences and tables."""
+def _line_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """(position, rank) of clean cuts at line starts within ``(start, end]``, outside code fences and tables.
+
+    The scan starts at the beginning of ``text`` so a fence opened before ``start`` is still known.
+    """
     cuts: list[tuple[int, int]] = []
     fence: str | None = None
     prev_blank = False
@@ -41,15 +44,14 @@ def _line_cuts(text: str, end: int) -> list[tuple[int, int]]:
     for line in _lines(text[: end + 1]):
         stripped = line.strip()
         is_table = fence is None and stripped.startswith("|")
-        if pos > 0 and fence is None and not (is_table and prev_table):
+        if start < pos <= end and fence is None and not (is_table and prev_table):
             if prev_blank and stripped:
                 rank = _PARAGRAPH
             elif _LIST_OR_HEADING.match(line) or _FENCE.match(line) or (is_table and not prev_table):
                 rank = _BLOCK_START
             else:
                 rank = _LINE
-            if pos <= end:
-                cuts.append((pos, rank))
+            cuts.append((pos, rank))
         match = _FENCE.match(line)
         if match:
             marker = match.group(1)
@@ -83,49 +85,52 @@ def _in_protected_block(text: str, pos: int) -> bool:
     return fence is not None
 
 
-def split_point(text: str, limit: int) -> int:
-    """Where to cut ``text`` so that the first part is at most ``limit`` characters: ``0 < result <= limit``.
+def split_point(text: str, limit: int, start: int = 0) -> int:
+    """Where to cut ``text[start:]`` so the first part is at most ``limit`` characters long.
 
-    Returns ``len(text)`` when it already fits. Prefers the best kind of cut found in the second half of the
-    window (so parts are not needlessly short), else the best anywhere, else a hard cut at ``limit``.
+    Returns an index into ``text`` with ``start < result <= start + limit``, or ``len(text)`` when the rest
+    already fits. Prefers the best kind of cut in the second half of the window (so parts are not needlessly
+    short), else the best anywhere, else a hard cut at ``start + limit``. What comes before ``start`` is
+    context (an open code fence), never cut.
     """
     if limit <= 0:
         raise ValueError("limit must be positive")
-    if len(text) <= limit:
+    end = start + limit
+    if len(text) <= end:
         return len(text)
-    cuts = _line_cuts(text, limit)
+    cuts = _line_cuts(text, start, end)
     line_starts = {p for p, _ in cuts}
     # Inside long lines: after a sentence end or whitespace, when that spot is in plain text.
-    window = text[:limit]
+    window = text[start:end]
     for m in _SENTENCE_END.finditer(window):
-        p = m.end() + 1
-        if p <= limit and p not in line_starts:
+        p = start + m.end() + 1
+        if p <= end and p not in line_starts:
             cuts.append((p, _SENTENCE))
     last_space = max(window.rfind(" "), window.rfind("\n"))
     if last_space > 0:
-        cuts.append((last_space + 1, _SPACE))
-    half = limit // 2
-    for candidates in (
-        [c for c in cuts if c[0] >= half],
-        cuts,
-    ):
+        cuts.append((start + last_space + 1, _SPACE))
+    half = start + limit // 2
+    for candidates in ([c for c in cuts if c[0] >= half], cuts):
         for rank in (_PARAGRAPH, _BLOCK_START, _LINE, _SENTENCE, _SPACE):
             positions = [p for p, r in candidates if r == rank]
             for p in sorted(positions, reverse=True):
-                if 0 < p <= limit and (rank >= _LINE or not _in_protected_block(text, p - 1)):
+                if start < p <= end and (rank >= _LINE or not _in_protected_block(text, p - 1)):
                     return p
-    return limit
+    return end
 
 
-def split_markdown(text: str, limit: int) -> list[str]:
-    """Cut ``text`` into parts of at most ``limit`` characters at clean points; ``"".join(parts) == text``."""
+def split_markdown(text: str, limit: int, start: int = 0) -> list[str]:
+    """Cut ``text[start:]`` into parts of at most ``limit`` characters at clean points.
+
+    ``"".join(parts) == text[start:]``; ``text[:start]`` is only context (see :func:`split_point`).
+    """
     parts: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = split_point(rest, limit)
-        parts.append(rest[:cut])
-        rest = rest[cut:]
-    parts.append(rest)
+    pos = start
+    while len(text) - pos > limit:
+        cut = split_point(text, limit, pos)
+        parts.append(text[pos:cut])
+        pos = cut
+    parts.append(text[pos:])
     return parts
 
 
@@ -133,6 +138,6 @@ def is_clean_cut(text: str, pos: int) -> bool:
     """Whether cutting ``text`` at ``pos`` leaves both halves outside code fences and tables."""
     if pos <= 0 or pos >= len(text):
         return True
-    return pos in {p for p, _ in _line_cuts(text, pos)} or (
+    return pos in {p for p, _ in _line_cuts(text, pos - 1, pos)} or (
         text[pos - 1].isspace() and not _in_protected_block(text, pos - 1)
     )

@@ -60,9 +60,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Send = Callable[[P], Awaitable[object]]
 
-TRANSIENT_ERRORS = frozenset(
-    {"internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout"}
-)
+TRANSIENT_ERRORS = frozenset({"internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout"})
 
 
 class Priority(IntEnum):
@@ -225,6 +223,18 @@ class Slot(Generic[P]):
     async def finish(self, payload: P) -> None:
         """Send ``payload`` as this message's final edit and wait until Slack has it. Raises DeliveryError."""
         await asyncio.shield(self.submit_final(payload))
+
+    def withdraw_final(self) -> bool:
+        """Take back a final that has not gone out yet (to deliver it another way); closes the slot.
+
+        Returns False, changing nothing, when the final is already in flight or done.
+        """
+        if self._final is None or self._final.done() or self._in_flight or not self._has_pending:
+            return False
+        self._final.set_exception(DeliveryError("withdrawn"))
+        self._final.exception()  # retrieved: nobody needs to hear about it
+        self.close()
+        return True
 
     def close(self) -> None:
         """Give the slot up without a final (drops anything pending and the reservation)."""
@@ -535,9 +545,7 @@ class UpdateScheduler(Generic[P]):
         logger.warning("slack %s failed: %s", self.name, info.code)
         self._settle_failure(slot, payload, seq, priority, DeliveryError(info.code, exc))
 
-    def _settle_failure(
-        self, slot: Slot[P], payload: P, seq: int, priority: Priority, err: DeliveryError
-    ) -> None:
+    def _settle_failure(self, slot: Slot[P], payload: P, seq: int, priority: Priority, err: DeliveryError) -> None:
         slot._attempts = 0
         if priority == Priority.FINAL:
             slot._final_in_flight = False

@@ -92,6 +92,10 @@ class WriterSettings:
     post_backoff: float = 0.5
     lookup_settle: float = 1.0  # after an ambiguous post failure, let the call land before looking for it
     final_timeout: float = 180.0  # waiting for final edits (a saturated workspace window can take a minute)
+    # When a one-message answer's final edit is still queued this long (the workspace's chat.update window is
+    # spent), post the final as a new message and delete the placeholder instead: chat.postMessage and
+    # chat.delete have budgets of their own. None: always wait for the edit.
+    repost_final_after: float | None = 3.0
 
 
 @dataclass
@@ -183,6 +187,7 @@ class AnswerWriter:
         self._first_delta_at: float | None = None
         self._first_text_at: float | None = None
         self._terminal_at: float | None = None
+        self._last_live: _Render | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -195,11 +200,13 @@ class AnswerWriter:
         if self._msgs:
             return self._msgs[0].ts
         self._status = tool_label
+        render = self._live_render()
         try:
-            ts = await self._post(self._live_render(), part=0)
+            ts = await self._post(render, part=0)
         except DeliveryError as err:
             self._start_error = err
             raise
+        self._last_live = render
         self._msgs.append(_Msg(ts))
         self._open_slot(self._msgs[0])
         return ts
@@ -295,16 +302,19 @@ class AnswerWriter:
         render = self._live_render()
         first = render.has_text and self._first_text_at is None
         if first and len(self._text.strip()) < self.settings.first_text_min_chars:
-            return  # keep showing the status until a first line is worth an edit
-        priority = Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE
-        slot.submit(render, priority)
+            # Keep showing the status until a first line is worth the edit (it spends a reserved unit).
+            render = _Render(f"⏳ {self._status or self.settings.placeholder}", final=False, has_text=False)
+            first = False
+        if render == self._last_live:
+            return
+        self._last_live = render
+        slot.submit(render, Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE)
 
     async def _overflow_if_needed(self) -> None:
         live_limit = self.settings.max_chars - self.settings.status_reserve
         while len(self._text) - self._live_from > live_limit and self._msgs:
-            live = self._text[self._live_from :]
-            cut = split_point(live, live_limit)
-            part = live[:cut]
+            cut = split_point(self._text, live_limit, self._live_from) - self._live_from
+            part = self._text[self._live_from : self._live_from + cut]
             if not part.strip():  # nothing worth a message before the cut
                 break
             current = self._msgs[-1]
@@ -312,7 +322,9 @@ class AnswerWriter:
             self._closed_parts.append(part)
             self._live_from += cut
             root = self.thread_ts or self._msgs[0].ts
-            ts = await self._post(self._live_render(), part=len(self._msgs), thread_ts=root)
+            render = self._live_render()
+            ts = await self._post(render, part=len(self._msgs), thread_ts=root)
+            self._last_live = render
             msg = _Msg(ts)
             self._msgs.append(msg)
             self._open_slot(msg).first_shown()
@@ -479,8 +491,8 @@ class AnswerWriter:
     def _plan_parts(self, doc: str) -> list[str]:
         closed_prefix = "".join(self._closed_parts)
         if self._closed_parts and doc.startswith(closed_prefix):
-            rest = doc[len(closed_prefix) :]
-            raw = list(self._closed_parts) + split_markdown(rest, self.settings.max_chars)
+            rest = split_markdown(doc, self.settings.max_chars, len(closed_prefix))
+            raw = list(self._closed_parts) + rest
         else:
             raw = split_markdown(doc, self.settings.max_chars)
         shown = [p.strip() for p in raw if p.strip()]
@@ -515,6 +527,8 @@ class AnswerWriter:
                 msg.slot.close()
             if await self._delete(msg.ts):
                 msg.final_text = ""
+        if error is None and len(futures) == 1 and len(self._msgs) == 1:
+            futures = await self._repost_if_stuck(futures[0])
         error = await self._await_finals(futures) or error
         if self._suspect_duplicates and self._msgs:
             await self._sweep_duplicates()
@@ -538,13 +552,50 @@ class AnswerWriter:
         )
         return outcome
 
+    async def _repost_if_stuck(
+        self, entry: tuple[_Msg, str, asyncio.Future[None]]
+    ) -> list[tuple[_Msg, str, asyncio.Future[None]]]:
+        """Deliver a one-message final by post + delete when the update budget keeps it waiting."""
+        msg, shown, fut = entry
+        after = self.settings.repost_final_after
+        if after is None or msg.slot is None:
+            return [entry]
+        done, _ = await asyncio.wait({fut}, timeout=after)
+        if done or not msg.slot.withdraw_final():
+            return [entry]
+        try:
+            # A distinct part number: the lookup after an ambiguous failure must not mistake the placeholder.
+            ts = await self._post(_Render(shown, final=True, has_text=True), part=1000, thread_ts=self.thread_ts)
+        except DeliveryError:
+            msg.final_future = None
+            return [(msg, shown, self._queue_final(msg, shown))]  # back to the edit path
+        logger.info("answer %s: final reposted, the update budget was spent", self.answer_id)
+        if self._first_text_at is None:
+            self._first_text_at = self._clock()
+        new = _Msg(ts, final_text=shown)
+        self._msgs[0] = new
+        if not await self._delete(msg.ts):
+            # The placeholder stays: turn it into a pointer rather than leave it saying "Analyzing".
+            self._msgs.insert(0, msg)
+            msg.final_future = None
+            pointer = self._queue_final(msg, "⬇️ The answer is in the next message.")
+            return [(msg, msg.final_text or "", pointer)]
+        done_fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done_fut.set_result(None)
+        return [(new, shown, done_fut)]
+
     async def _await_finals(self, futures: list[tuple[_Msg, str, asyncio.Future[None]]]) -> str | None:
         if not futures:
             return None
         error: str | None = None
-        results = await asyncio.wait_for(
-            asyncio.gather(*(f for _, _, f in futures), return_exceptions=True), self.settings.final_timeout
-        )
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*(asyncio.shield(f) for _, _, f in futures), return_exceptions=True),
+                self.settings.final_timeout,
+            )
+        except TimeoutError:
+            # The finals stay queued and will still land; report that they had not yet.
+            return "final_timeout"
         for (msg, _shown, _), result in zip(futures, results, strict=True):
             if not isinstance(result, BaseException):
                 continue

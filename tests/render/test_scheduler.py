@@ -13,6 +13,7 @@ from bot.render.scheduler import (
     DeliveryError,
     FailureClass,
     Priority,
+    SlackBudget,
     UpdateScheduler,
 )
 from tests.render.virtual_time import VirtualTime
@@ -335,3 +336,66 @@ async def test_closing_a_slot_releases_its_reservation() -> None:
 def test_scheduler_rejects_bad_limits() -> None:
     with pytest.raises(ValueError):
         UpdateScheduler(limit=0)
+
+
+async def test_progress_is_paced_so_latecomers_still_get_their_first_text_fast() -> None:
+    """Early answers spend progress edits only at limit/window per second, never the whole window at once."""
+    vt = VirtualTime()
+    sched = make(vt, limit=20, window=60.0, min_interval=0.0)  # progress: one per 3 s, burst 2
+    rec = Recorder(vt)
+    first_text_wait: list[float] = []
+
+    async def early(key: str) -> None:
+        slot = sched.open(key, rec.send_for(key))
+        slot.submit(f"{key}-first", Priority.FIRST_VISIBLE)
+        for i in range(100):
+            slot.submit(f"{key}-{i}")
+            await vt.sleep(0.1)
+        await slot.finish(f"{key}-final")
+
+    async def late(key: str) -> None:
+        await vt.sleep(3.0)
+        slot = sched.open(key, rec.send_for(key))
+        await vt.sleep(0.5)
+        asked = vt.now
+        slot.submit(f"{key}-first", Priority.FIRST_VISIBLE)
+        while not rec.of(key):
+            await vt.sleep(0.05)
+        first_text_wait.append(vt.now - asked)
+        await slot.finish(f"{key}-final")
+
+    await vt.run(asyncio.gather(*(early(f"e{i}") for i in range(3)), *(late(f"l{i}") for i in range(3))))
+    first_send = {k: min(t for t, kk, _ in rec.sent if kk == k) for _, k, _ in rec.sent}
+    progress_in_first_3s = [p for t, k, p in rec.sent if t < 3.0 and t > first_send[k]]
+    assert len(progress_in_first_3s) <= 3  # the burst (+1 refill), not the whole window
+    assert max(first_text_wait) < 0.2
+    assert max_in_any_window(rec.times(), 60.0) <= 20
+    await sched.aclose()
+
+
+async def test_budget_has_one_scheduler_per_workspace_and_method() -> None:
+    budget = SlackBudget()
+    a = budget.scheduler("T1")
+    assert budget.scheduler("T1", "chat.update") is a
+    assert budget.scheduler("T2") is not a
+    assert budget.scheduler("T1", "chat.delete") is not a
+    assert (a.limit, a.window) == (45, 60.0)
+    await budget.aclose()
+
+
+async def test_post_turns_pace_one_channel_but_not_others() -> None:
+    vt = VirtualTime()
+    budget = SlackBudget(post_rate=1.0, post_burst=2, clock=vt.clock, sleep=vt.sleep)
+    starts: list[tuple[str, float]] = []
+
+    async def post(channel: str) -> None:
+        async with budget.post_turn("T1", channel):
+            starts.append((channel, vt.now))
+
+    await vt.run(asyncio.gather(*(post("C1") for _ in range(4)), post("C2")))
+    c1 = [t for c, t in starts if c == "C1"]
+    assert c1 == [0.0, 0.0, 1.0, 2.0]  # burst of 2, then one per second
+    assert [t for c, t in starts if c == "C2"] == [0.0]
+    budget.post_ratelimited("T1", "C2", 5.0)
+    await vt.run(post("C2"))
+    assert starts[-1] == ("C2", vt.now) and vt.now >= 5.0

@@ -93,9 +93,7 @@ async def test_placeholder_then_edits_then_exact_final(
     assert outcome.ratelimited == 0 and len(slack.bot_messages()) == 1
 
 
-async def test_done_final_text_wins_over_deltas(
-    slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget
-) -> None:
+async def test_done_final_text_wins_over_deltas(slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget) -> None:
     writer = AnswerWriter(client, budget, team_id="T0001", channel="D1")
     await writer.start()
     final = ANSWER.replace("$42,300", "$42,310")
@@ -251,9 +249,7 @@ async def test_429_on_update_honours_retry_after_without_loss_or_double_post(
     assert len(slack.bot_messages("C1")) == 1
 
 
-async def test_429_on_post_waits_and_posts_once(
-    slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget
-) -> None:
+async def test_429_on_post_waits_and_posts_once(slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget) -> None:
     slack.inject("chat.postMessage", error="ratelimited", retry_after=1)
     writer = AnswerWriter(client, budget, team_id="T0001", channel="C1")
     await writer.start()
@@ -262,13 +258,9 @@ async def test_429_on_post_waits_and_posts_once(
     assert outcome.ratelimited == 1
 
 
-async def test_transient_faults_are_retried(
-    slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget
-) -> None:
+async def test_transient_faults_are_retried(slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget) -> None:
     budget.scheduler_options["backoff_base"] = 0.05  # same logic, shorter waits
-    writer = AnswerWriter(
-        client, budget, team_id="T0001", channel="C1", settings=WriterSettings(lookup_settle=0.1)
-    )
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="C1", settings=WriterSettings(lookup_settle=0.1))
     slack.inject("chat.postMessage", status=503, error="service_unavailable")  # not applied: post again
     await writer.start()
     slack.inject("chat.update", status=500, times=2)
@@ -280,9 +272,7 @@ async def test_transient_faults_are_retried(
 
 
 @pytest.mark.parametrize("fault", ["drop", "500", "timeout"])
-async def test_post_that_went_through_is_found_not_reposted(
-    slack: FakeSlack, budget: SlackBudget, fault: str
-) -> None:
+async def test_post_that_went_through_is_found_not_reposted(slack: FakeSlack, budget: SlackBudget, fault: str) -> None:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=1)
     parent = slack.add_message("C1", text="question")
     if fault == "drop":
@@ -309,9 +299,7 @@ async def test_timeout_on_top_level_post_never_double_posts(slack: FakeSlack, bu
     """A post that lands after the lookup: re-posted, then the duplicate is swept away."""
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=1)
     slack.inject("chat.postMessage", delay=2.5)
-    writer = AnswerWriter(
-        client, budget, team_id="T0001", channel="D1", settings=WriterSettings(lookup_settle=0.2)
-    )
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D1", settings=WriterSettings(lookup_settle=0.2))
     await writer.start()
     await slack.wait_for(lambda: len(slack.bot_messages("D1")) == 2, timeout=5)  # the late one landed
     outcome = await writer.write(stream(ANSWER))
@@ -358,9 +346,7 @@ async def test_many_answers_finishing_at_once_get_their_finals_quickly(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
     """12 answers stream against a tight budget (15 per 6 s) and end together: finals are not queued."""
-    budget = SlackBudget(
-        limits={"chat.update": BudgetLimit(15, 6.0)}, min_interval=0.1, post_rate=50.0, post_burst=20
-    )
+    budget = SlackBudget(limits={"chat.update": BudgetLimit(15, 6.0)}, min_interval=0.1, post_rate=50.0, post_burst=20)
     gate = asyncio.Event()
 
     async def answer(i: int) -> AnswerOutcome:
@@ -402,3 +388,34 @@ async def test_twenty_concurrent_answers_one_workspace_no_429(
     for i, outcome in enumerate(outcomes):
         assert outcome.state == "answered" and final_texts(slack, outcome) == [texts[i].strip()]
     assert no_live_messages_left(slack)
+
+
+async def test_final_is_reposted_when_the_update_budget_is_spent(slack: FakeSlack, client: AsyncWebClient) -> None:
+    """6 answers end together against 3 edits per 6 s: the finals that can't be edited in are reposted."""
+    budget = SlackBudget(limits={"chat.update": BudgetLimit(3, 6.0)}, min_interval=0.1, post_rate=50.0, post_burst=20)
+    settings = WriterSettings(repost_final_after=0.3)
+    gate = asyncio.Event()
+
+    async def answer(i: int) -> AnswerOutcome:
+        async def events() -> AsyncIterator[AnalystEvent]:
+            yield TextDelta(f"Thinking about answer {i}…")
+            await gate.wait()
+            yield Done(f"Final answer {i}: marketing is over budget.")
+
+        parent = slack.add_message(f"C{i}", text="question")
+        writer = AnswerWriter(client, budget, team_id="T0001", channel=f"C{i}", thread_ts=parent.ts, settings=settings)
+        await writer.start()
+        return await writer.write(events())
+
+    tasks = [asyncio.create_task(answer(i)) for i in range(6)]
+    await slack.wait_for(lambda: len(slack.bot_messages()) == 6, timeout=5)
+    gate.set()
+    outcomes = await asyncio.gather(*tasks)
+    await budget.aclose()
+    assert slack.ratelimited == 0
+    assert all(o.delivered and (o.time_to_final or 99) < 2.0 for o in outcomes)
+    for i, o in enumerate(outcomes):
+        assert final_texts(slack, o) == [f"Final answer {i}: marketing is over budget."]
+    assert sum(o.deletes for o in outcomes) >= 3  # at least 3 of 6 could not get an edit in time
+    assert no_live_messages_left(slack)
+    assert all(len([m for m in slack.bot_messages(f"C{i}") if not m.deleted]) == 1 for i in range(6))

@@ -1,0 +1,478 @@
+"""The agent's function tools: read-only views over the variance engine, plus two conversation overrides.
+
+Each tool reads the conversation's :class:`~analyst.context.AnalysisContext` (the run context), runs the
+pandas work in a worker thread (``asyncio.to_thread``) so the event loop never freezes, and returns compact
+JSON whose size does not grow with the file: tables are capped at ``MAX_ROWS`` rows plus one "N more" row that
+keeps the totals reconciling, and every output is held under ``MAX_OUTPUT_CHARS`` (about 2,500 tokens).
+
+A bad request (unknown column, a filter that matches nothing) or any other failure becomes
+``{"error": "..."}``: a short message the model can act on. Failures are logged by tool and exception type,
+never with file contents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from agents import FunctionTool, RunContextWrapper, function_tool
+from pydantic import BaseModel, Field
+
+from analyst.context import AnalysisContext
+from analyst.dataset import PERIOD, Dataset, IngestError, RoleOverrides
+from analyst.engine.options import AccountType
+
+logger = logging.getLogger("analyst.agent.tools")
+
+MAX_ROWS = 20
+MAX_OUTPUT_CHARS = 9_000  # ≈ 2,250 tokens at 4 characters a token
+_SHRINK_STEPS = (MAX_ROWS, 10, 5, 2)
+_TEXT_CAP = 60  # characters of any one label shown to the model
+
+
+class ColumnFilter(BaseModel):
+    """Keep rows whose ``column`` is one of ``values``."""
+
+    column: str = Field(description="A dimension column, 'period' or 'account_type'.")
+    values: list[str] = Field(description="Values to keep (exact labels as in the data).")
+
+
+class LineFilter(BaseModel):
+    column: str
+    value: str
+
+
+class AccountTypeAssignment(BaseModel):
+    label: str = Field(description="An account (or metric) label exactly as it appears in the data.")
+    type: Literal["revenue", "contra_revenue", "expense"]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _filters(filters: Sequence[ColumnFilter] | None) -> dict[str, list[str]] | None:
+    if not filters:
+        return None
+    merged: dict[str, list[str]] = {}
+    for f in filters:
+        merged.setdefault(f.column, []).extend(f.values)
+    return merged
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _bounded(render: Callable[[int], Mapping[str, Any]]) -> str:
+    """Render with fewer rows until the JSON fits the output budget."""
+    text = ""
+    for rows in _SHRINK_STEPS:
+        text = _dump(render(rows))
+        if len(text) <= MAX_OUTPUT_CHARS:
+            return text
+    return _dump({"error": "The result is too large to show; add filters or break down by fewer columns."})
+
+
+def error_output(message: str) -> str:
+    return _dump({"error": message})
+
+
+def is_error_output(output: object) -> bool:
+    """Whether a tool's output reports an error (ours: ``{"error": ...}``; the SDK's: a failure sentence)."""
+    if isinstance(output, str):
+        text = output.lstrip()
+        if text.startswith('{"error"'):
+            return True
+        return text.startswith("An error occurred while running the tool")
+    return isinstance(output, Mapping) and "error" in output
+
+
+async def _run_tool(name: str, compute: Callable[[], str]) -> str:
+    """Run ``compute`` in a worker thread; turn any failure into a short message for the model."""
+    from analyst.engine import AnalysisError
+
+    try:
+        return await asyncio.to_thread(compute)
+    except (AnalysisError, IngestError) as error:  # written for the reader, naming the valid choices
+        logger.info("tool %s rejected a request: %s", name, type(error).__name__)
+        return error_output(str(error)[:600])
+    except Exception as error:
+        logger.warning("tool %s failed: %s", name, type(error).__name__)
+        logger.debug("tool %s traceback", name, exc_info=True)
+        return error_output(
+            f"The calculation failed ({type(error).__name__}). Try a different breakdown or fewer filters."
+        )
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= _TEXT_CAP else text[: _TEXT_CAP - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------------- computations
+# Plain functions over a context, so tests and the report can call them without the SDK's wrappers.
+
+
+def describe(ctx: AnalysisContext) -> str:
+    return _bounded(lambda rows: _describe(ctx.dataset, ctx, rows))
+
+
+def _describe(ds: Dataset, ctx: AnalysisContext, rows: int) -> dict[str, Any]:
+    frame = ds.frame
+    samples = max(1, min(5, rows // 4))
+    dims: list[dict[str, Any]] = []
+    for column in list(ds.dimensions)[:rows]:
+        if column not in frame.columns:
+            continue
+        counts = frame[column].value_counts(dropna=True)
+        dims.append(
+            {
+                "column": _short(column),
+                "distinct": len(counts),
+                "top_values": [_short(v) for v in counts.index[:samples]],
+            }
+        )
+    periods: list[str] = []
+    if ds.has_period:
+        categories = [str(c) for c in frame[PERIOD].cat.categories]
+        periods = (
+            categories if len(categories) <= rows else [*categories[:rows], f"{len(categories) - rows} more"]
+        )
+    excluded = ds.excluded_rows
+    overrides = {_short(k): v.value for k, v in list(ctx.options.account_types.items())[:rows]}
+    return {
+        "source": ds.source.to_dict(),
+        "rows": len(frame),
+        "roles": ds.roles.to_dict(),
+        "sign_convention": "variance = actual - reference; favourable depends on account type",
+        "dimensions": dims,
+        "more_dimensions": max(0, len(ds.dimensions) - rows),
+        "periods": periods,
+        "has_quantities": ds.has_quantities,
+        "excluded_rows": len(excluded),
+        "excluded_examples": [
+            {"row": r.source_row, "label": _short(r.label), "reason": _short(r.reason)} for r in excluded[:3]
+        ],
+        "warnings": [_short(w) for w in ds.warnings[:5]],
+        "materiality": ctx.options.materiality.to_dict(),
+        "account_type_overrides": overrides,
+    }
+
+
+def summary(ctx: AnalysisContext) -> str:
+    from analyst.engine import summarize
+
+    result = summarize(ctx.dataset, ctx.options)
+    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+
+
+def breakdown_of(
+    ctx: AnalysisContext, by: Sequence[str], filters: Mapping[str, list[str]] | None, limit: int | None
+) -> str:
+    from analyst.engine import breakdown
+
+    cap = MAX_ROWS if limit is None else max(1, min(int(limit), MAX_ROWS))
+    result = breakdown(ctx.dataset, list(by), filters=filters, opts=ctx.options, limit=cap)
+    return _bounded(lambda rows: result.to_dict(max_rows=min(rows, cap)))
+
+
+def drivers_of(
+    ctx: AnalysisContext, by: Sequence[str] | None, n: int, filters: Mapping[str, list[str]] | None
+) -> str:
+    from analyst.engine import top_drivers
+
+    n = max(1, min(int(n), 10))
+    result = top_drivers(ctx.dataset, by=list(by) if by else None, n=n, filters=filters, opts=ctx.options)
+    return _bounded(lambda rows: result.to_dict(max_rows=min(rows, n)))
+
+
+def detail_of(ctx: AnalysisContext, filters: Mapping[str, str]) -> str:
+    from analyst.engine import line_detail
+
+    result = line_detail(ctx.dataset, dict(filters), opts=ctx.options)
+    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+
+
+def trend_of(ctx: AnalysisContext, filters: Mapping[str, list[str]] | None) -> str:
+    from analyst.engine import period_view
+
+    result = period_view(ctx.dataset, filters=filters, opts=ctx.options)
+    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+
+
+def pvm_of(ctx: AnalysisContext, by: str | None, filters: Mapping[str, list[str]] | None) -> str:
+    from analyst.engine import price_volume_mix
+
+    result = price_volume_mix(ctx.dataset, by=by or None, filters=filters, opts=ctx.options)
+    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+
+
+def set_roles(
+    ctx: AnalysisContext,
+    *,
+    actual: str | None,
+    reference: str | None,
+    period: str | None,
+    account: str | None,
+    dimensions: Sequence[str] | None,
+) -> str:
+    overrides = RoleOverrides(
+        actual=actual or None,
+        reference=reference or None,
+        period=period or None,
+        account=account or None,
+        dimensions=tuple(dimensions) if dimensions else None,
+    )
+    if overrides.is_empty():
+        return error_output("Give at least one of: actual, reference, period, account, dimensions.")
+    ctx.override_roles(overrides)
+    return _dump({"ok": True, "roles": ctx.dataset.roles.to_dict(), "rows": len(ctx.dataset.frame)})
+
+
+def set_types(ctx: AnalysisContext, assignments: Sequence[tuple[str, str]]) -> str:
+    if not assignments:
+        return error_output("Give at least one label with its type (revenue, contra_revenue or expense).")
+    known = _account_labels(ctx.dataset)
+    resolved: dict[str, AccountType] = {}
+    unknown: list[str] = []
+    for label, kind in assignments:
+        match = _match_label(label, known) if known is not None else label
+        if match is None:
+            unknown.append(label)
+        else:
+            resolved[match] = AccountType(kind)
+    if unknown:
+        choices = ", ".join(_short(k) for k in sorted(known or [])[:12])
+        return error_output(
+            f"Unknown account label(s): {', '.join(map(_short, unknown))}. Labels include: {choices}."
+        )
+    ctx.options = ctx.options.with_account_types(resolved)
+    return _dump({"ok": True, "account_type_overrides": {_short(k): v.value for k, v in resolved.items()}})
+
+
+def _account_labels(ds: Dataset) -> set[str] | None:
+    try:
+        from analyst.engine.accounts import label_column
+
+        column = label_column(ds)
+    except ImportError:  # pragma: no cover - the engine always ships it
+        column = ds.roles.account
+    if column is None or column not in ds.frame.columns:
+        return None
+    return {str(v) for v in ds.frame[column].dropna().unique()}
+
+
+def _match_label(label: str, known: set[str]) -> str | None:
+    if label in known:
+        return label
+    folded = label.strip().casefold()
+    return next((k for k in known if k.strip().casefold() == folded), None)
+
+
+# ---------------------------------------------------------------------------------------------- the tools
+
+
+@function_tool
+async def describe_dataset(ctx: RunContextWrapper[AnalysisContext]) -> str:
+    """Describe the dataset: source file, row count, which columns are actual/reference/period/account,
+    dimensions with distinct counts and sample values, periods, excluded total rows, materiality."""
+    return await _run_tool("describe_dataset", lambda: describe(ctx.context))
+
+
+@function_tool
+async def variance_summary(ctx: RunContextWrapper[AnalysisContext]) -> str:
+    """Grand totals (actual, reference, variance, variance %), net impact on profit, totals per account type,
+    counts of material / favourable / unfavourable lines, periods covered."""
+    return await _run_tool("variance_summary", lambda: summary(ctx.context))
+
+
+@function_tool(name_override="breakdown")
+async def breakdown_tool(
+    ctx: RunContextWrapper[AnalysisContext],
+    by: list[str],
+    filters: list[ColumnFilter] | None = None,
+    limit: int | None = None,
+) -> str:
+    """Variance by one or two columns (dimensions, 'period' or 'account_type'), largest first; the groups add
+    up to the filtered total. At most 20 rows are listed, the rest summed in one "N more" row.
+
+    Args:
+        by: Columns to group by, e.g. ["Department"] or ["Department", "Account"].
+        filters: Optional filters, e.g. [{"column": "Region", "values": ["EMEA"]}].
+        limit: Rows to list (1-20, default 20).
+    """
+    return await _run_tool("breakdown", lambda: breakdown_of(ctx.context, by, _filters(filters), limit))
+
+
+@function_tool(name_override="top_drivers")
+async def top_drivers_tool(
+    ctx: RunContextWrapper[AnalysisContext],
+    by: list[str] | None = None,
+    n: int = 5,
+    filters: list[ColumnFilter] | None = None,
+) -> str:
+    """The largest favourable and unfavourable contributions to the variance (by impact on profit), with each
+    one's share of the total.
+
+    Args:
+        by: Columns that define a contributor (default: the full line, all dimensions).
+        n: How many of each side (1-10, default 5).
+        filters: Optional filters, e.g. [{"column": "Department", "values": ["Marketing"]}].
+    """
+    return await _run_tool("top_drivers", lambda: drivers_of(ctx.context, by, n, _filters(filters)))
+
+
+@function_tool(name_override="line_detail")
+async def line_detail_tool(ctx: RunContextWrapper[AnalysisContext], filters: list[LineFilter]) -> str:
+    """Everything about one line (or the lines a filter picks out): totals, account type, favourable,
+    material, the matching lines and the trend by period.
+
+    Args:
+        filters: Column = value pairs, e.g. [{"column": "Account", "value": "Travel"}].
+    """
+    return await _run_tool(
+        "line_detail", lambda: detail_of(ctx.context, {f.column: f.value for f in filters})
+    )
+
+
+@function_tool
+async def period_trend(
+    ctx: RunContextWrapper[AnalysisContext], filters: list[ColumnFilter] | None = None
+) -> str:
+    """Variance by period with year-to-date, period-over-period change (flux), run-rate and a full-year
+    projection (YTD actual + remaining reference). Needs a period column.
+
+    Args:
+        filters: Optional filters, e.g. [{"column": "Department", "values": ["Sales"]}].
+    """
+    return await _run_tool("period_trend", lambda: trend_of(ctx.context, _filters(filters)))
+
+
+@function_tool(name_override="price_volume_mix")
+async def price_volume_mix_tool(
+    ctx: RunContextWrapper[AnalysisContext],
+    by: str | None = None,
+    filters: list[ColumnFilter] | None = None,
+) -> str:
+    """Split a sales variance into price, volume (mix + quantity) effects; needs quantity columns.
+
+    Args:
+        by: The item column (default: the account / product column).
+        filters: Optional filters.
+    """
+    return await _run_tool("price_volume_mix", lambda: pvm_of(ctx.context, by, _filters(filters)))
+
+
+@function_tool
+async def set_column_roles(
+    ctx: RunContextWrapper[AnalysisContext],
+    actual: str | None = None,
+    reference: str | None = None,
+    period: str | None = None,
+    account: str | None = None,
+    dimensions: list[str] | None = None,
+) -> str:
+    """Override which source columns are actual, reference, period, account or dimensions, for the rest of
+    this conversation (when the user says detection was wrong). Leave a role empty to keep it.
+
+    Args:
+        actual: Source column holding actuals.
+        reference: Source column holding the budget / plan / forecast / prior.
+        period: Source column holding the period.
+        account: Source column naming the account.
+        dimensions: Source columns to use as dimensions.
+    """
+    return await _run_tool(
+        "set_column_roles",
+        lambda: set_roles(
+            ctx.context,
+            actual=actual,
+            reference=reference,
+            period=period,
+            account=account,
+            dimensions=dimensions,
+        ),
+    )
+
+
+@function_tool
+async def set_account_type(
+    ctx: RunContextWrapper[AnalysisContext], assignments: list[AccountTypeAssignment]
+) -> str:
+    """Set the account type of some labels for this conversation (it decides favourable vs unfavourable).
+
+    Args:
+        assignments: e.g. [{"label": "Sales returns", "type": "contra_revenue"}].
+    """
+    pairs = [(a.label, a.type) for a in assignments]
+    return await _run_tool("set_account_type", lambda: set_types(ctx.context, pairs))
+
+
+ANALYST_TOOLS: tuple[FunctionTool, ...] = (
+    describe_dataset,
+    variance_summary,
+    breakdown_tool,
+    top_drivers_tool,
+    line_detail_tool,
+    period_trend,
+    price_volume_mix_tool,
+    set_column_roles,
+    set_account_type,
+)
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def tool_label(name: str, arguments: str) -> str:
+    """A human label for a tool call, shown while it runs ("Computing variance by Department…")."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except json.JSONDecodeError:
+        args = {}
+    if not isinstance(args, dict):
+        args = {}
+    where = _where(args.get("filters"))
+    if name == "describe_dataset":
+        return "Reading the dataset…"
+    if name == "variance_summary":
+        return "Computing the variance summary…"
+    if name == "breakdown":
+        by = _names(args.get("by"))
+        return f"Computing variance by {by}{where}…" if by else f"Computing the variance breakdown{where}…"
+    if name == "top_drivers":
+        return f"Finding the top drivers{where}…"
+    if name == "line_detail":
+        return f"Looking at the line{where}…"
+    if name == "period_trend":
+        return f"Computing the trend by period{where}…"
+    if name == "price_volume_mix":
+        return f"Splitting price, volume and mix{where}…"
+    if name == "set_column_roles":
+        return "Updating the column roles…"
+    if name == "set_account_type":
+        return "Updating account types…"
+    return f"Running {name}…"
+
+
+def _names(value: object) -> str:
+    if isinstance(value, str):
+        return _short(value)
+    if isinstance(value, list):
+        return " and ".join(_short(v) for v in value[:3])
+    return ""
+
+
+def _where(filters: object) -> str:
+    if not isinstance(filters, list) or not filters:
+        return ""
+    parts = []
+    for f in filters[:2]:
+        if isinstance(f, dict):
+            values = f.get("values", f.get("value"))
+            shown = _names(values) if values is not None else ""
+            parts.append(shown or _short(f.get("column", "")))
+    shown = ", ".join(p for p in parts if p)
+    return f" for {shown}" if shown else ""

@@ -1,0 +1,713 @@
+"""From the table as read to the tidy frame: choose the shape, drop totals and headings, stack and pivot.
+
+Shapes:
+- ``wide``: one actual and one reference column (``Account, Budget, Actual``);
+- ``long``: a Scenario/Type column whose values are Budget/Actual and one amount column;
+- ``wide_by_period``: ``Jan Budget, Jan Actual, ...`` pairs, or ``Jan .. Dec`` columns with a Scenario column;
+- ``metric_pairs``: ``Actual_Revenue, Budget_Revenue, Actual_COGS, ...``: the metric becomes the account.
+Every step is columnar (stack with numpy, pivot with one groupby); nothing loops over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import numpy as np
+import pandas as pd
+
+from analyst.dataset import (
+    ACCOUNT_TYPE,
+    ACTUAL,
+    ACTUAL_QTY,
+    PERIOD,
+    REFERENCE,
+    REFERENCE_QTY,
+    ROLE_COLUMNS,
+    ColumnRoles,
+    ExcludedRow,
+    IngestError,
+    ReferenceKind,
+    RoleOverrides,
+    Shape,
+)
+from analyst.ingest import periods, roles, totals
+from analyst.ingest.numbers import ParsedNumbers
+
+MAX_LISTED_EXCLUSIONS = 500
+BLANK_LABEL = "(blank)"
+METRIC = "Metric"
+
+
+@dataclass(slots=True)
+class Columns:
+    """The table as read, with each column's header meaning and, for numeric ones, its parsed values."""
+
+    raw: pd.DataFrame
+    headers: dict[str, roles.HeaderInfo]
+    numbers: dict[str, ParsedNumbers]  # numeric columns only
+    text: list[str]  # text columns, in file order
+    _factorized: dict[str, tuple[np.ndarray, pd.Index]] = field(default_factory=dict)
+    _uniques: dict[str, list[object]] = field(default_factory=dict)
+
+    def uniques(self, name: str) -> list[object]:
+        """Distinct non-empty values of a text column (one hash pass, no per-row codes)."""
+        if name not in self._uniques:
+            if name in self._factorized:
+                self._uniques[name] = list(self._factorized[name][1])
+            else:
+                self._uniques[name] = list(self.raw[name].dropna().unique())
+        return self._uniques[name]
+
+    def factorized(self, name: str) -> tuple[np.ndarray, pd.Index]:
+        """Codes (-1 for empty) and distinct values of a text column, computed once: label checks,
+        cleaning and period parsing all work on the distinct values only."""
+        if name not in self._factorized:
+            column = self.raw[name]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                result = (
+                    np.asarray(column.cat.codes.to_numpy(), dtype=np.intp),
+                    pd.Index(column.cat.categories),
+                )
+            else:
+                codes, uniques = pd.factorize(column, use_na_sentinel=True)
+                result = (np.asarray(codes, dtype=np.intp), pd.Index(uniques))
+            self._factorized[name] = result
+        return self._factorized[name]
+
+    @property
+    def names(self) -> list[str]:
+        return [str(c) for c in self.raw.columns]
+
+    def numeric(self, kind: str | None = None) -> list[str]:
+        return [c for c in self.numbers if kind is None or self.headers[c].kind == kind]
+
+
+@dataclass(slots=True)
+class Plan:
+    shape: Shape
+    dimensions: list[str]
+    account: str | None
+    period: str | None
+    account_type: str | None
+    reference_kind: ReferenceKind
+    actual: str
+    reference: str
+    actual_qty: str | None = None
+    reference_qty: str | None = None
+    scenario: str | None = None  # long: the scenario column; actual/reference are its values
+    amount: str | None = None  # long: the amount column
+    quantity: str | None = None  # long: a quantity column pivoted like the amount
+    # wide_by_period / metric_pairs: label → (actual column, reference column)
+    pairs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # wide_by_period with a scenario column: label → amount column
+    period_columns: dict[str, str] = field(default_factory=dict)
+    variance: list[str] = field(default_factory=list)
+    overridden: tuple[str, ...] = ()
+    warnings: list[str] = field(default_factory=list)
+
+    def roles(self) -> ColumnRoles:
+        return ColumnRoles(
+            shape=self.shape,
+            dimensions=tuple(self.dimensions),
+            account=self.account,
+            period=self.period,
+            actual=self.actual,
+            reference=self.reference,
+            reference_kind=self.reference_kind,
+            account_type=self.account_type,
+            actual_qty=self.actual_qty,
+            reference_qty=self.reference_qty,
+            overridden=self.overridden,
+        )
+
+
+# --- choosing the shape ---
+
+
+def _describe(columns: Columns) -> str:
+    numeric = columns.numeric()
+    return (
+        f"Columns found: {', '.join(columns.names)}"
+        + (f" (numeric: {', '.join(numeric)})" if numeric else " (none of them numeric)")
+        + "."
+    )
+
+
+def _unknown_column(name: str, columns: Columns, extra: Sequence[str] = ()) -> IngestError:
+    choices = [*columns.names, *extra]
+    return IngestError(
+        f"There is no column '{name}' in this file. Available columns: {', '.join(choices)}.", found=choices
+    )
+
+
+def _scenario_column(columns: Columns) -> tuple[str, dict[str, str]] | None:
+    """A text column whose values are scenario words (Budget / Actual / План / Факт), with value → role."""
+    candidates = sorted(columns.text, key=lambda c: columns.headers[c].kind != "scenario")
+    for name in candidates:
+        if columns.raw[name].iloc[:2_000].nunique() > 30:
+            continue  # dates, accounts...: far more values than a scenario column has
+        uniques = pd.Series(columns.uniques(name), dtype=object).astype("str")
+        if len(uniques) > 30:
+            continue
+        mapping = {}
+        for value in uniques:
+            scenario, kind = roles.scenario_value(value)
+            if scenario == "actual":
+                mapping[value] = "actual"
+            elif scenario == "reference" and kind is not None:
+                mapping[value] = kind
+        if "actual" in mapping.values() and any(v != "actual" for v in mapping.values()):
+            return name, mapping
+    return None
+
+
+def _pick_reference(candidates: Mapping[str, ReferenceKind]) -> tuple[str, ReferenceKind]:
+    ranked = sorted(candidates.items(), key=lambda item: roles.REFERENCE_PRIORITY.index(item[1]))
+    return ranked[0]
+
+
+def _kind_of(name: str) -> ReferenceKind:
+    _, kind, _ = roles.scenario_of(name)
+    return kind or "budget"
+
+
+def plan_layout(columns: Columns, overrides: RoleOverrides) -> Plan:
+    """Decide the shape and which column plays which role (overrides first, then header words, then
+    values)."""
+    names = set(columns.names)
+    for role in ("period", "account", "account_type"):
+        value = getattr(overrides, role)
+        if value is not None and value not in names:
+            raise _unknown_column(value, columns)
+    for dim in overrides.dimensions or ():
+        if dim not in names:
+            raise _unknown_column(dim, columns)
+
+    scenario = _scenario_column(columns)
+    plan = _plan_from_overrides(columns, overrides, scenario)
+    if plan is None:
+        plan = _detect(columns, scenario)
+    _finish_dimensions(plan, columns, overrides)
+    plan.overridden = tuple(
+        role
+        for role in ("actual", "reference", "period", "account", "dimensions", "account_type")
+        if getattr(overrides, role) is not None
+    )
+    return plan
+
+
+def _plan_from_overrides(
+    columns: Columns, overrides: RoleOverrides, scenario: tuple[str, dict[str, str]] | None
+) -> Plan | None:
+    if overrides.actual is None and overrides.reference is None:
+        return None
+    values = scenario[1] if scenario else {}
+    names = set(columns.names)
+    for value in (overrides.actual, overrides.reference):
+        if value is not None and value not in names and value not in values:
+            raise _unknown_column(value, columns, extra=list(values))
+    in_scenario = [v for v in (overrides.actual, overrides.reference) if v is not None and v in values]
+    if scenario and in_scenario:
+        detected = _detect(columns, scenario)
+        actual = overrides.actual or detected.actual
+        reference = overrides.reference or detected.reference
+        if detected.shape != "long" or actual not in values or reference not in values:
+            raise IngestError(
+                f"'{actual}' and '{reference}' must both be values of the column '{scenario[0]}' "
+                f"(it holds: {', '.join(values)})."
+            )
+        detected.actual, detected.reference = actual, reference
+        detected.reference_kind = _kind_of(reference)
+        return detected
+    wanted_actual, wanted_reference = overrides.actual, overrides.reference
+    if wanted_actual is None or wanted_reference is None:
+        fallback: Plan | None
+        try:
+            fallback = _detect(columns, scenario)
+        except IngestError:
+            fallback = None
+        if fallback is None or fallback.shape != "wide":
+            missing = "--actual" if wanted_actual is None else "--reference"
+            raise IngestError(
+                f"Please also name the other column ({missing} COLUMN). {_describe(columns)}",
+                found=columns.names,
+            )
+        wanted_actual = wanted_actual or fallback.actual
+        wanted_reference = wanted_reference or fallback.reference
+    actual, reference = wanted_actual, wanted_reference
+    for name in (actual, reference):
+        if name not in columns.numbers:
+            raise IngestError(f"The column '{name}' does not hold numbers. {_describe(columns)}", found=columns.names)
+    plan = Plan("wide", [], None, None, None, _kind_of(reference), actual, reference)
+    plan.variance = columns.numeric("variance")
+    return plan
+
+
+def _detect(columns: Columns, scenario: tuple[str, dict[str, str]] | None) -> Plan:
+    headers = columns.headers
+    numeric = columns.numeric()
+    if not numeric:
+        raise IngestError(
+            f"No column with numbers was found, so there is nothing to compare. {_describe(columns)} "
+            "Upload the export with the amount columns (for example Budget and Actual).",
+            found=columns.names,
+        )
+    # A column of percentages ("Actual %" written as 12.5%) is a ratio, never an amount to sum.
+    scenario_cols = [
+        c for c in numeric if headers[c].kind in ("actual", "reference") and not columns.numbers[c].percent
+    ]
+    amounts = [c for c in scenario_cols if not headers[c].quantity]
+    quantities = [c for c in scenario_cols if headers[c].quantity]
+    variance = columns.numeric("variance")
+
+    # Jan Actual / Jan Budget pairs.
+    by_period = [c for c in amounts if headers[c].period and not headers[c].is_total]
+    if len(by_period) >= 2:
+        plan = _paired(columns, by_period, "wide_by_period", lambda c: headers[c].period or "")
+        plan.variance = variance
+        skipped = [c for c in amounts if c not in by_period]
+        if skipped:
+            plan.warnings.append(f"Ignored total columns so nothing is counted twice: {', '.join(skipped)}.")
+        return plan
+    # Actual_Revenue / Budget_Revenue pairs.
+    with_metric = [c for c in amounts if headers[c].rest and not headers[c].is_total]
+    metrics = {headers[c].rest.casefold() for c in with_metric}
+    paired_metrics = {
+        m
+        for m in metrics
+        if any(headers[c].kind == "actual" and headers[c].rest.casefold() == m for c in with_metric)
+        and any(headers[c].kind == "reference" and headers[c].rest.casefold() == m for c in with_metric)
+    }
+    plain_actual = [c for c in amounts if headers[c].kind == "actual" and c not in with_metric]
+    if len(paired_metrics) == 1 and not plain_actual:
+        # "Actual Cost" / "Budget Cost" alone is simply a wide file.
+        amounts = [c for c in with_metric if headers[c].rest.casefold() in paired_metrics]
+    elif paired_metrics and not plain_actual:
+        chosen = [c for c in with_metric if headers[c].rest.casefold() in paired_metrics]
+        plan = _paired(columns, chosen, "metric_pairs", lambda c: headers[c].rest)
+        plan.variance = variance
+        if quantities:
+            plan.warnings.append(
+                f"Quantity columns ({', '.join(quantities)}) are not used with one column pair per metric."
+            )
+        return plan
+
+    actual_cols = [c for c in amounts if headers[c].kind == "actual"]
+    reference_cols = {c: headers[c].reference_kind or "budget" for c in amounts if headers[c].kind == "reference"}
+    if actual_cols and reference_cols:
+        reference, kind = _pick_reference(reference_cols)
+        plan = Plan("wide", [], None, None, None, kind, actual_cols[0], reference)
+        if len(actual_cols) > 1:
+            plan.warnings.append(
+                f"Several actual columns ({', '.join(actual_cols)}); used '{actual_cols[0]}'. "
+                "Pass --actual COLUMN to choose another."
+            )
+        others = [c for c in reference_cols if c != reference]
+        if others:
+            plan.warnings.append(
+                f"Compared against '{reference}'; also found {', '.join(others)} "
+                "(pass --reference COLUMN to compare against one of those)."
+            )
+        qty_actual = [c for c in quantities if headers[c].kind == "actual"]
+        qty_reference = [c for c in quantities if headers[c].kind == "reference"]
+        if qty_actual and qty_reference:
+            plan.actual_qty, plan.reference_qty = qty_actual[0], qty_reference[0]
+        plan.variance = variance
+        return plan
+
+    if scenario is not None:
+        return _long(columns, scenario)
+
+    raise IngestError(
+        "Could not tell which columns hold the actual and the budget (or plan/forecast) amounts. "
+        f"{_describe(columns)} Rename the columns (for example 'Actual' and 'Budget') or pass "
+        "--actual COLUMN --reference COLUMN.",
+        found=columns.names,
+    )
+
+
+def _paired(columns: Columns, chosen: list[str], shape: Shape, label_of: Callable[[str], str]) -> Plan:
+    """Pair actual and reference columns by their label (a period or a metric); one reference kind only."""
+    headers = columns.headers
+    kinds = {c: headers[c].reference_kind or "budget" for c in chosen if headers[c].kind == "reference"}
+    if not kinds or not any(headers[c].kind == "actual" for c in chosen):
+        raise IngestError(
+            f"Found only one side of the comparison in {', '.join(chosen)}: each needs an actual and a "
+            "budget (or plan) column.",
+            found=columns.names,
+        )
+    kind = _pick_reference(kinds)[1]
+    pairs: dict[str, tuple[str | None, str | None]] = {}
+    for name in chosen:
+        if headers[name].kind == "reference" and kinds[name] != kind:
+            continue
+        actual, reference = pairs.get(label_of(name), (None, None))
+        if headers[name].kind == "actual":
+            actual = actual or name
+        else:
+            reference = reference or name
+        pairs[label_of(name)] = (actual, reference)
+    if shape == "wide_by_period":
+        pairs = {label: pairs[label] for label in periods.order_labels(list(pairs))}
+    actual_cols = [a for a, _ in pairs.values() if a]
+    reference_cols = [r for _, r in pairs.values() if r]
+    plan = Plan(
+        shape,
+        [],
+        None,
+        "column headers" if shape == "wide_by_period" else None,
+        None,
+        kind,
+        _span(actual_cols),
+        _span(reference_cols),
+    )
+    plan.pairs = pairs
+    others = sorted({k for k in kinds.values() if k != kind})
+    if others:
+        plan.warnings.append(
+            f"Compared against the {kind} columns; {', '.join(others)} columns were also found "
+            "(pass --actual COLUMN --reference COLUMN to compare two other columns)."
+        )
+    return plan
+
+
+def _span(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]} … {names[-1]} ({len(names)} columns)"
+
+
+def _long(columns: Columns, scenario: tuple[str, dict[str, str]]) -> Plan:
+    name, mapping = scenario
+    headers = columns.headers
+    numeric = [c for c in columns.numbers if headers[c].kind not in ("variance",)]
+    month_cols = [c for c in numeric if headers[c].period and not headers[c].is_total]
+    actual_values = [v for v, role in mapping.items() if role == "actual"]
+    reference_values: dict[str, ReferenceKind] = {
+        v: cast(ReferenceKind, role) for v, role in mapping.items() if role != "actual"
+    }
+    reference, kind = _pick_reference(reference_values)
+    plan = Plan("long", [], None, None, None, kind, actual_values[0], reference, scenario=name)
+    others = [v for v in reference_values if v != reference]
+    if others:
+        plan.warnings.append(
+            f"Compared against '{reference}' rows; also found {', '.join(others)} in '{name}' "
+            "(pass --reference VALUE to compare against those)."
+        )
+    if len(month_cols) >= 2:
+        plan.shape = "wide_by_period"
+        plan.period = "column headers"
+        totals_skipped = [c for c in numeric if headers[c].is_total]
+        if totals_skipped:
+            plan.warnings.append(f"Ignored total columns so nothing is counted twice: {', '.join(totals_skipped)}.")
+        plan.period_columns = {headers[c].period or c: c for c in month_cols}
+        plan.period_columns = {lb: plan.period_columns[lb] for lb in periods.order_labels(list(plan.period_columns))}
+        return plan
+    amount_like = [c for c in numeric if headers[c].kind == "amount" and not headers[c].quantity]
+    plain = [c for c in numeric if headers[c].kind not in ("quantity",)]
+    if amount_like:
+        plan.amount = amount_like[0]
+    elif len(plain) == 1:
+        plan.amount = plain[0]
+    else:
+        raise IngestError(
+            f"The column '{name}' says which rows are actual and which are budget, but it is not clear which "
+            f"column holds the amount. {_describe(columns)} Rename it to 'Amount'.",
+            found=columns.names,
+        )
+    quantity = [c for c in numeric if headers[c].kind == "quantity"]
+    if quantity:
+        plan.quantity = quantity[0]
+    return plan
+
+
+def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -> None:
+    headers = columns.headers
+    used = {plan.scenario}
+    if plan.period is None or plan.period == "column headers":
+        period = overrides.period
+        if period is None and plan.period is None:
+            named = [c for c in columns.text if headers[c].kind == "period"]
+            period = next((c for c in named if _looks_periodic(columns.raw[c])), None)
+            if period is None:
+                period = next((c for c in columns.text if _looks_periodic(columns.raw[c])), None)
+        if period is not None:
+            plan.period = period
+    used.add(plan.period)
+    if overrides.account_type is not None:
+        plan.account_type = overrides.account_type
+    else:
+        plan.account_type = next((c for c in columns.text if headers[c].kind == "type" and c not in used), None)
+    used.add(plan.account_type)
+    if overrides.dimensions is not None:
+        dims = list(overrides.dimensions)
+    else:
+        dims = [c for c in columns.text if c not in used]
+    if overrides.account is not None:
+        plan.account = overrides.account
+        if plan.account not in dims:
+            dims.insert(0, plan.account)
+    elif dims:
+        plan.account = min(dims, key=lambda c: (roles.account_rank(c), dims.index(c)))
+        if roles.account_rank(plan.account) == len(roles.ACCOUNT_RES) and plan.account != dims[0]:
+            plan.account = dims[0]
+    if plan.shape == "metric_pairs":
+        dims.append(METRIC)
+        plan.account = METRIC
+    plan.dimensions = [d for d in dims if d not in ROLE_COLUMNS or d == METRIC]
+    if len(plan.dimensions) != len(dims):
+        clash = [d for d in dims if d in ROLE_COLUMNS]
+        plan.warnings.append(f"Column(s) {', '.join(clash)} clash with reserved names and were left out.")
+
+
+def _looks_periodic(column: pd.Series) -> bool:
+    return periods.looks_like_periods(column.iloc[:2_000].dropna().unique().tolist()[:200])
+
+
+# --- rows to leave out ---
+
+
+@dataclass(slots=True)
+class Exclusions:
+    keep: np.ndarray | None  # boolean mask over raw rows; None keeps everything
+    rows: list[ExcludedRow]
+    total: int
+
+
+def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
+    """Totals, subtotals and computed lines (by label, in any text column) and section headings (no
+    amounts)."""
+    n = len(columns.raw)
+    total = np.zeros(n, dtype=bool)
+    computed = np.zeros(n, dtype=bool)
+    for name in columns.text:
+        total_labels, computed_labels = totals.label_kinds(columns.uniques(name))
+        # Only a column that has such labels pays for a per-row pass.
+        if total_labels:
+            total |= columns.raw[name].isin(total_labels).to_numpy(dtype=bool)
+        if computed_labels:
+            computed |= columns.raw[name].isin(computed_labels).to_numpy(dtype=bool)
+    computed &= ~total
+    amount_cols = _amount_columns(plan)
+    if amount_cols:
+        empty = np.logical_and.reduce([np.isnan(columns.numbers[c].values) for c in amount_cols])
+        heading = empty & ~total & ~computed
+    else:
+        heading = np.zeros(n, dtype=bool)
+    excluded = total | computed | heading
+    count = int(excluded.sum())
+    if count == 0:
+        return Exclusions(None, [], 0)
+    positions = np.flatnonzero(excluded)[:MAX_LISTED_EXCLUSIONS]
+    label_cols = [c for c in ([plan.account] if plan.account else []) + columns.text if c in columns.raw.columns]
+    labels = _row_labels(columns.raw, label_cols, positions)
+    line_numbers = columns.raw.index.to_numpy()[positions]
+    listed = []
+    for position, line, label in zip(positions, line_numbers, labels, strict=True):
+        if total[position]:
+            reason = "total or subtotal row"
+        elif computed[position]:
+            reason = "computed line (sums other lines), not an account"
+        else:
+            reason = "section heading or line without amounts"
+        listed.append(ExcludedRow(source_row=int(line), label=label, reason=reason))
+    return Exclusions(~excluded, listed, count)
+
+
+def _amount_columns(plan: Plan) -> list[str]:
+    if plan.shape == "wide":
+        return [plan.actual, plan.reference]
+    if plan.shape == "long":
+        return [plan.amount] if plan.amount else []
+    if plan.period_columns:
+        return list(plan.period_columns.values())
+    return [c for pair in plan.pairs.values() for c in pair if c]
+
+
+def _row_labels(raw: pd.DataFrame, label_cols: list[str], positions: np.ndarray) -> list[str]:
+    labels = [""] * len(positions)
+    for name in dict.fromkeys(label_cols):
+        values = raw[name].to_numpy(dtype=object)[positions]
+        labels = [lb or ("" if v is None or v != v else str(v).strip()) for lb, v in zip(labels, values, strict=True)]
+    return labels
+
+
+# --- the tidy frame ---
+
+
+def _dimension(columns: Columns, name: str, keep: np.ndarray | None) -> pd.Series:
+    """A text column as stripped labels (QuickBooks indents accounts) with empty cells named; the column
+    itself when it is clean already."""
+    column = columns.raw[name]
+    labels = [str(u) for u in columns.uniques(name)]
+    clean = not column.hasnans and all(label == label.strip() and label for label in labels)
+    if clean and column.dtype == "str":
+        picked = column if keep is None else column[keep]
+        return picked.reset_index(drop=True)
+    codes, uniques = columns.factorized(name)
+    texts = pd.Series(np.asarray(uniques, dtype=object)).astype("str").str.strip()
+    texts = texts.mask(texts == "", BLANK_LABEL)
+    table = np.append(texts.to_numpy(dtype=object), BLANK_LABEL)
+    row_codes = codes if keep is None else codes[keep]
+    return pd.Series(table[row_codes], dtype="str")  # code -1 (empty cell) picks the trailing BLANK_LABEL
+
+
+def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[pd.DataFrame, list[str]]:
+    """The tidy frame for ``plan`` over the kept rows, and warnings about what was read."""
+    raw = columns.raw
+    keep = exclusions.keep
+    warnings: list[str] = []
+
+    def take(values: pd.Series | np.ndarray) -> np.ndarray | pd.Series:
+        if keep is None:
+            return values
+        return values[keep]
+
+    source_dims = [d for d in plan.dimensions if d != METRIC]
+    dims = {d: _dimension(columns, d, keep) for d in source_dims}
+    if plan.account_type and plan.account_type in raw.columns:
+        # Carried like a dimension so that every shape keeps it beside its line.
+        dims[ACCOUNT_TYPE] = _dimension(columns, plan.account_type, keep)
+    period: pd.Series | None = None
+    if plan.period and plan.period in raw.columns:
+        codes, uniques = columns.factorized(plan.period)
+        categorical, unreadable = periods.to_period(codes if keep is None else codes[keep], uniques)
+        period = pd.Series(categorical)
+        if unreadable:
+            warnings.append(f"{unreadable} row(s) have a '{plan.period}' value that is not a month or a date.")
+
+    def numbers(name: str | None) -> np.ndarray:
+        if name is None:
+            return np.full(int(keep.sum()) if keep is not None else len(raw), np.nan)
+        return np.asarray(take(columns.numbers[name].values))
+
+    out: dict[str, object] = {}
+    if plan.shape == "wide":
+        out = {**dims}
+        if period is not None:
+            out[PERIOD] = period
+        out[ACTUAL] = numbers(plan.actual)
+        out[REFERENCE] = numbers(plan.reference)
+        if plan.actual_qty and plan.reference_qty:
+            out[ACTUAL_QTY] = numbers(plan.actual_qty)
+            out[REFERENCE_QTY] = numbers(plan.reference_qty)
+    elif plan.pairs:
+        labels = list(plan.pairs)
+        rows = len(next(iter(dims.values()))) if dims else len(numbers(None))
+        out = {d: _repeat(s, len(labels)) for d, s in dims.items()}
+        stacked_label = pd.Categorical.from_codes(
+            np.repeat(np.arange(len(labels)), rows),
+            categories=pd.Index(labels, dtype="str"),
+            ordered=plan.shape == "wide_by_period",
+        )
+        if plan.shape == "wide_by_period":
+            out[PERIOD] = stacked_label
+        else:
+            out[METRIC] = pd.Series(stacked_label).cat.set_categories(labels, ordered=False)
+            if period is not None:
+                out[PERIOD] = _repeat(period, len(labels))
+        out[ACTUAL] = np.concatenate([numbers(a) for a, _ in plan.pairs.values()])
+        out[REFERENCE] = np.concatenate([numbers(r) for _, r in plan.pairs.values()])
+    else:
+        out = _pivot_long(columns, plan, dims, period, numbers, keep)
+    frame = pd.DataFrame(out, copy=False)
+    if plan.shape == "wide" and plan.variance:
+        warnings.extend(_check_variance(columns, plan, keep))
+    return frame, warnings
+
+
+def _repeat(values: pd.Series, times: int) -> pd.Series:
+    """The column written ``times`` times one after another."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.tile(values.cat.codes.to_numpy(), times)
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=values.dtype))
+    return values.take(np.tile(np.arange(len(values)), times)).reset_index(drop=True)
+
+
+def _pivot_long(
+    columns: Columns,
+    plan: Plan,
+    dims: dict[str, pd.Series],
+    period: pd.Series | None,
+    numbers: Callable[[str | None], np.ndarray],
+    keep: np.ndarray | None,
+) -> dict[str, object]:
+    """Long rows (one per scenario) → one row per line with actual and reference side by side."""
+    assert plan.scenario is not None
+    codes, uniques = columns.factorized(plan.scenario)
+    values_text = pd.Series(np.asarray(uniques, dtype=object)).astype("str").str.strip().to_numpy(dtype=object)
+    actual_codes = np.append(values_text == plan.actual, False)
+    reference_codes = np.append(values_text == plan.reference, False)
+    row_codes = codes if keep is None else codes[keep]
+    is_actual = actual_codes[row_codes]
+    is_reference = reference_codes[row_codes]
+    scenario = row_codes
+    keys: dict[str, pd.Series] = dict(dims)
+    if plan.period_columns:
+        labels = list(plan.period_columns)
+        rows = len(scenario)
+        keys = {d: _repeat(s, len(labels)) for d, s in dims.items()}
+        keys[PERIOD] = pd.Series(
+            pd.Categorical.from_codes(
+                np.repeat(np.arange(len(labels)), rows),
+                categories=pd.Index(labels, dtype="str"),
+                ordered=True,
+            )
+        )
+        amount = np.concatenate([numbers(c) for c in plan.period_columns.values()])
+        quantity = None
+        is_actual = np.tile(is_actual, len(labels))
+        is_reference = np.tile(is_reference, len(labels))
+    else:
+        if period is not None:
+            keys[PERIOD] = period
+        amount = numbers(plan.amount)
+        quantity = numbers(plan.quantity) if plan.quantity else None
+    values: dict[str, np.ndarray] = {
+        ACTUAL: np.where(is_actual, amount, np.nan),
+        REFERENCE: np.where(is_reference, amount, np.nan),
+    }
+    if quantity is not None:
+        values[ACTUAL_QTY] = np.where(is_actual, quantity, np.nan)
+        values[REFERENCE_QTY] = np.where(is_reference, quantity, np.nan)
+    frame = pd.DataFrame({**keys, **values})
+    frame = frame[is_actual | is_reference]
+    if not keys:
+        return {name: [frame[name].sum(min_count=1)] for name in values}
+    grouped = frame.groupby(list(keys), sort=False, observed=True, dropna=False)[list(values)].sum(min_count=1)
+    result = grouped.reset_index()
+    if PERIOD in result.columns and not isinstance(result[PERIOD].dtype, pd.CategoricalDtype):
+        result[PERIOD] = pd.Categorical(result[PERIOD], categories=keys[PERIOD].cat.categories, ordered=True)
+    return {name: result[name] for name in result.columns}
+
+
+def _check_variance(columns: Columns, plan: Plan, keep: np.ndarray | None) -> list[str]:
+    """Compare the file's own variance columns with actual − reference; say so when they disagree."""
+    actual = columns.numbers[plan.actual].values
+    reference = columns.numbers[plan.reference].values
+    mask = keep if keep is not None else np.ones(len(actual), dtype=bool)
+    warnings = []
+    for name in plan.variance:
+        parsed = columns.numbers[name]
+        if parsed.percent:
+            continue
+        stated = parsed.values
+        both = mask & ~np.isnan(stated) & ~np.isnan(actual) & ~np.isnan(reference)
+        if not both.any():
+            continue
+        ours = actual[both] - reference[both]
+        tolerance = 0.011 + 1e-9 * np.abs(ours)
+        if np.all(np.abs(ours - stated[both]) <= tolerance):
+            continue
+        if np.all(np.abs(-ours - stated[both]) <= tolerance):
+            warnings.append(
+                f"The file's '{name}' column is {plan.reference} − {plan.actual} (the opposite sign); "
+                f"variances here are {plan.actual} − {plan.reference}."
+            )
+            continue
+        wrong = int((np.abs(ours - stated[both]) > tolerance).sum())
+        warnings.append(
+            f"The file's '{name}' column disagrees with {plan.actual} − {plan.reference} on {wrong} row(s); "
+            "the variances here are recomputed from the amounts."
+        )
+    return warnings

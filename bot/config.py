@@ -1,0 +1,172 @@
+"""The bot's settings, read from the environment once at start and validated before anything connects.
+
+Everything has a default except the credentials. :meth:`Settings.from_env` raises :class:`ConfigError` naming
+every missing or malformed variable at once (never their values: tokens stay out of messages and logs).
+
+Environment
+-----------
+- ``SLACK_BOT_TOKEN`` (``xoxb-...``): always required.
+- ``SLACK_SIGNING_SECRET``: required in HTTP mode (``serve --http``), to check every request's signature.
+- ``SLACK_APP_TOKEN`` (``xapp-...``): required in Socket Mode (the default ``serve``).
+- ``SLACK_API_URL``: the Web API base URL, default ``https://slack.com/api/`` (tests point it at a fake).
+- ``VARIANCE_MAX_FILE_MB`` (50): the largest file the bot downloads and reads.
+- ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
+  used conversation's dataset is dropped first.
+- ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
+- ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
+- ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
+- ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
+- the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
+  :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SLACK_FILE_HOST = "files.slack.com"
+
+Mode = Literal["socket", "http"]
+
+
+class ConfigError(ValueError):
+    """The environment cannot run the bot; ``str(error)`` lists every problem, one per line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bot_token: str
+    signing_secret: str = ""
+    app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    max_file_bytes: int = 50 * 1024 * 1024
+    dataset_memory_bytes: int = 1024 * 1024 * 1024
+    dataset_idle_seconds: float = 120 * 60.0
+    edit_interval_s: float = 1.0
+    update_budget_per_minute: int = 45
+    workers: int = 2
+    # analyst.agent.AgentSettings; typed loosely so that importing the config does not load the agent SDK.
+    agent: Any = None
+
+    def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
+        return (
+            f"Settings(slack_api_url={self.slack_api_url!r}, socket_mode={self.app_token is not None}, "
+            f"max_file_bytes={self.max_file_bytes}, workers={self.workers})"
+        )
+
+    @property
+    def file_origins(self) -> frozenset[tuple[str, str, int]]:
+        """(scheme, host, port) the bot downloads files from: Slack's file host, plus the API's own origin
+        when it is not Slack's (a test server)."""
+        origins = {("https", SLACK_FILE_HOST, 443)}
+        api = urlsplit(self.slack_api_url)
+        host = api.hostname or ""
+        if host and not (host == "slack.com" or host.endswith(".slack.com")):
+            origins.add((api.scheme, host, api.port or (443 if api.scheme == "https" else 80)))
+        return frozenset(origins)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        mode: Mode = "http",
+        load_agent: bool = True,
+    ) -> Settings:
+        """Read and validate the settings; raise :class:`ConfigError` listing every problem.
+
+        ``load_agent=False`` skips the analyst's model settings (and ``OPENAI_API_KEY``), for tools that only
+        need Slack.
+        """
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def text(name: str) -> str:
+            return env.get(name, "").strip()
+
+        bot_token = text("SLACK_BOT_TOKEN")
+        if not bot_token:
+            problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from OAuth & Permissions)")
+        elif not bot_token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN does not look like a bot token (it should start with xoxb-)")
+        signing_secret = text("SLACK_SIGNING_SECRET")
+        app_token = text("SLACK_APP_TOKEN") or None
+        if mode == "http" and not signing_secret:
+            problems.append(
+                "SLACK_SIGNING_SECRET is not set (Basic Information > Signing Secret); HTTP mode needs it "
+                "to verify that requests come from Slack"
+            )
+        if mode == "socket":
+            if app_token is None:
+                problems.append(
+                    "SLACK_APP_TOKEN is not set (an app-level token, xapp-..., with connections:write); "
+                    "Socket Mode needs it, or run 'variance-bot serve --http --port N'"
+                )
+            elif not app_token.startswith("xapp-"):
+                problems.append(
+                    "SLACK_APP_TOKEN does not look like an app-level token (it should start with xapp-)"
+                )
+
+        api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        parts = urlsplit(api_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            problems.append("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
+        if not api_url.endswith("/"):
+            api_url += "/"
+
+        def number(name: str, default: float, *, minimum: float) -> float:
+            raw = text(name)
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                problems.append(f"{name} must be a number, got {raw!r}")
+                return default
+            if value < minimum:
+                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+                return default
+            return value
+
+        max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
+        memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
+        idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
+        budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
+        workers = number("VARIANCE_WORKERS", 2, minimum=1)
+
+        agent = None
+        if load_agent:
+            if not text("OPENAI_API_KEY"):
+                problems.append(
+                    "OPENAI_API_KEY is not set (the analyst's model key; for an OpenAI-compatible server "
+                    "set OPENAI_BASE_URL too)"
+                )
+            else:
+                try:
+                    from analyst.agent import AgentSettings
+
+                    agent = AgentSettings.from_env(env)
+                except Exception as error:  # a malformed model setting: say which, without values
+                    problems.append(f"the analyst's model settings are invalid: {error}")
+
+        if problems:
+            raise ConfigError("cannot start the bot:\n" + "\n".join(f"  - {p}" for p in problems))
+        return cls(
+            bot_token=bot_token,
+            signing_secret=signing_secret,
+            app_token=app_token,
+            slack_api_url=api_url,
+            max_file_bytes=int(max_file_mb * 1024 * 1024),
+            dataset_memory_bytes=int(memory_mb * 1024 * 1024),
+            dataset_idle_seconds=idle_minutes * 60.0,
+            edit_interval_s=edit_interval,
+            update_budget_per_minute=int(budget),
+            workers=int(workers),
+            agent=agent,
+        )

@@ -1,0 +1,213 @@
+"""Conversations: their ids, the dataset each one analyses, duplicate deliveries, and the answers running now.
+
+A *conversation* is where a dataset and the agent's memory live:
+
+- a direct message with the bot: the whole DM, ``"{team}:{channel}"`` (a file dropped anywhere in the DM is
+  the dataset for every later question there, threaded or not);
+- a mention in a channel: the mention's thread, ``"{team}:{channel}:{thread_ts}"``;
+- ``/variance`` in a channel: the channel, ``"{team}:{channel}"``, using the channel's latest dataset.
+
+Datasets are kept in memory with a cap on their total size (least recently used dropped first) and an idle
+expiry.
+Everything here is used from the event loop only; nothing blocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from analyst.context import AnalysisContext
+from analyst.dataset import Dataset
+
+Clock = Callable[[], float]
+
+
+def dm_conversation_id(team: str, channel: str) -> str:
+    return f"{team}:{channel}"
+
+
+def thread_conversation_id(team: str, channel: str, thread_ts: str) -> str:
+    return f"{team}:{channel}:{thread_ts}"
+
+
+def channel_key(team: str, channel: str) -> str:
+    return f"{team}:{channel}"
+
+
+def dataset_memory(dataset: Dataset) -> int:
+    """Bytes the dataset holds in memory (its tidy frame and the raw table kept for overrides)."""
+    size = int(dataset.frame.memory_usage(index=True, deep=True).sum())
+    if dataset.raw is not None:
+        size += int(dataset.raw.memory_usage(index=True, deep=True).sum())
+    return size
+
+
+@dataclass(slots=True)
+class StoredDataset:
+    """A conversation's dataset, where it came from, and a cache of its deterministic report."""
+
+    context: AnalysisContext
+    file_id: str
+    filename: str
+    memory_bytes: int
+    last_used: float
+    # The report's Markdown for ``report_for`` (the dataset object it was built from); overrides replace it.
+    report_markdown: str | None = None
+    report_for: Dataset | None = field(default=None, repr=False)
+
+    def cached_report(self) -> str | None:
+        return self.report_markdown if self.report_for is self.context.dataset else None
+
+
+class ConversationStore:
+    """Per-conversation datasets, bounded by total memory and idle time (LRU)."""
+
+    def __init__(self, *, memory_cap_bytes: int, idle_seconds: float, clock: Clock = time.monotonic) -> None:
+        self._memory_cap = memory_cap_bytes
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._entries: OrderedDict[str, StoredDataset] = OrderedDict()
+        # team:channel -> the conversation that most recently loaded a dataset there (for /variance)
+        self._latest_in_channel: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        self.expire()
+        return len(self._entries)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(entry.memory_bytes for entry in self._entries.values())
+
+    def get(self, conversation_id: str) -> StoredDataset | None:
+        self.expire()
+        entry = self._entries.get(conversation_id)
+        if entry is not None:
+            entry.last_used = self._clock()
+            self._entries.move_to_end(conversation_id)
+        return entry
+
+    def put(
+        self,
+        conversation_id: str,
+        dataset: Dataset,
+        *,
+        file_id: str,
+        filename: str,
+        channel: str | None = None,
+        report_markdown: str | None = None,
+        memory_bytes: int | None = None,
+    ) -> StoredDataset:
+        """Keep ``dataset`` as the conversation's dataset (replacing the previous one); evict to fit the cap.
+
+        A dataset bigger than the whole cap is still kept (it is the one being used) but everything else goes.
+        """
+        entry = StoredDataset(
+            context=AnalysisContext(dataset),
+            file_id=file_id,
+            filename=filename,
+            memory_bytes=dataset_memory(dataset) if memory_bytes is None else memory_bytes,
+            last_used=self._clock(),
+            report_markdown=report_markdown,
+            report_for=dataset if report_markdown is not None else None,
+        )
+        self._entries.pop(conversation_id, None)
+        self._entries[conversation_id] = entry
+        if channel is not None:
+            self._latest_in_channel[channel] = conversation_id
+        self.expire()
+        self._evict_to_cap(keep=conversation_id)
+        return entry
+
+    def latest_in_channel(self, channel: str) -> tuple[str, StoredDataset] | None:
+        """The most recently loaded dataset in a channel (``team:channel``), if it is still kept."""
+        conversation_id = self._latest_in_channel.get(channel)
+        if conversation_id is None:
+            return None
+        entry = self.get(conversation_id)
+        if entry is None:
+            del self._latest_in_channel[channel]
+            return None
+        return conversation_id, entry
+
+    def expire(self) -> None:
+        deadline = self._clock() - self._idle_seconds
+        while self._entries:
+            conversation_id, oldest = next(iter(self._entries.items()))
+            if oldest.last_used > deadline:
+                break
+            del self._entries[conversation_id]
+
+    def _evict_to_cap(self, *, keep: str) -> None:
+        total = self.memory_bytes
+        for conversation_id in list(self._entries):
+            if total <= self._memory_cap:
+                break
+            if conversation_id == keep:
+                continue
+            total -= self._entries.pop(conversation_id).memory_bytes
+
+
+class Deduplicator:
+    """Remembers keys (event ids, message timestamps) for a while, so that a redelivery is answered once."""
+
+    def __init__(
+        self, *, ttl_seconds: float = 3600.0, max_keys: int = 100_000, clock: Clock = time.monotonic
+    ):
+        self._ttl = ttl_seconds
+        self._max_keys = max_keys
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is offered (within the TTL); False for every repeat."""
+        now = self._clock()
+        while self._seen:
+            oldest_key, seen_at = next(iter(self._seen.items()))
+            if now - seen_at < self._ttl and len(self._seen) < self._max_keys:
+                break
+            del self._seen[oldest_key]
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class RunningAnswers:
+    """The answers streaming now, by answer id (the Stop button's value), so a click can cancel one."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, Cancellable] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def __contains__(self, answer_id: object) -> bool:
+        return answer_id in self._running
+
+    def add(self, answer_id: str, run: Cancellable) -> None:
+        self._running[answer_id] = run
+
+    def remove(self, answer_id: str) -> None:
+        self._running.pop(answer_id, None)
+
+    def cancel(self, answer_id: str) -> bool:
+        """Cancel a running answer; False when it is not running (finished already, or unknown)."""
+        run = self._running.get(answer_id)
+        if run is None:
+            return False
+        run.cancel()
+        return True
+
+    def cancel_all(self) -> int:
+        runs = list(self._running.values())
+        for run in runs:
+            run.cancel()
+        return len(runs)

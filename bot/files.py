@@ -1,0 +1,312 @@
+"""Safe download of Slack files, and reading them off the event loop in a worker process.
+
+Only the ``url_private_download`` of a file object that Slack itself sent (in an event, or from
+``files.info``) is ever fetched, with the bot token, and only from Slack's file host (or, in tests, the
+configured API origin); a path or URL typed by a user is never fetched. Redirects are not followed (the token
+must not travel to another host; Slack redirects to its login page when the app lacks ``files:read``). The
+declared size is checked before the download and the real size while streaming. HTML (a login page) and binary
+junk are rejected with a clear message.
+
+Reading a file and building its report run in a :class:`WorkerPool` process: pandas holds the GIL through long
+calls, so a thread would still freeze the bot while it parses 20 MB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from analyst.dataset import Dataset, IngestError, IngestLimits
+
+SUPPORTED_EXTENSIONS = frozenset({"csv", "tsv", "txt", "xlsx"})
+_CHUNK = 256 * 1024
+_SNIFF = 8 * 1024
+
+T = TypeVar("T")
+
+
+class FileRejected(Exception):
+    """A file the bot will not read; ``user_message`` says why and what to do, for the person who sent it."""
+
+    def __init__(self, user_message: str, *, reason: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        self.reason = reason  # a short machine-readable tag for the logs: too_large, html, not_csv, ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlackFile:
+    """The parts of a Slack file object the bot uses."""
+
+    id: str
+    name: str
+    filetype: str
+    size: int | None
+    download_url: str | None
+    needs_info: bool  # the event carried a stub; ``files.info`` gives the full object
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> SlackFile:
+        name = str(obj.get("name") or obj.get("title") or "file")
+        filetype = str(obj.get("filetype") or _extension(name)).lower()
+        size = obj.get("size")
+        url = obj.get("url_private_download")
+        return cls(
+            id=str(obj.get("id", "")),
+            name=name,
+            filetype=filetype,
+            size=int(size) if isinstance(size, int | float) else None,
+            download_url=str(url) if url else None,
+            needs_info=obj.get("file_access") == "check_file_info" or not url,
+        )
+
+    @property
+    def extension(self) -> str:
+        return _extension(self.name) or self.filetype
+
+    @property
+    def is_table(self) -> bool:
+        return self.extension in SUPPORTED_EXTENSIONS or self.filetype in {"csv", "tsv", "xlsx"}
+
+
+def _extension(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def table_files(objects: Iterable[Mapping[str, Any]] | None) -> list[SlackFile]:
+    """The CSV/XLSX files among a message's ``files`` (Slack sends them in upload order)."""
+    files = [SlackFile.from_object(obj) for obj in objects or () if isinstance(obj, Mapping)]
+    return [f for f in files if f.is_table]
+
+
+def unsupported_message(objects: Sequence[Mapping[str, Any]]) -> str:
+    names = ", ".join(str(o.get("name") or "file") for o in objects[:3])
+    return (
+        f"I can only read CSV and Excel (.xlsx) files, and {names} is not one. "
+        "Export the budget-vs-actual table as CSV or XLSX and drop it here."
+    )
+
+
+def _allowed(url: str, origins: frozenset[tuple[str, str, int]]) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return False
+    return (parts.scheme, parts.hostname or "", port) in origins
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+def _too_large(file: SlackFile, limit: int) -> FileRejected:
+    return FileRejected(
+        f"{file.name} is larger than the {_megabytes(limit)} I can read. Export only the lines and periods "
+        "you need (or one sheet), and send that.",
+        reason="too_large",
+    )
+
+
+def _login_page(file: SlackFile) -> FileRejected:
+    return FileRejected(
+        f"Slack gave me a sign-in page instead of {file.name}, so I couldn't read it. The app probably lacks "
+        "the files:read permission: ask your Slack admin to reinstall Variance Analyst from its manifest.",
+        reason="html",
+    )
+
+
+def check_content(file: SlackFile, head: bytes) -> None:
+    """Reject what is certainly not a table: an HTML page, an old .xls, a broken .xlsx, binary junk."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        raise _login_page(file)
+    if file.extension == "xlsx" or file.filetype == "xlsx":
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise FileRejected(
+                f"{file.name} is an old-style Excel file (or a protected one). "
+                "Save it as .xlsx or CSV and send it again.",
+                reason="xls",
+            )
+        if not head.startswith(b"PK\x03\x04"):
+            raise FileRejected(
+                f"{file.name} is not a valid Excel .xlsx file. Save it again from Excel as .xlsx or CSV.",
+                reason="bad_xlsx",
+            )
+        return
+    if head.startswith(
+        (b"\xff\xfe", b"\xfe\xff")
+    ):  # UTF-16 text from Excel's "Unicode text": let ingest decide
+        return
+    sample = head[:_SNIFF]
+    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    if sample and (b"\x00" in sample or control > len(sample) // 100):
+        raise FileRejected(
+            f"{file.name} doesn't look like a CSV file (it contains binary data). Export the table as CSV or "
+            "XLSX and send it again.",
+            reason="binary",
+        )
+
+
+async def download(
+    session: aiohttp.ClientSession,
+    file: SlackFile,
+    *,
+    token: str,
+    origins: frozenset[tuple[str, str, int]],
+    max_bytes: int,
+    timeout_s: float = 120.0,
+) -> bytes:
+    """Fetch a Slack file's bytes, or raise :class:`FileRejected` with a message for the user."""
+    if file.size is not None and file.size > max_bytes:
+        raise _too_large(file, max_bytes)
+    url = file.download_url
+    if not url or not _allowed(url, origins):
+        raise FileRejected(
+            f"I couldn't download {file.name}: Slack didn't give me a download link I trust.",
+            reason="bad_url",
+        )
+    try:
+        async with session.get(
+            url,
+            headers={"Authorization": f"Bearer {token}"},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout_s, sock_read=30),
+        ) as response:
+            if 300 <= response.status < 400:
+                raise _login_page(file)
+            if response.status != 200:
+                raise FileRejected(
+                    f"I couldn't download {file.name} (Slack answered HTTP {response.status}). "
+                    "Try uploading it again.",
+                    reason=f"http_{response.status}",
+                )
+            if response.content_type == "text/html":
+                raise _login_page(file)
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise _too_large(file, max_bytes)
+            chunks: list[bytes] = []
+            received = 0
+            checked = False
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _too_large(file, max_bytes)
+                chunks.append(chunk)
+                if not checked and received >= _SNIFF:
+                    check_content(file, b"".join(chunks)[:_SNIFF])
+                    checked = True
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise FileRejected(
+            f"I couldn't download {file.name} from Slack (the connection failed). Try again in a minute.",
+            reason=f"network:{type(error).__name__}",
+        ) from error
+    content = b"".join(chunks)
+    if not content:
+        raise FileRejected(f"{file.name} is empty.", reason="empty")
+    if not checked:
+        check_content(file, content[:_SNIFF])
+    return content
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading in a worker process
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What a worker sends back: the dataset (and its report, if asked), or a message for the user."""
+
+    dataset: Dataset | None
+    report_markdown: str | None
+    memory_bytes: int
+    error: str | None = None
+
+
+def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool) -> ReadResult:
+    """Worker-process job: parse the file (and build the deterministic report). Never raises."""
+    try:
+        from analyst.ingest import load_dataset
+        from bot.conversations import dataset_memory
+
+        dataset = load_dataset(content, filename=filename, limits=IngestLimits(max_bytes=max_bytes))
+        report = build_report_markdown(dataset) if with_report else None
+        return ReadResult(dataset, report, dataset_memory(dataset))
+    except IngestError as error:
+        return ReadResult(None, None, 0, error=str(error))
+    except MemoryError:
+        return ReadResult(None, None, 0, error=f"{filename} is too big for me to read in memory.")
+    except Exception as error:  # any parser surprise: a message, never a traceback in Slack
+        return ReadResult(
+            None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__})."
+        )
+
+
+def build_report_markdown(dataset: Dataset) -> str:
+    """Worker-process job (or called from one): the deterministic report as standard Markdown."""
+    from analyst.report import build_report
+
+    return build_report(dataset).to_markdown()
+
+
+def _warm_up() -> bool:
+    import analyst.ingest  # noqa: F401  (import pandas and the parsers once, before the first file)
+
+    return True
+
+
+class WorkerPool:
+    """A process pool for pandas work, recreated if a worker dies (killed by the OS for memory, say)."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._workers = max(1, workers)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            context = multiprocessing.get_context(method)
+            if method == "forkserver":
+                context.set_forkserver_preload(["analyst.ingest", "analyst.report", "bot.files"])
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=context, max_tasks_per_child=50
+            )
+        return self._executor
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool(), fn, *args)
+        except BrokenProcessPool:
+            broken, self._executor = self._executor, None
+            if broken is not None:
+                broken.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    async def warm_up(self) -> None:
+        """Start the worker processes now, in a thread: the first start of the fork server imports pandas
+        and would otherwise block the event loop for a second on the first file."""
+        await asyncio.to_thread(self._start_workers)
+
+    def _start_workers(self) -> None:
+        pool = self._pool()
+        for future in [pool.submit(_warm_up) for _ in range(self._workers)]:
+            future.result()
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def worker_count(requested: int) -> int:
+    return max(1, min(requested, os.cpu_count() or 1))

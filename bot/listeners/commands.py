@@ -1,0 +1,85 @@
+"""``/variance``: help, the channel's report, or a question; answered as a normal, streamed channel message.
+
+The command is acknowledged at once (Slack allows 3 s); the work runs as its own task. When the bot is not in
+the channel, or no dataset is known there, the user gets an ephemeral answer (``respond``) saying what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+
+from bot.answers import AnswerRequest, BotDeps, answer
+from bot.conversations import channel_key
+from bot.logs import log_line
+
+HELP = """*Variance Analyst* explains budget vs actual.
+• Mention me in a channel with a CSV/XLSX attached and a question:
+  _@Variance Analyst why is marketing over budget in Q3?_
+• Or DM me the file (alone for a quick report, or with a question).
+• `/variance report`: the deterministic report of this channel's latest file.
+• `/variance <question>`: ask about this channel's latest file; I answer here for everyone to see.
+• Press *Stop* on an answer to stop it."""
+
+NOT_IN_CHANNEL = (
+    "I'm not in this channel, so I can't answer here. Add me with `/invite @Variance Analyst`, then mention "
+    "me with your CSV/XLSX attached."
+)
+NO_DATASET_HERE = (
+    "I don't have a file for this channel yet. Mention me (@Variance Analyst) with a budget-vs-actual "
+    "CSV/XLSX attached, or DM me the file, then try `/variance` again."
+)
+
+
+async def bot_is_member(deps: BotDeps, channel: str) -> bool:
+    """True when the bot can post in the channel (a member of it, or our DM)."""
+    try:
+        response = await deps.client.conversations_info(channel=channel)
+    except SlackApiError as error:
+        # channel_not_found: a private channel or a DM the bot is not part of
+        log_line("error", where="conversations.info", channel=channel, error=error.response.get("error"))
+        return False
+    info = response.get("channel") or {}
+    return bool(info.get("is_member") or info.get("is_im"))
+
+
+async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
+    team = str(command.get("team_id", ""))
+    channel = str(command.get("channel_id", ""))
+    text = " ".join(str(command.get("text", "")).split())
+    if not await bot_is_member(deps, channel):
+        await respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
+        return
+    latest = deps.store.latest_in_channel(channel_key(team, channel))
+    if latest is None:
+        await respond(text=NO_DATASET_HERE, response_type="ephemeral")
+        return
+    _, stored = latest
+    question = "" if text.lower() == "report" else text
+    await answer(
+        deps,
+        AnswerRequest(
+            entry="command",
+            team=team,
+            channel=channel,
+            thread_ts=None,
+            conversation_id=channel_key(team, channel),
+            question=question,
+            stored=stored,
+            user=command.get("user_id"),
+        ),
+    )
+
+
+def register(app: Any, deps: BotDeps) -> None:
+    @app.command("/variance")
+    async def on_variance(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        text = " ".join(str(command.get("text", "")).split())
+        if text.lower() in {"", "help", "?"}:
+            await ack(text=HELP)
+            return
+        await ack()
+        deps.spawn(handle_command(deps, command, respond), name="command")

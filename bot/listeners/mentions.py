@@ -1,0 +1,88 @@
+"""``@Variance Analyst <question>`` in a channel: answer in the mention's thread.
+
+The dataset is a CSV/XLSX attached to the mention, else the newest one posted earlier in the same thread
+(``conversations.replies``), else the one this thread loaded before. A mention with a file and no question
+gets the deterministic report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+
+from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
+from bot.conversations import thread_conversation_id
+from bot.files import SlackFile, table_files, unsupported_message
+from bot.listeners.common import first_message_delivery, is_from_a_bot, question_text, team_of
+from bot.logs import log_line
+
+HELLO = (
+    "Hi! Mention me with a budget-vs-actual CSV or XLSX attached and a question, e.g. "
+    '"why is marketing over budget in Q3?". A file without a question gets a quick report.'
+)
+
+
+async def thread_files(deps: BotDeps, channel: str, thread_ts: str, before_ts: str) -> list[SlackFile]:
+    """Table files posted in the thread before the mention, oldest first (the first 200 messages)."""
+    try:
+        response = await deps.client.conversations_replies(channel=channel, ts=thread_ts, limit=200)
+    except SlackApiError as error:
+        log_line("error", where="conversations.replies", channel=channel, error=error.response.get("error"))
+        return []
+    files: list[SlackFile] = []
+    for message in response.get("messages") or []:
+        if float(message.get("ts", "0")) <= float(before_ts):
+            files.extend(table_files(message.get("files")))
+    return files
+
+
+async def handle_mention(
+    deps: BotDeps, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
+) -> None:
+    team = team_of(body, event)
+    channel = str(event["channel"])
+    ts = str(event["ts"])
+    thread_ts = str(event.get("thread_ts") or ts)
+    conversation_id = thread_conversation_id(team, channel, thread_ts)
+    question = question_text(event.get("text"), bot_user_id)
+    attached = event.get("files") or []
+    files = table_files(attached)
+    if attached and not files:
+        await post_notice(deps, channel, thread_ts, unsupported_message(attached))
+        return
+    stored = deps.store.get(conversation_id)
+    new_file = files[-1] if files else None
+    if new_file is None and thread_ts != ts:
+        earlier = await thread_files(deps, channel, thread_ts, ts)
+        if earlier and (stored is None or stored.file_id != earlier[-1].id):
+            new_file = earlier[-1]
+    if new_file is None and stored is None:
+        await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
+        return
+    await answer(
+        deps,
+        AnswerRequest(
+            entry="mention",
+            team=team,
+            channel=channel,
+            thread_ts=thread_ts,
+            conversation_id=conversation_id,
+            question=question,
+            new_file=new_file,
+            stored=stored,
+            event_id=body.get("event_id"),
+            user=event.get("user"),
+        ),
+    )
+
+
+def register(app: Any, deps: BotDeps) -> None:
+    @app.event("app_mention")
+    async def on_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if is_from_a_bot(event, context.bot_user_id) or event.get("subtype") not in (None, "file_share"):
+            return
+        if not first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
+            return
+        deps.spawn(handle_mention(deps, body, event, context.bot_user_id), name="mention")

@@ -1,0 +1,193 @@
+"""The agent's tools over the real engine: compact outputs, errors as messages, work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from agents import FunctionTool
+from agents.tool_context import ToolContext
+
+from analyst.agent import AgentSettings, start_run
+from analyst.agent.tools import ANALYST_TOOLS, MAX_OUTPUT_CHARS, tool_label
+from analyst.context import AnalysisContext
+from analyst.events import Done, ToolFinished, ToolStarted
+from tests.agent.conftest import make_dataset
+from tests.agent.helpers import collect, terminal
+from tests.fakes.openai_server import FakeOpenAI, text, tool_calls
+
+TOKEN_BUDGET = 2_500  # per tool output, estimated as characters / 4
+
+TOOLS: dict[str, FunctionTool] = {t.name: t for t in ANALYST_TOOLS}
+
+# One call of every read-only tool, with arguments a model would send.
+CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("describe_dataset", {}),
+    ("variance_summary", {}),
+    ("breakdown", {"by": ["Department", "Account"], "filters": None, "limit": None}),
+    (
+        "breakdown",
+        {"by": ["Account"], "filters": [{"column": "Department", "values": ["Sales"]}], "limit": 5},
+    ),
+    ("top_drivers", {"by": None, "n": 10, "filters": None}),
+    ("line_detail", {"filters": [{"column": "Account", "value": "Travel"}]}),
+    ("period_trend", {"filters": None}),
+    ("price_volume_mix", {"by": None, "filters": None}),
+]
+
+
+@pytest.fixture(scope="module")
+def million_rows() -> AnalysisContext:
+    return AnalysisContext(dataset=make_dataset(1_000_000, quantities=True))
+
+
+async def invoke(tool_name: str, context: AnalysisContext, arguments: dict[str, Any]) -> str:
+    tool = TOOLS[tool_name]
+    raw = json.dumps(arguments)
+    ctx = ToolContext(context, tool_name=tool_name, tool_call_id="call_1", tool_arguments=raw)
+    output = await tool.on_invoke_tool(ctx, raw)
+    assert isinstance(output, str)
+    return output
+
+
+async def test_every_tool_output_stays_under_the_token_budget_on_a_million_rows(
+    million_rows: AnalysisContext,
+) -> None:
+    small = AnalysisContext(dataset=make_dataset(100, quantities=True))
+    for name, arguments in CALLS:
+        big_out = await invoke(name, million_rows, arguments)
+        small_out = await invoke(name, small, arguments)
+        assert '"error"' not in big_out[:10], (name, big_out)
+        assert len(big_out) / 4 <= TOKEN_BUDGET, (name, len(big_out))
+        assert len(big_out) <= MAX_OUTPUT_CHARS
+        # The size does not grow with the file: only the digits of the amounts differ.
+        assert len(big_out) <= 1.5 * len(small_out) + 200, (name, len(big_out), len(small_out))
+
+
+async def test_capped_tables_still_reconcile(million_rows: AnalysisContext) -> None:
+    out = json.loads(await invoke("breakdown", million_rows, {"by": ["Department", "Account"]}))
+    assert out["groups"] == 96 and len(out["rows"]) == 21
+    assert out["rows"][-1]["Department"] == "76 more"
+    total = round(sum(r["variance"] for r in out["rows"]), 2)
+    assert total == pytest.approx(out["total"]["variance"], abs=0.05)
+
+
+async def test_unknown_column_is_a_message_the_model_can_use(context: AnalysisContext) -> None:
+    out = json.loads(await invoke("breakdown", context, {"by": ["Dept"]}))
+    assert "Dept" in out["error"] and "Department" in out["error"]
+    out = json.loads(
+        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Nope"}]})
+    )
+    assert "Nope" in out["error"] and "Travel" in out["error"]
+
+
+async def test_tools_compute_off_the_event_loop(million_rows: AnalysisContext) -> None:
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    await invoke(
+        "period_trend", million_rows, {"filters": [{"column": "Department", "values": ["HR", "Legal"]}]}
+    )
+    during = ticks - before
+    stop.set()
+    await task
+    assert during > 0  # the loop kept running while pandas worked in a thread
+
+
+async def test_set_account_type_changes_favourability_for_the_conversation(context: AnalysisContext) -> None:
+    before = json.loads(
+        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]})
+    )
+    assert before["account_type"] == "expense"
+    out = json.loads(
+        await invoke("set_account_type", context, {"assignments": [{"label": "travel", "type": "revenue"}]})
+    )
+    assert out["ok"] is True and context.options.account_types
+    after = json.loads(
+        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]})
+    )
+    assert after["account_type"] == "revenue"
+    if before["favourable"] is not None:
+        assert after["favourable"] is (not before["favourable"])
+    bad = json.loads(
+        await invoke("set_account_type", context, {"assignments": [{"label": "Nope", "type": "expense"}]})
+    )
+    assert "Nope" in bad["error"]
+
+
+async def test_set_column_roles_reports_bad_columns_as_a_message(context: AnalysisContext) -> None:
+    out = json.loads(await invoke("set_column_roles", context, {}))
+    assert "at least one" in out["error"]
+
+
+def test_labels_say_what_is_being_computed() -> None:
+    assert tool_label("breakdown", '{"by": ["Department"]}') == "Computing variance by Department…"
+    assert (
+        tool_label(
+            "breakdown", '{"by": ["Account"], "filters": [{"column": "Department", "values": ["Sales"]}]}'
+        )
+        == "Computing variance by Account for Sales…"
+    )
+    assert tool_label("top_drivers", "not json") == "Finding the top drivers…"
+    assert tool_label("unknown_tool", "{}") == "Running unknown_tool…"
+    for tool in ANALYST_TOOLS:
+        assert tool_label(tool.name, "{}") != f"Running {tool.name}…"
+
+
+async def test_agent_uses_the_engine_tools_end_to_end(
+    fake: FakeOpenAI, settings: AgentSettings, context: AnalysisContext
+) -> None:
+    fake.script(
+        tool_calls(("variance_summary", {}), ("breakdown", {"by": ["Dept"], "filters": None, "limit": None})),
+        text("Spending is close to budget."),
+    )
+    events = await collect(start_run("How are we doing?", context, conversation_id="t", settings=settings))
+    assert isinstance(terminal(events), Done)
+    started = [e for e in events if isinstance(e, ToolStarted)]
+    assert [e.label for e in started] == ["Computing the variance summary…", "Computing variance by Dept…"]
+    finished = {e.name: e.ok for e in events if isinstance(e, ToolFinished)}
+    assert finished == {"variance_summary": True, "breakdown": False}
+    outputs = [i["output"] for i in fake.requests[1].json["input"] if i.get("type") == "function_call_output"]
+    assert json.loads(outputs[0])["totals"]["actual"] > 0
+    assert "Unknown column 'Dept'" in json.loads(outputs[1])["error"]
+
+
+async def test_tool_errors_are_logged_without_file_contents(
+    context: AnalysisContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="analyst.agent.tools")
+    await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Secret project X"}]})
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "line_detail" in logged and "AnalysisError" in logged
+    assert "Secret project X" not in logged and "Travel" not in logged
+
+
+async def test_set_column_roles_on_an_ingested_file() -> None:
+    from analyst.ingest import load_dataset
+
+    context = AnalysisContext(dataset=load_dataset("examples/budget_vs_actual.csv"))
+    before = json.loads(await invoke("variance_summary", context, {}))
+    out = json.loads(await invoke("set_column_roles", context, {"actual": "Budget", "reference": "Actual"}))
+    assert out["ok"] is True and out["roles"]["actual"] == "Budget" and out["roles"]["reference"] == "Actual"
+    after = json.loads(await invoke("variance_summary", context, {}))
+    assert after["totals"]["variance"] == pytest.approx(-before["totals"]["variance"])
+    bad = json.loads(await invoke("set_column_roles", context, {"actual": "Nope"}))
+    assert "error" in bad and "Nope" in bad["error"]
+
+
+async def test_an_unexpected_failure_is_a_short_message(context: AnalysisContext) -> None:
+    broken = AnalysisContext(dataset=make_dataset(50))
+    broken.dataset.frame["actual"] = "n/a"  # not numbers: something ingestion would never hand over
+    out = json.loads(await invoke("variance_summary", broken, {}))
+    assert out["error"].startswith("The calculation failed") and len(out["error"]) < 200

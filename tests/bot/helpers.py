@@ -1,0 +1,68 @@
+"""Helpers for the bot's end-to-end tests: example files, expected reports, reading the fake Slack's state."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from analyst.ingest import load_dataset
+from analyst.report import build_report
+from tests.fakes.slack_server import FakeMessage, FakeSlack
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "budget_vs_actual.csv"
+SMALL_CSV = (
+    b"Department,Account,Budget,Actual\n"
+    b"Sales,Revenue,\"1,000.00\",\"1,200.00\"\n"
+    b"Marketing,Advertising,500.00,650.00\n"
+    b"Marketing,Events,300.00,250.00\n"
+    b"Engineering,Salaries,2000.00,1950.00\n"
+)
+
+
+@cache
+def example_bytes() -> bytes:
+    return EXAMPLE.read_bytes()
+
+
+def expected_report(content: bytes, filename: str) -> str:
+    """The deterministic report, computed here independently of the bot (same public API, no worker)."""
+    return build_report(load_dataset(content, filename=filename)).to_markdown().strip()
+
+
+def is_final(message: FakeMessage) -> bool:
+    """A message in its final state: plain markdown_text, no live blocks (no Stop button, no ⏳)."""
+    return message.markdown_text is not None and not message.blocks
+
+
+def answers_in(slack: FakeSlack, channel: str) -> list[FakeMessage]:
+    return [m for m in slack.bot_messages(channel) if not m.deleted]
+
+
+def final_answers(slack: FakeSlack, channel: str) -> list[FakeMessage]:
+    return [m for m in answers_in(slack, channel) if is_final(m)]
+
+
+def stop_button_value(message: FakeMessage) -> str | None:
+    for block in message.blocks or []:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == "stop_answer":
+                return str(element.get("value"))
+    return None
+
+
+def last_user_text(request_json: dict[str, Any]) -> str:
+    """The newest user message in a Responses (or Chat Completions) request body."""
+    items = request_json.get("input") or request_json.get("messages") or []
+    if isinstance(items, str):
+        return items
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(
+                part.get("text", "") for part in content or [] if isinstance(part, dict)
+            )
+    return json.dumps(items)[-200:]

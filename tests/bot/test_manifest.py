@@ -1,0 +1,28 @@
+"""manifest.yml asks for exactly the events and scopes the bot uses (read as text: no YAML dependency)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+
+
+def _list_after(text: str, key: str) -> list[str]:
+    match = re.search(rf"^(\s*){re.escape(key)}:\n((?:\1\s+- .+\n)+)", text, re.MULTILINE)
+    assert match, key
+    return [line.strip()[2:] for line in match.group(2).splitlines()]
+
+
+def test_manifest_scopes_events_and_modes() -> None:
+    text = MANIFEST.read_text()
+    scopes = set(_list_after(text, "bot"))
+    assert {"app_mentions:read", "chat:write", "files:read", "im:history", "commands"} <= scopes
+    # conversations.replies (files earlier in a thread) and conversations.info (/variance membership check)
+    assert {"channels:history", "groups:history", "channels:read", "groups:read", "im:read"} <= scopes
+    assert not {"chat:write.public", "files:write", "channels:join", "users:read"} & scopes
+    assert set(_list_after(text, "bot_events")) == {"app_mention", "message.im"}
+    assert "command: /variance" in text
+    assert re.search(r"interactivity:\n\s+is_enabled: true", text)
+    assert "socket_mode_enabled: true" in text
+    assert "display_name: Variance Analyst" in text
