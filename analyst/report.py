@@ -263,7 +263,10 @@ class Report:
         data = view.to_dict(max_rows=shown)
         ref = self.reference_word
         out = ["", f"By period (actual vs {ref}; YTD within each year)"]
+        # Revenue and costs added together make a meaningless variance; their effect on profit is not.
+        mixed = len(self.summary.by_type) > 1
         header = ["Period", "Actual", ref.capitalize(), "Variance", "Var %", "YTD variance"]
+        header += ["Profit effect"] if mixed else []
         body = [
             [
                 str(r["period"]),
@@ -273,6 +276,7 @@ class Report:
                 self._pct(r["variance_pct"]),
                 self._money(r["ytd_variance"], signed=True) if "ytd_variance" in r else "",
             ]
+            + ([self._money(r["impact"], signed=True) if "impact" in r else ""] if mixed else [])
             for r in data["periods"]
         ]
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]

@@ -68,7 +68,7 @@ class PeriodView:
 
     def to_dict(self, max_rows: int | None = None) -> dict[str, Any]:
         scale = self.prep.scale
-        rows = core.records(self.table, [PERIOD], self.prep, self.materiality)
+        rows = core.records(self.table, [PERIOD], self.prep, self.materiality, with_impact=True)
         extra = self.table[["__ytd_a", "__ytd_r", "__flux_a", "__flux_v", "__prev_a", "__has_actual"]]
         for row, (ytd_a, ytd_r, flux_a, flux_v, prev_a, has_actual) in zip(
             rows, extra.itertuples(index=False, name=None), strict=True

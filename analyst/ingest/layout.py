@@ -488,7 +488,7 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
         if computed_labels:
             computed |= columns.raw[name].isin(computed_labels).to_numpy(dtype=bool)
     computed &= ~total
-    amount_cols = _amount_columns(plan)
+    amount_cols = amount_columns(plan)
     if amount_cols:
         empty = np.logical_and.reduce([np.isnan(columns.numbers[c].values) for c in amount_cols])
         heading = empty & ~total & ~computed
@@ -514,7 +514,7 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
     return Exclusions(~excluded, listed, count)
 
 
-def _amount_columns(plan: Plan) -> list[str]:
+def amount_columns(plan: Plan) -> list[str]:
     if plan.shape == "wide":
         return [plan.actual, plan.reference]
     if plan.shape == "long":

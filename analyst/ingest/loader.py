@@ -354,8 +354,14 @@ def build_dataset(
 
 
 def _used_amounts(plan: layout.Plan) -> list[str]:
-    names = layout._amount_columns(plan)
-    return [n for n in names if n]
+    return [n for n in layout.amount_columns(plan) if n]
+
+
+def _as_labels(column: pd.Series) -> pd.Series:
+    """Numbers read from a label column (account 4000, read as 4000.0 when a cell is empty) as text."""
+    if column.dtype.kind == "f" and bool(np.all(np.mod(column.dropna().to_numpy(), 1) == 0)):
+        column = column.astype("Int64")
+    return column.astype("str").where(column.notna())
 
 
 def _columns(
@@ -404,7 +410,7 @@ def _columns(
             continue
         numbers[name] = parsed
     text = [c for c in map(str, raw.columns) if c in set(text)]
-    converted = {c: raw[c].astype("str") for c in text if raw[c].dtype.kind in "biuf"}
+    converted = {c: _as_labels(raw[c]) for c in text if raw[c].dtype.kind in "biuf"}
     if converted:
         raw = raw.assign(**converted)
     return layout.Columns(raw=raw, headers=headers, numbers=numbers, text=text)

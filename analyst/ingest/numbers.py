@@ -21,6 +21,7 @@ import pandas as pd
 DecimalMark = Literal[".", ","]
 
 MAX_SCALE = 4
+_BLOCK = 1 << 15
 
 # Cell texts that mean "nothing here" in finance exports.
 _MISSING = [
@@ -175,10 +176,14 @@ def decimals_of_floats(values: np.ndarray) -> int:
     largest = float(np.max(np.abs(finite[:10_000]))) if finite.size <= 10_000 else float(np.abs(finite).max())
 
     def fits(sample: np.ndarray, places: int) -> bool:
-        scaled = sample * (10.0**places)
         tolerance = 1e-6 + 1e-12 * largest * 10.0**places
-        scaled -= np.rint(scaled)
-        return float(np.max(np.abs(scaled, out=scaled))) <= tolerance
+        # In cache-sized blocks: four passes over 8 MB temporaries cost more than the arithmetic itself.
+        for start in range(0, sample.size, _BLOCK):
+            scaled = sample[start : start + _BLOCK] * (10.0**places)
+            scaled -= np.rint(scaled)
+            if float(np.max(np.abs(scaled, out=scaled))) > tolerance:
+                return False
+        return True
 
     head = finite[:10_000]
     places = next((p for p in range(MAX_SCALE + 1) if fits(head, p)), MAX_SCALE)

@@ -143,6 +143,8 @@ def to_period(codes: np.ndarray, uniques: Sequence[object] | pd.Index) -> tuple[
     mapping = np.array([position.get(label, -1) if label else -1 for label in labels] + [-1], dtype=np.int64)
     period_codes = mapping[codes]  # code -1 (missing) picks the trailing -1
     unreadable = int(((period_codes < 0) & (codes >= 0)).sum())
-    return pd.Categorical.from_codes(
-        period_codes, categories=pd.Index(categories, dtype="str"), ordered=True
-    ), unreadable
+    # The codes come from a lookup table, so they are in range: skip pandas' check over every row.
+    categorical = pd.Categorical.from_codes(
+        period_codes, categories=pd.Index(categories, dtype="str"), ordered=True, validate=False
+    )
+    return categorical, unreadable

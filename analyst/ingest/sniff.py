@@ -189,12 +189,28 @@ def find_header(rows: Sequence[Sequence[object]]) -> int | None:
         first_data = next((i for i in range(len(rows)) if data_row(i, strict_width=False)), None)
     if first_data is None:
         return None
+    candidates = []
     for i in range(first_data - 1, -1, -1):
         filled = [c for c in rows[i] if not is_blank_cell(c)]
         numeric = sum(is_number_cell(c) for c in filled)
         if len(filled) >= 2 and numeric * 2 < len(filled):
+            candidates.append(i)
+    # Of the text rows just above the data, the one naming roles (Actual, Budget, Account...) is the header;
+    # a units row ("USD", "USD") or a note between them is not.
+    for i in candidates[:_HEADER_SEARCH_ROWS]:
+        if _names_roles(rows[i]):
             return i
-    return None
+    return candidates[0] if candidates else None
+
+
+_HEADER_SEARCH_ROWS = 5
+
+
+def _names_roles(row: Sequence[object]) -> bool:
+    from analyst.ingest.roles import classify_header
+
+    # "Amount"-like words are left out: a units row ("USD") uses them too.
+    return any(classify_header(_cell_text(c)).kind not in ("dimension", "amount") for c in row if not is_blank_cell(c))
 
 
 def header_names(rows: Sequence[Sequence[object]], header: int, width: int) -> list[str]:
@@ -286,7 +302,7 @@ def sniff_text(sample: Sample, encoding: str) -> TextTable:
     """Locate the table from the start and end of a file (``encoding`` is only recorded)."""
     head = _text_lines(sample.head, 1)
     delimiter = sniff_delimiter([line.text for line in head[:MAX_SNIFF_LINES]])
-    rows = _cells(head[: MAX_SNIFF_LINES * 4], delimiter)
+    rows = _cells(head[:MAX_SNIFF_LINES], delimiter)
     header = find_header(rows)
     if header is None:
         raise IngestError(

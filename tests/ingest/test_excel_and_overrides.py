@@ -119,3 +119,18 @@ def test_xlsx_month_headers_typed_as_dates_with_scenario_rows() -> None:
     assert list(ds.frame[PERIOD].cat.categories) == ["2025-01", "2025-02"]
     assert float(ds.frame[ACTUAL].sum()) == 210.5  # the FY Total column is not a month
     assert float(ds.frame[REFERENCE].sum()) == 210.0
+
+
+def test_xlsx_numeric_account_codes_become_labels() -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Account", "Budget", "Actual"])
+    sheet.append([4000, 10, 12])
+    sheet.append([None, 1, 1])
+    sheet.append([6100, 5, 4.5])
+    out = io.BytesIO()
+    book.save(out)
+    ds = load_dataset(out.getvalue())
+    assert list(ds.frame["Account"]) == ["4000", "(blank)", "6100"]
+    assert ds.scale == 1

@@ -244,3 +244,15 @@ def test_title_line_with_a_year_and_more_cells_than_the_table() -> None:
     assert ds.source.header_row == 3
     assert list(ds.frame["Account"]) == ["Rent", "Travel"]
     assert [(e.source_row, e.label) for e in ds.excluded_rows] == [(6, "Total")]
+
+
+def test_units_row_under_the_header_is_not_the_header() -> None:
+    ds = load_dataset(b"Account,Budget,Actual\n,USD,USD\nRent,100,110\nTravel,50,40\n")
+    assert ds.source.header_row == 1
+    assert (ds.roles.actual, ds.roles.reference) == ("Actual", "Budget")
+    assert (ds.frame[ACTUAL].sum(), ds.frame[REFERENCE].sum()) == (150.0, 150.0)
+
+
+def test_numeric_account_codes_stay_labels() -> None:
+    ds = load_dataset(b"GL Account,Budget,Actual\n4000,10,12\n,1,1\n6100,5,4\n")
+    assert list(ds.frame["GL Account"]) == ["4000", "(blank)", "6100"]
