@@ -58,7 +58,8 @@ def start_run(
     """Start answering ``question`` about ``context``'s dataset; iterate the result for events.
 
     The model call begins on the first iteration. The conversation's history (bounded to
-    ``settings.history_items``) is kept in SQLite under ``settings.data_dir``, keyed by ``conversation_id``.
+    ``settings.history_items``) is kept in SQLite under ``settings.data_dir``, keyed by ``conversation_id``;
+    an empty ``conversation_id`` asks a one-off question with no memory.
     """
     return AnalystRun(question, context, conversation_id=conversation_id, settings=settings)
 

@@ -457,11 +457,12 @@ def tool_label(name: str, arguments: str) -> str:
     return f"Running {name}…"
 
 
-def _names(value: object) -> str:
+def _names(value: object, joiner: str = " and ") -> str:
     if isinstance(value, str):
         return _short(value)
     if isinstance(value, list):
-        return " and ".join(_short(v) for v in value[:3])
+        shown = joiner.join(_short(v) for v in value[:3])
+        return shown + (f" (+{len(value) - 3})" if len(value) > 3 else "")
     return ""
 
 
@@ -472,7 +473,7 @@ def _where(filters: object) -> str:
     for f in filters[:2]:
         if isinstance(f, dict):
             values = f.get("values", f.get("value"))
-            shown = _names(values) if values is not None else ""
+            shown = _names(values, ", ") if values is not None else ""
             parts.append(shown or _short(f.get("column", "")))
-    shown = ", ".join(p for p in parts if p)
+    shown = "; ".join(p for p in parts if p)
     return f" for {shown}" if shown else ""

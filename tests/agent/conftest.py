@@ -19,14 +19,10 @@ from tests.fakes.openai_server import FakeOpenAI
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-def make_dataset(
-    rows: int, *, seed: int = 7, filename: str = "ledger.csv", quantities: bool = False
-) -> Dataset:
+def make_dataset(rows: int, *, seed: int = 7, filename: str = "ledger.csv", quantities: bool = False) -> Dataset:
     """A tidy ledger (Department × Account × month) built directly with numpy: fast even at 1,000,000 rows."""
     rng = np.random.default_rng(seed)
-    departments = np.array(
-        ["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"]
-    )
+    departments = np.array(["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"])
     accounts = np.array(
         [
             "Revenue",
@@ -47,9 +43,7 @@ def make_dataset(
         {
             "Department": departments[rng.integers(0, len(departments), rows)],
             "Account": accounts[rng.integers(0, len(accounts), rows)],
-            "period": pd.Categorical(
-                np.array(MONTHS)[rng.integers(0, 12, rows)], categories=MONTHS, ordered=True
-            ),
+            "period": pd.Categorical(np.array(MONTHS)[rng.integers(0, 12, rows)], categories=MONTHS, ordered=True),
             "actual": np.round(rng.uniform(100, 10_000, rows), 2),
             "reference": np.round(rng.uniform(100, 10_000, rows), 2),
         }

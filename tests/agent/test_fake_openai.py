@@ -16,9 +16,7 @@ STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 
 async def test_responses_stream_events_validate_against_openai_types() -> None:
     async with FakeOpenAI() as fake:
-        fake.script(
-            tool_calls(("breakdown", {"by": ["Dept"]}), ("variance_summary", {}), text_before="Looking")
-        )
+        fake.script(tool_calls(("breakdown", {"by": ["Dept"]}), ("variance_summary", {}), text_before="Looking"))
         client = AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
         stream = await client.responses.create(model="m", input="hi", stream=True)
         received = [event async for event in stream]
@@ -72,9 +70,7 @@ async def test_chat_completions_stream_with_usage_and_tool_calls() -> None:
             assert chunks[-1].usage is not None and chunks[-1].choices == []
         for raw in fake.sent_events:
             ChatCompletionChunk.model_validate(raw)
-        first_call = [
-            c for c in fake.sent_events if c["choices"] and c["choices"][0]["delta"].get("tool_calls")
-        ]
+        first_call = [c for c in fake.sent_events if c["choices"] and c["choices"][0]["delta"].get("tool_calls")]
         assert first_call[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "top_drivers"
         texts = [c["choices"][0]["delta"].get("content") for c in fake.sent_events if c["choices"]]
         assert "".join(t for t in texts if t) == "Done here"

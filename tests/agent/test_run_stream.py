@@ -39,9 +39,7 @@ async def crashing_lookup(ctx: RunContextWrapper[AnalysisContext]) -> str:
 # ---------------------------------------------------------------------------------------------- happy paths
 
 
-async def test_text_deltas_then_done_with_usage(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_text_deltas_then_done_with_usage(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     fake.script(text("Marketing is **12% over** budget.", chunk=4))
     events = await collect(start_run("Why?", context, conversation_id="c1", settings=settings))
     done = terminal(events)
@@ -67,9 +65,7 @@ async def test_final_text_is_the_completed_response_not_the_deltas(
     assert isinstance(done, Done) and done.final_text == "Final answer, corrected."
 
 
-async def test_tool_calls_produce_started_and_finished(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_tool_calls_produce_started_and_finished(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     fake.script(
         tool_calls(("lookup_total", {"department": "Sales"}), ("failing_lookup", {})),
         text("Sales is fine."),
@@ -93,9 +89,7 @@ async def test_tool_calls_produce_started_and_finished(
     assert "unknown column 'Dept'" in outputs[1]["output"]
 
 
-async def test_retries_on_429_and_5xx_then_succeeds(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_retries_on_429_and_5xx_then_succeeds(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     fake.script(error(429, retry_after=0), error(503, retry_after=0), text("Recovered."))
     events = await collect(start_run("q", context, conversation_id="c1", settings=settings))
     done = terminal(events)
@@ -200,9 +194,7 @@ async def test_cancel_before_first_event(fake: FakeOpenAI, settings: AgentSettin
     assert fake.requests == []
 
 
-async def test_breaking_out_of_the_loop_stops_the_run(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_breaking_out_of_the_loop_stops_the_run(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     fake.script(text("word " * 400, chunk=5, delay=0.005))
     run = start_run("q", context, conversation_id="c1", settings=settings)
     async for event in run:
@@ -213,9 +205,7 @@ async def test_breaking_out_of_the_loop_stops_the_run(
     await no_other_tasks()
 
 
-async def test_closing_the_iterator_stops_the_run(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_closing_the_iterator_stops_the_run(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     fake.script(hang(after_text="Some text"))
     run = start_run("q", context, conversation_id="c1", settings=settings)
     first = await run.__anext__()
@@ -288,9 +278,7 @@ async def test_timeout_before_headers(fake: FakeOpenAI, settings: AgentSettings,
     await fake.wait_for(lambda f: f.streams_open == 0)
 
 
-async def test_timeout_mid_stream_keeps_partial_text(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_timeout_mid_stream_keeps_partial_text(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     quick = with_(settings, timeout=0.3, max_retries=0)
     failed, _ = await run_failing(fake, quick, context, hang(after_text="Half an ans"))
     assert failed.kind is FailureKind.TIMEOUT and failed.partial_text == "Half an ans"
@@ -307,9 +295,7 @@ async def test_response_failed_event(fake: FakeOpenAI, settings: AgentSettings, 
     assert failed.kind is FailureKind.BAD_OUTPUT and failed.partial_text == "abc"
 
 
-async def test_stream_without_completed_event(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_stream_without_completed_event(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     failed, _ = await run_failing(fake, settings, context, midstream_error("abc", mode="no_completed"))
     assert failed.kind is FailureKind.BAD_OUTPUT and failed.partial_text == "abc"
 
@@ -335,9 +321,7 @@ async def test_max_turns(fake: FakeOpenAI, settings: AgentSettings, context: Any
     assert sum(isinstance(e, ToolFinished) for e in events) == 2
 
 
-async def test_tool_crash_that_escapes_the_sdk(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_tool_crash_that_escapes_the_sdk(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     agent = build_agent(settings, tools=[crashing_lookup])
     failed, _ = await run_failing(fake, settings, context, tool_call("crashing_lookup", {}), agent=agent)
     assert failed.kind is FailureKind.TOOL_ERROR and "boom" not in failed.user_message
@@ -430,9 +414,7 @@ async def test_null_deltas_are_skipped(fake: FakeOpenAI, settings: AgentSettings
     assert isinstance(terminal(events), Done)
 
 
-async def test_russian_question_and_answer_round_trip(
-    fake: FakeOpenAI, settings: AgentSettings, context: Any
-) -> None:
+async def test_russian_question_and_answer_round_trip(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
     answer = "**Маркетинг превысил бюджет** на 12%: основная причина — мероприятия."
     fake.script(text(answer, chunk=5))
     events = await collect(
@@ -443,3 +425,24 @@ async def test_russian_question_and_answer_round_trip(
     body = fake.requests[0].json
     assert body["input"][-1]["content"] == "Почему маркетинг выше бюджета?"
     assert "language of the user's question" in body["instructions"]
+
+
+async def test_twenty_concurrent_runs_with_sessions(fake: FakeOpenAI, settings: AgentSettings, context: Any) -> None:
+    def respond(request: Any) -> Any:
+        # The first call of each conversation asks for a tool; the second answers with the conversation's name.
+        items = request.json["input"]
+        question = next(i["content"] for i in reversed(items) if i.get("role") == "user")
+        if not any(i.get("type") == "function_call_output" for i in items[-2:]):
+            return tool_call("variance_summary", {})
+        return text(f"Answer to {question}.", chunk=3, delay=0.001)
+
+    fake.responder = respond
+    runs = [start_run(f"q{n}", context, conversation_id=f"conv-{n}", settings=settings) for n in range(20)]
+    results = await asyncio.gather(*(collect(run, timeout=30) for run in runs))
+    for n, events in enumerate(results):
+        done = terminal(events)
+        assert isinstance(done, Done), done
+        assert done.final_text == f"Answer to q{n}."
+        assert streamed_text(events) == f"Answer to q{n}."
+    assert len(fake.requests) == 40
+    await no_other_tasks()

@@ -76,15 +76,11 @@ async def test_tracing_stays_off_by_default(
 ) -> None:
     get_trace_provider().set_disabled(False)
     assert settings.tracing is False
-    assert isinstance(
-        terminal(await collect(start_run("q", context, conversation_id="", settings=settings))), Done
-    )
+    assert isinstance(terminal(await collect(start_run("q", context, conversation_id="", settings=settings))), Done)
     assert isinstance(get_trace_provider().create_trace("probe"), NoOpTrace)
 
 
-async def test_network_error_is_a_connection_failure(
-    settings: AgentSettings, context: AnalysisContext
-) -> None:
+async def test_network_error_is_a_connection_failure(settings: AgentSettings, context: AnalysisContext) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -93,18 +89,14 @@ async def test_network_error_is_a_connection_failure(
     assert isinstance(failed, Failed) and failed.kind is FailureKind.CONNECTION
 
 
-def test_ask_without_key_says_what_to_set(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_ask_without_key_says_what_to_set(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert cli_main(["examples/budget_vs_actual.csv", "Why?"]) == 2
     err = capsys.readouterr().err
     assert "OPENAI_API_KEY" in err and "variance-bot report" in err
 
 
-def test_ask_with_bad_setting_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_ask_with_bad_setting_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("VARIANCE_API", "soap")
     assert cli_main(["f.csv", "Why?"]) == 2
     assert "VARIANCE_API" in capsys.readouterr().err
@@ -126,9 +118,7 @@ async def test_ask_streams_answer_and_tool_indicators(
     assert "model call(s)" in err.getvalue()
 
 
-async def test_ask_reports_failures(
-    fake: FakeOpenAI, settings: AgentSettings, context: AnalysisContext
-) -> None:
+async def test_ask_reports_failures(fake: FakeOpenAI, settings: AgentSettings, context: AnalysisContext) -> None:
     fake.script(error(401))
     out, err = io.StringIO(), io.StringIO()
     assert await ask("Why?", context, settings, out=out, err=err) == 1

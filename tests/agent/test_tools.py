@@ -77,9 +77,7 @@ async def test_capped_tables_still_reconcile(million_rows: AnalysisContext) -> N
 async def test_unknown_column_is_a_message_the_model_can_use(context: AnalysisContext) -> None:
     out = json.loads(await invoke("breakdown", context, {"by": ["Dept"]}))
     assert "Dept" in out["error"] and "Department" in out["error"]
-    out = json.loads(
-        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Nope"}]})
-    )
+    out = json.loads(await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Nope"}]}))
     assert "Nope" in out["error"] and "Travel" in out["error"]
 
 
@@ -96,9 +94,7 @@ async def test_tools_compute_off_the_event_loop(million_rows: AnalysisContext) -
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)
     before = ticks
-    await invoke(
-        "period_trend", million_rows, {"filters": [{"column": "Department", "values": ["HR", "Legal"]}]}
-    )
+    await invoke("period_trend", million_rows, {"filters": [{"column": "Department", "values": ["HR", "Legal"]}]})
     during = ticks - before
     stop.set()
     await task
@@ -106,23 +102,17 @@ async def test_tools_compute_off_the_event_loop(million_rows: AnalysisContext) -
 
 
 async def test_set_account_type_changes_favourability_for_the_conversation(context: AnalysisContext) -> None:
-    before = json.loads(
-        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]})
-    )
+    before = json.loads(await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]}))
     assert before["account_type"] == "expense"
     out = json.loads(
         await invoke("set_account_type", context, {"assignments": [{"label": "travel", "type": "revenue"}]})
     )
     assert out["ok"] is True and context.options.account_types
-    after = json.loads(
-        await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]})
-    )
+    after = json.loads(await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Travel"}]}))
     assert after["account_type"] == "revenue"
     if before["favourable"] is not None:
         assert after["favourable"] is (not before["favourable"])
-    bad = json.loads(
-        await invoke("set_account_type", context, {"assignments": [{"label": "Nope", "type": "expense"}]})
-    )
+    bad = json.loads(await invoke("set_account_type", context, {"assignments": [{"label": "Nope", "type": "expense"}]}))
     assert "Nope" in bad["error"]
 
 
@@ -134,9 +124,7 @@ async def test_set_column_roles_reports_bad_columns_as_a_message(context: Analys
 def test_labels_say_what_is_being_computed() -> None:
     assert tool_label("breakdown", '{"by": ["Department"]}') == "Computing variance by Department…"
     assert (
-        tool_label(
-            "breakdown", '{"by": ["Account"], "filters": [{"column": "Department", "values": ["Sales"]}]}'
-        )
+        tool_label("breakdown", '{"by": ["Account"], "filters": [{"column": "Department", "values": ["Sales"]}]}')
         == "Computing variance by Account for Sales…"
     )
     assert tool_label("top_drivers", "not json") == "Finding the top drivers…"
@@ -191,3 +179,18 @@ async def test_an_unexpected_failure_is_a_short_message(context: AnalysisContext
     broken.dataset.frame["actual"] = "n/a"  # not numbers: something ingestion would never hand over
     out = json.loads(await invoke("variance_summary", broken, {}))
     assert out["error"].startswith("The calculation failed") and len(out["error"]) < 200
+
+
+def test_labels_list_filter_values_briefly() -> None:
+    arguments = json.dumps(
+        {"by": ["Department", "Account"], "filters": [{"column": "Month", "values": ["Jul", "Aug", "Sep", "Oct"]}]}
+    )
+    assert tool_label("breakdown", arguments) == "Computing variance by Department and Account for Jul, Aug, Sep (+1)…"
+
+
+def test_instructions_do_not_grow_with_the_file(million_rows: AnalysisContext, context: AnalysisContext) -> None:
+    from analyst.agent.instructions import dataset_header
+
+    big, small = dataset_header(million_rows), dataset_header(context)
+    assert "1,000,000 lines" in big and "100 lines" in small
+    assert abs(len(big) - len(small)) < 80

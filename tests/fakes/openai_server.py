@@ -215,9 +215,7 @@ class FakeOpenAI:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -660,7 +658,7 @@ def _chunks(content: str, size: int) -> list[str]:
 def _is_text_delta(data: Mapping[str, Any]) -> bool:
     if data.get("type") == "response.output_text.delta":
         return True
-    choices = data.get("choices")
+    choices = data.get("choices") or []
     return bool(choices) and bool(choices[0].get("delta", {}).get("content"))
 
 
