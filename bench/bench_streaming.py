@@ -1,6 +1,6 @@
 """Streaming answers into Slack under real Tier-3 limits: the scheduled AnswerWriter against a naive writer.
 
-    .venv/bin/python bench/bench_streaming.py                 # 20 and 50 concurrent answers, both writers
+    .venv/bin/python bench/bench_streaming.py                 # 5, 20 and 50 concurrent answers, both writers
     .venv/bin/python bench/bench_streaming.py --answers 20 --naive-every 10
 
 Each answer: a thread in its own channel, two tool calls (ToolStarted/ToolFinished), then ~400 words of
@@ -163,6 +163,7 @@ class Result:
     first_visible: list[float] = field(default_factory=list)
     to_final: list[float] = field(default_factory=list)
     lost: int = 0
+    reposted: int = 0  # finals posted anew (placeholder deleted) because the update window was spent
     wall: float = 0.0
 
 
@@ -199,6 +200,8 @@ async def scenario(kind: str, n: int, *, words: int, rate: float, every: int, se
         result.ratelimited = slack.ratelimited
         for i in range(n):
             channel = f"C{i:03d}"
+            thread = [m for m in slack.messages[channel].values() if m.thread_ts == parents[i].ts]
+            result.reposted += sum(1 for m in thread if m.deleted)
             msgs = [m for m in slack.thread(channel, parents[i].ts)[1:] if not m.deleted]
             result.edits.append(sum(m.edits for m in msgs))
             head = texts[i][:12]
@@ -228,13 +231,13 @@ def report(r: Result) -> str:
         f"{r.writer:<9} {r.answers:>3}  429s {r.ratelimited:>5}  edits/answer {edits:5.1f}  "
         f"first text p50 {pct(r.first_visible, 50)} p95 {pct(r.first_visible, 95)} s  "
         f"final p50 {pct(r.to_final, 50)} p95 {pct(r.to_final, 95)} s  lost {r.lost:>2}/{r.answers}  "
-        f"wall {r.wall:5.1f} s"
+        f"reposted {r.reposted:>2}  wall {r.wall:5.1f} s"
     )
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--answers", type=int, nargs="+", default=[20, 50])
+    parser.add_argument("--answers", type=int, nargs="+", default=[5, 20, 50])
     parser.add_argument("--words", type=int, default=400)
     parser.add_argument("--rate", type=float, default=50.0, help="deltas per second per answer")
     parser.add_argument("--naive-every", type=int, default=10)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Coroutine
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -38,6 +38,9 @@ from bot.files import (
 )
 from bot.logs import AnswerLog
 from bot.render import DEFAULT_LIMITS, AnswerOutcome, AnswerWriter, BudgetLimit, DeliveryError, SlackBudget
+
+if TYPE_CHECKING:
+    from analyst.agent import AnalystRun
 
 log = logging.getLogger("variance.bot")
 T = TypeVar("T")
@@ -82,7 +85,6 @@ class BotDeps:
     running: RunningAnswers
     workers: WorkerPool
     budget: SlackBudget
-    bot_user_id: str | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 
@@ -90,8 +92,14 @@ class BotDeps:
         """Run ``coro`` as a tracked task (kept alive, cancelled and finalised at shutdown)."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("%s failed: %s", task.get_name(), type(error).__name__, exc_info=error)
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -106,8 +114,8 @@ class BotDeps:
             while self.tasks:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
-    async def close(self) -> None:
-        """Stop every running answer (each ends in a final "restarting" state), then release resources."""
+    async def close(self, *, shutdown_workers: bool = True) -> None:
+        """Stop every running answer (each ends in a final state), then release resources."""
         self.running.cancel_all()
         for task in list(self.tasks):
             task.cancel(SHUTDOWN)
@@ -115,7 +123,8 @@ class BotDeps:
             await asyncio.wait(list(self.tasks), timeout=10)
         if self._http is not None:
             await self._http.close()
-        self.workers.shutdown()
+        if shutdown_workers:
+            self.workers.shutdown()
 
 
 class AnswerControl:
@@ -176,9 +185,7 @@ async def resolve_file(deps: BotDeps, file: SlackFile) -> SlackFile:
     return SlackFile.from_object(obj) if isinstance(obj, dict) else file
 
 
-async def load_file(
-    deps: BotDeps, request: AnswerRequest, file: SlackFile, log_entry: AnswerLog
-) -> StoredDataset:
+async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_entry: AnswerLog) -> StoredDataset:
     """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected."""
     started = asyncio.get_running_loop().time()
     try:
@@ -231,10 +238,13 @@ async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
     return markdown
 
 
-def _start_run(deps: BotDeps, question: str, context: AnalysisContext, conversation_id: str) -> Any:
-    from analyst.agent import start_run
+def _start_run(deps: BotDeps, question: str, context: AnalysisContext, conversation_id: str) -> AnalystRun:
+    # The agents SDK loads on first use, not when the bot is imported. Without model settings the run ends at
+    # once with a "no API key configured" failure, which the writer shows.
+    from analyst.agent import AgentSettings, start_run
 
-    return start_run(question, context, conversation_id=conversation_id, settings=deps.settings.agent)
+    settings = deps.settings.agent or AgentSettings()
+    return start_run(question, context, conversation_id=conversation_id, settings=settings)
 
 
 def new_budget(settings: Settings) -> SlackBudget:

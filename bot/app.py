@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import gc
 import signal
 import sys
 import time
@@ -70,9 +70,7 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
     owns_workers = workers is None
 
     @bolt.middleware
-    async def drop_redeliveries(
-        body: dict[str, Any], context: Any, next: Any, request: AsyncBoltRequest
-    ) -> Any:
+    async def drop_redeliveries(body: dict[str, Any], context: Any, next: Any, request: AsyncBoltRequest) -> Any:
         """Slack redelivers events it thinks failed (X-Slack-Retry-Num): answer each event_id once."""
         event_id = body.get("event_id")
         duplicate = bool(event_id) and not deps.dedupe.first_time(f"event:{event_id}")
@@ -110,10 +108,7 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
-        if owns_workers:
-            await deps.close()
-        else:
-            await _close_keeping_workers(deps)
+        await deps.close(shutdown_workers=owns_workers)
 
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
     web_app[DEPS_KEY] = deps
@@ -123,16 +118,6 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return bolt, web_app
-
-
-async def _close_keeping_workers(deps: BotDeps) -> None:
-    deps.running.cancel_all()
-    for task in list(deps.tasks):
-        task.cancel()
-    if deps.tasks:
-        await asyncio.wait(list(deps.tasks), timeout=10)
-    if deps._http is not None:
-        await deps._http.close()
 
 
 def _request_fields(body: dict[str, Any], request: AsyncBoltRequest) -> dict[str, Any]:
@@ -160,12 +145,9 @@ def _request_fields(body: dict[str, Any], request: AsyncBoltRequest) -> dict[str
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="variance-bot serve",
-        description="Run the Slack bot: Socket Mode with SLACK_APP_TOKEN (default), "
-        "or the Events API over HTTP.",
+        description="Run the Slack bot: Socket Mode with SLACK_APP_TOKEN (default), or the Events API over HTTP.",
     )
-    parser.add_argument(
-        "--http", action="store_true", help="serve the Events API (POST /slack/events) over HTTP"
-    )
+    parser.add_argument("--http", action="store_true", help="serve the Events API (POST /slack/events) over HTTP")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default 3000 with --http)")
     parser.add_argument("--host", default="0.0.0.0", help="HTTP host to bind (default 0.0.0.0)")
     return parser
@@ -188,8 +170,10 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-async def serve(settings: Settings, *, http: bool, host: str, port: int | None) -> int:
-    """Run until SIGINT/SIGTERM; running answers end in a final "restarting" state on the way out."""
+async def serve(
+    settings: Settings, *, http: bool, host: str, port: int | None, stop: asyncio.Event | None = None
+) -> int:
+    """Run until SIGINT/SIGTERM (or ``stop`` is set); running answers end in a final state on the way out."""
     bolt, web_app = create_app(settings)
     try:
         identity = await bolt.client.auth_test()
@@ -201,19 +185,22 @@ async def serve(settings: Settings, *, http: bool, host: str, port: int | None) 
         )
         return 2
     except Exception as error:
-        print(
-            f"variance-bot serve: cannot reach Slack at {settings.slack_api_url} ({error})", file=sys.stderr
-        )
+        print(f"variance-bot serve: cannot reach Slack at {settings.slack_api_url} ({error})", file=sys.stderr)
         return 2
-    web_app[DEPS_KEY].bot_user_id = identity.get("user_id")
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    signals: list[signal.Signals] = []
+    if stop is None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+            signals.append(signum)
 
     runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
+    await runner.setup()  # starts the worker processes (on_startup)
+    # Move everything loaded so far (agents SDK, pandas, Slack clients) out of the collector's way, so a full
+    # collection later walks only live request data and does not pause the event loop for long.
+    gc.freeze()
     handler: Any = None
     try:
         if port is not None:
@@ -230,9 +217,10 @@ async def serve(settings: Settings, *, http: bool, host: str, port: int | None) 
             team=identity.get("team_id"),
             bot_user=identity.get("user_id"),
         )
-        print(json.dumps({"serving": "http" if http else "socket_mode", "port": port}), file=sys.stderr)
         await stop.wait()
     finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
         if handler is not None:
             await handler.close_async()
         await runner.cleanup()

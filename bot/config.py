@@ -25,8 +25,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from analyst.agent import AgentSettings
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_FILE_HOST = "files.slack.com"
@@ -50,8 +53,8 @@ class Settings:
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
-    # analyst.agent.AgentSettings; typed loosely so that importing the config does not load the agent SDK.
-    agent: Any = None
+    # Imported only when read from the environment, so that importing the config does not load the agent SDK.
+    agent: AgentSettings | None = None
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
@@ -108,9 +111,7 @@ class Settings:
                     "Socket Mode needs it, or run 'variance-bot serve --http --port N'"
                 )
             elif not app_token.startswith("xapp-"):
-                problems.append(
-                    "SLACK_APP_TOKEN does not look like an app-level token (it should start with xapp-)"
-                )
+                problems.append("SLACK_APP_TOKEN does not look like an app-level token (it should start with xapp-)")
 
         api_url = text("SLACK_API_URL") or DEFAULT_SLACK_API_URL
         parts = urlsplit(api_url)

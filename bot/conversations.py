@@ -154,9 +154,7 @@ class ConversationStore:
 class Deduplicator:
     """Remembers keys (event ids, message timestamps) for a while, so that a redelivery is answered once."""
 
-    def __init__(
-        self, *, ttl_seconds: float = 3600.0, max_keys: int = 100_000, clock: Clock = time.monotonic
-    ):
+    def __init__(self, *, ttl_seconds: float = 3600.0, max_keys: int = 100_000, clock: Clock = time.monotonic):
         self._ttl = ttl_seconds
         self._max_keys = max_keys
         self._clock = clock

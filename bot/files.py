@@ -143,9 +143,7 @@ def check_content(file: SlackFile, head: bytes) -> None:
                 reason="bad_xlsx",
             )
         return
-    if head.startswith(
-        (b"\xff\xfe", b"\xfe\xff")
-    ):  # UTF-16 text from Excel's "Unicode text": let ingest decide
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text from Excel's "Unicode text": let ingest decide
         return
     sample = head[:_SNIFF]
     control = sum(1 for b in sample if b < 9 or 13 < b < 32)
@@ -186,8 +184,7 @@ async def download(
                 raise _login_page(file)
             if response.status != 200:
                 raise FileRejected(
-                    f"I couldn't download {file.name} (Slack answered HTTP {response.status}). "
-                    "Try uploading it again.",
+                    f"I couldn't download {file.name} (Slack answered HTTP {response.status}). Try uploading it again.",
                     reason=f"http_{response.status}",
                 )
             if response.content_type == "text/html":
@@ -246,9 +243,7 @@ def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool)
     except MemoryError:
         return ReadResult(None, None, 0, error=f"{filename} is too big for me to read in memory.")
     except Exception as error:  # any parser surprise: a message, never a traceback in Slack
-        return ReadResult(
-            None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__})."
-        )
+        return ReadResult(None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__}).")
 
 
 def build_report_markdown(dataset: Dataset) -> str:
@@ -277,9 +272,9 @@ class WorkerPool:
             context = multiprocessing.get_context(method)
             if method == "forkserver":
                 context.set_forkserver_preload(["analyst.ingest", "analyst.report", "bot.files"])
-            self._executor = ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=context, max_tasks_per_child=50
-            )
+            # No max_tasks_per_child: on Python 3.11 a worker retired that way is sometimes never replaced
+            # and the pool stops taking work (CPython gh-115634).
+            self._executor = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
         return self._executor
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

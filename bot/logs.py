@@ -22,9 +22,7 @@ _FORBIDDEN = frozenset({"token", "text", "content", "authorization", "secret", "
 def log_line(kind: str, **fields: Any) -> None:
     """Emit one JSON log line; ``kind`` is "request" or "answer" (or "error")."""
     record = {"kind": kind, "ts": round(time.time(), 3)}
-    record.update(
-        (key, value) for key, value in fields.items() if key not in _FORBIDDEN and value is not None
-    )
+    record.update((key, value) for key, value in fields.items() if key not in _FORBIDDEN and value is not None)
     logger.info(json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")))
 
 

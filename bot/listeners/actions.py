@@ -20,9 +20,7 @@ ALREADY_FINISHED = "That answer has already finished."
 
 def register(app: Any, deps: BotDeps) -> None:
     @app.action(STOP_ACTION_ID)
-    async def on_stop(
-        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
+    async def on_stop(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
         answer_id = str(action.get("value", ""))
         stopped = deps.running.cancel(answer_id)

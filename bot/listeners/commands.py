@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -28,20 +29,24 @@ NOT_IN_CHANNEL = (
     "I'm not in this channel, so I can't answer here. Add me with `/invite @Variance Analyst`, then mention "
     "me with your CSV/XLSX attached."
 )
+SLACK_UNREACHABLE = "I couldn't reach Slack to check this channel just now. Please try again in a minute."
 NO_DATASET_HERE = (
     "I don't have a file for this channel yet. Mention me (@Variance Analyst) with a budget-vs-actual "
     "CSV/XLSX attached, or DM me the file, then try `/variance` again."
 )
 
 
-async def bot_is_member(deps: BotDeps, channel: str) -> bool:
-    """True when the bot can post in the channel (a member of it, or our DM)."""
+async def bot_is_member(deps: BotDeps, channel: str) -> bool | None:
+    """True when the bot can post in the channel (a member of it, or our DM); None when Slack can't be asked."""
     try:
         response = await deps.client.conversations_info(channel=channel)
     except SlackApiError as error:
         # channel_not_found: a private channel or a DM the bot is not part of
         log_line("error", where="conversations.info", channel=channel, error=error.response.get("error"))
         return False
+    except (aiohttp.ClientError, TimeoutError) as error:
+        log_line("error", where="conversations.info", channel=channel, error=type(error).__name__)
+        return None
     info = response.get("channel") or {}
     return bool(info.get("is_member") or info.get("is_im"))
 
@@ -50,7 +55,11 @@ async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
     team = str(command.get("team_id", ""))
     channel = str(command.get("channel_id", ""))
     text = " ".join(str(command.get("text", "")).split())
-    if not await bot_is_member(deps, channel):
+    member = await bot_is_member(deps, channel)
+    if member is None:
+        await respond(text=SLACK_UNREACHABLE, response_type="ephemeral")
+        return
+    if not member:
         await respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
         return
     latest = deps.store.latest_in_channel(channel_key(team, channel))

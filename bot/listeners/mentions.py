@@ -1,23 +1,25 @@
 """``@Variance Analyst <question>`` in a channel: answer in the mention's thread.
 
 The dataset is a CSV/XLSX attached to the mention, else the newest one posted earlier in the same thread
-(``conversations.replies``), else the one this thread loaded before. A mention with a file and no question
-gets the deterministic report.
+(``conversations.replies``), else the one this thread loaded before, else the channel's latest one. A mention
+with a file and no question gets the deterministic report.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
-from bot.conversations import thread_conversation_id
+from bot.conversations import channel_key, thread_conversation_id
 from bot.files import SlackFile, table_files, unsupported_message
 from bot.listeners.common import first_message_delivery, is_from_a_bot, question_text, team_of
 from bot.logs import log_line
 
+HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 HELLO = (
     "Hi! Mention me with a budget-vs-actual CSV or XLSX attached and a question, e.g. "
     '"why is marketing over budget in Q3?". A file without a question gets a quick report.'
@@ -31,6 +33,9 @@ async def thread_files(deps: BotDeps, channel: str, thread_ts: str, before_ts: s
     except SlackApiError as error:
         log_line("error", where="conversations.replies", channel=channel, error=error.response.get("error"))
         return []
+    except (aiohttp.ClientError, TimeoutError) as error:
+        log_line("error", where="conversations.replies", channel=channel, error=type(error).__name__)
+        return []
     files: list[SlackFile] = []
     for message in response.get("messages") or []:
         if float(message.get("ts", "0")) <= float(before_ts):
@@ -38,9 +43,7 @@ async def thread_files(deps: BotDeps, channel: str, thread_ts: str, before_ts: s
     return files
 
 
-async def handle_mention(
-    deps: BotDeps, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
-) -> None:
+async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None) -> None:
     team = team_of(body, event)
     channel = str(event["channel"])
     ts = str(event["ts"])
@@ -58,6 +61,10 @@ async def handle_mention(
         earlier = await thread_files(deps, channel, thread_ts, ts)
         if earlier and (stored is None or stored.file_id != earlier[-1].id):
             new_file = earlier[-1]
+    if new_file is None and stored is None and question:
+        # Nothing in this thread: fall back on the channel's latest file, as /variance does.
+        latest = deps.store.latest_in_channel(channel_key(team, channel))
+        stored = latest[1] if latest is not None else None
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return
@@ -81,7 +88,7 @@ async def handle_mention(
 def register(app: Any, deps: BotDeps) -> None:
     @app.event("app_mention")
     async def on_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
-        if is_from_a_bot(event, context.bot_user_id) or event.get("subtype") not in (None, "file_share"):
+        if is_from_a_bot(event, context.bot_user_id) or event.get("subtype") not in HANDLED_SUBTYPES:
             return
         if not first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
             return

@@ -85,7 +85,7 @@ class WriterSettings:
     status_reserve: int = 400  # room kept in a live message for the "⏳ ..." line
     fallback_chars: int = 300  # length of the plain ``text`` fallback while live
     # The first edit showing text spends a reserved unit: wait until there is a line's worth to read.
-    first_text_min_chars: int = 60
+    first_text_min_chars: int = 40
     stop_button: bool = True
     stop_label: str = "Stop"
     post_attempts: int = 5

@@ -52,9 +52,7 @@ def signed_headers(
     }
 
 
-def event_envelope(
-    event: Mapping[str, Any], *, event_id: str | None = None, team: str = TEAM
-) -> dict[str, Any]:
+def event_envelope(event: Mapping[str, Any], *, event_id: str | None = None, team: str = TEAM) -> dict[str, Any]:
     """An Events API ``event_callback`` body, as Slack sends it."""
     return {
         "token": "legacy-verification-token",
@@ -157,9 +155,7 @@ class BotUnderTest:
     ) -> tuple[int, str]:
         all_headers = signed_headers(body, content_type=content_type, timestamp=timestamp, secret=secret)
         all_headers.update(headers or {})
-        async with self.http.post(
-            f"{self.url}/slack/events", data=body.encode(), headers=all_headers
-        ) as resp:
+        async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers) as resp:
             return resp.status, await resp.text()
 
     async def send_event(
@@ -279,9 +275,7 @@ def env_overrides() -> dict[str, str]:
     return {}
 
 
-async def start_bot(
-    settings: Settings, slack: FakeSlack, workers: WorkerPool
-) -> tuple[BotUnderTest, web.AppRunner]:
+async def start_bot(settings: Settings, slack: FakeSlack, workers: WorkerPool) -> tuple[BotUnderTest, web.AppRunner]:
     _, web_app = create_app(settings, workers=workers)
     runner = web.AppRunner(web_app, access_log=None, handle_signals=False)
     await runner.setup()

@@ -14,7 +14,7 @@ from tests.fakes.slack_server import FakeMessage, FakeSlack
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "budget_vs_actual.csv"
 SMALL_CSV = (
     b"Department,Account,Budget,Actual\n"
-    b"Sales,Revenue,\"1,000.00\",\"1,200.00\"\n"
+    b'Sales,Revenue,"1,000.00","1,200.00"\n'
     b"Marketing,Advertising,500.00,650.00\n"
     b"Marketing,Events,300.00,250.00\n"
     b"Engineering,Salaries,2000.00,1950.00\n"
@@ -62,7 +62,5 @@ def last_user_text(request_json: dict[str, Any]) -> str:
             content = item.get("content")
             if isinstance(content, str):
                 return content
-            return " ".join(
-                part.get("text", "") for part in content or [] if isinstance(part, dict)
-            )
+            return " ".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
     return json.dumps(items)[-200:]

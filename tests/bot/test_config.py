@@ -24,9 +24,7 @@ def test_socket_mode_needs_app_token_not_signing_secret() -> None:
         Settings.from_env({"SLACK_BOT_TOKEN": BOT}, mode="socket", load_agent=False)
     assert "SLACK_APP_TOKEN" in str(caught.value)
     assert "SLACK_SIGNING_SECRET" not in str(caught.value)
-    settings = Settings.from_env(
-        {"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP}, mode="socket", load_agent=False
-    )
+    settings = Settings.from_env({"SLACK_BOT_TOKEN": BOT, "SLACK_APP_TOKEN": APP}, mode="socket", load_agent=False)
     assert settings.app_token == APP
 
 
@@ -78,9 +76,7 @@ def test_serve_requires_the_model_key() -> None:
         Settings.from_env(env, mode="http")
 
 
-def test_serve_exits_with_a_clear_message(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_exits_with_a_clear_message(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.app import cli_main
 
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "OPENAI_API_KEY"):

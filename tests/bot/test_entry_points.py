@@ -100,9 +100,7 @@ async def test_dm_unsupported_file_gets_a_clear_reply(bot: BotUnderTest) -> None
     assert bot.slack.file_downloads == []
 
 
-async def test_channel_mention_with_a_file_answers_in_the_mention_thread(
-    bot: BotUnderTest, openai: FakeOpenAI
-) -> None:
+async def test_channel_mention_with_a_file_answers_in_the_mention_thread(bot: BotUnderTest, openai: FakeOpenAI) -> None:
     openai.script(text(ANSWER, chunk=7, delay=0.002))
     file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
     mention = bot.slack.add_message(CHANNEL, text="<@UBOT> why is marketing over budget?", files=[file_obj])
@@ -222,3 +220,37 @@ async def test_variance_in_the_dm_uses_the_dm_dataset(bot: BotUnderTest, openai:
     first, second = final_answers(bot.slack, DM)
     assert first.markdown_text == second.markdown_text == expected_report(SMALL_CSV, "q3.csv")
     assert all(is_final(m) for m in answers_in(bot.slack, DM))
+
+
+async def test_long_answer_overflows_into_more_messages_in_the_thread(bot: BotUnderTest, openai: FakeOpenAI) -> None:
+    from bot.render import split_markdown
+
+    paragraphs = [f"**Driver {i}.** " + "Marketing spend on events rose against plan. " * 12 for i in range(50)]
+    long_answer = "\n\n".join(paragraphs)
+    assert len(long_answer) > 25_000
+    openai.script(text(long_answer, chunk=60))
+    file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
+    mention = bot.slack.add_message(CHANNEL, text="<@UBOT> explain everything", files=[file_obj])
+    assert (
+        await bot.send_event(mention_event(CHANNEL, mention.ts, "<@UBOT> explain everything", files=[file_obj])) == 200
+    )
+    parts = [part.strip() for part in split_markdown(long_answer, 11_000)]
+    assert len(parts) >= 3
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == len(parts), timeout=30)
+    await bot.deps.idle(timeout=10)
+    messages = answers_in(bot.slack, CHANNEL)
+    assert [m.markdown_text for m in messages] == parts
+    assert all(m.thread_ts == mention.ts for m in messages)
+
+
+async def test_mention_elsewhere_in_the_channel_uses_the_channel_latest_file(
+    bot: BotUnderTest, openai: FakeOpenAI
+) -> None:
+    await load_channel_dataset(bot)
+    openai.script(text("Same file, new thread.", chunk=4))
+    mention = bot.slack.add_message(CHANNEL, text="<@UBOT> how did sales do?")
+    assert await bot.send_event(mention_event(CHANNEL, mention.ts, "<@UBOT> how did sales do?")) == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=20)
+    answer = final_answers(bot.slack, CHANNEL)[-1]
+    assert answer.thread_ts == mention.ts and answer.markdown_text == "Same file, new thread."
+    assert len(bot.slack.file_downloads) == 1

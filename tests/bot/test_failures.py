@@ -4,11 +4,14 @@ and 20 concurrent answers in one workspace all end with their exact text."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
+from bot.files import WorkerPool
 from bot.listeners.actions import ALREADY_FINISHED
-from tests.bot.conftest import DM, BotUnderTest, dm_event, mention_event
+from tests.bot.conftest import DM, BotUnderTest, base_env, dm_event, mention_event, start_bot
 from tests.bot.helpers import (
     SMALL_CSV,
     answers_in,
@@ -18,7 +21,7 @@ from tests.bot.helpers import (
     stop_button_value,
 )
 from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, error, hang, midstream_error, text
-from tests.fakes.slack_server import LOGIN_PAGE
+from tests.fakes.slack_server import LOGIN_PAGE, FakeSlack
 
 LONG_ANSWER = " ".join(f"Line {i}: marketing spend moved by {i * 10}.00 against plan." for i in range(120))
 
@@ -121,9 +124,7 @@ async def test_slack_refusing_edits_still_ends_the_answer(bot: BotUnderTest, ope
     assert len(answers_in(bot.slack, DM)) == 2  # nothing posted twice
 
 
-async def test_injected_slack_faults_lose_nothing_and_post_nothing_twice(
-    bot: BotUnderTest, openai: FakeOpenAI
-) -> None:
+async def test_injected_slack_faults_lose_nothing_and_post_nothing_twice(bot: BotUnderTest, openai: FakeOpenAI) -> None:
     await load_dm_dataset(bot)
     bot.slack.inject("chat.postMessage", status=500, apply=True)  # posted, but the client saw a 500
     bot.slack.inject("chat.update", status=503)
@@ -193,3 +194,61 @@ async def test_twenty_concurrent_answers_in_one_workspace(bot: BotUnderTest, ope
         assert message.markdown_text == expected
     assert bot.slack.ratelimited == 0
     assert len(openai.requests) == 20
+
+
+async def test_stop_while_the_file_is_being_read(bot: BotUnderTest, openai: FakeOpenAI) -> None:
+    from tests.bot.test_load import ledger_csv
+
+    file_obj = bot.slack.add_file(ledger_csv(8 * 1024 * 1024), name="ledger.csv")
+    upload = bot.slack.add_message(DM, text="why is marketing over?", files=[file_obj])
+    assert await bot.send_event(dm_event(upload.ts, "why is marketing over?", files=[file_obj])) == 200
+    await bot.slack.wait_for(lambda: bool(answers_in(bot.slack, DM)) and len(bot.slack.file_downloads) == 1)
+    placeholder = answers_in(bot.slack, DM)[0]
+    assert "Reading ledger.csv" in placeholder.visible
+    answer_id = stop_button_value(placeholder)
+    assert answer_id
+    status, _ = await bot.click("stop_answer", answer_id, channel=DM, message_ts=placeholder.ts)
+    assert status == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
+    assert final_answers(bot.slack, DM)[0].markdown_text == "_Stopped._"
+    await bot.deps.idle(timeout=10)
+    assert openai.requests == []
+
+
+async def test_shutdown_finalises_running_answers(
+    slack: FakeSlack, openai: FakeOpenAI, workers: WorkerPool, tmp_path: Path
+) -> None:
+    settings = Settings.from_env(base_env(slack, openai, tmp_path), mode="http")
+    bot, runner = await start_bot(settings, slack, workers)
+    try:
+        await load_dm_dataset(bot)
+        openai.script(text(LONG_ANSWER, chunk=5, delay=0.02))
+        question = bot.slack.add_message(DM, text="walk me through it")
+        assert await bot.send_event(dm_event(question.ts, "walk me through it")) == 200
+        await slack.wait_for(lambda: any("Line 1:" in m.visible for m in answers_in(slack, DM)), timeout=20)
+    finally:
+        await bot.http.close()
+        await runner.cleanup()  # what SIGTERM leads to in `serve`
+    final = answers_in(slack, DM)[-1]
+    assert final.markdown_text is not None and final.markdown_text.endswith("_Stopped._")
+    assert final.markdown_text.startswith("Line 0:")
+    assert not bot.deps.tasks
+
+
+async def test_slack_unreachable_for_lookups_still_gets_a_reply(bot: BotUnderTest) -> None:
+    from bot.listeners.commands import SLACK_UNREACHABLE
+
+    bot.slack.inject("conversations.info", drop_connection=True, times=5)
+    url = bot.slack.new_response_url()
+    status, _ = await bot.send_command("report", response_url=url)
+    assert status == 200
+    await bot.slack.wait_for(lambda: len(bot.slack.responses[url]) == 1, timeout=10)
+    assert bot.slack.responses[url][0]["text"] == SLACK_UNREACHABLE
+
+    bot.slack.inject("conversations.replies", drop_connection=True, times=5)
+    parent = bot.slack.add_message("C0GENERAL", text="numbers")
+    mention = bot.slack.add_message("C0GENERAL", text="<@UBOT> why?", thread_ts=parent.ts)
+    event = mention_event("C0GENERAL", mention.ts, "<@UBOT> why?", thread_ts=parent.ts)
+    assert await bot.send_event(event) == 200
+    await bot.slack.wait_for(lambda: len(bot.slack.bot_messages("C0GENERAL")) == 1, timeout=10)
+    assert "CSV or XLSX" in (bot.slack.bot_messages("C0GENERAL")[0].text or "")

@@ -69,9 +69,7 @@ async def test_html_served_as_csv_is_rejected(slack: FakeSlack, http: aiohttp.Cl
         await fetch(slack, http, obj)
 
 
-async def test_declared_size_over_the_limit_is_not_downloaded(
-    slack: FakeSlack, http: aiohttp.ClientSession
-) -> None:
+async def test_declared_size_over_the_limit_is_not_downloaded(slack: FakeSlack, http: aiohttp.ClientSession) -> None:
     obj = slack.add_file(CSV, name="big.csv", size=10 * 1024 * 1024)
     with pytest.raises(FileRejected) as caught:
         await fetch(slack, http, obj, max_bytes=1024 * 1024)

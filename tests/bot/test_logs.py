@@ -1,0 +1,46 @@
+"""One structured JSON line per request and per answer, with ids, timings and outcome; never a secret or data."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tests.bot.conftest import DM, SIGNING_SECRET, BotUnderTest, dm_event
+from tests.bot.helpers import SMALL_CSV, final_answers
+from tests.fakes.openai_server import FakeOpenAI, text
+
+
+async def test_request_and_answer_lines(
+    bot: BotUnderTest, openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
+    upload = bot.slack.add_message(DM, files=[file_obj])
+    assert await bot.send_event(dm_event(upload.ts, files=[file_obj]), event_id="Ev0LOG1") == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
+    openai.script(text("Marketing overspent on advertising.", chunk=5))
+    question = bot.slack.add_message(DM, text="confidential question about payroll")
+    assert await bot.send_event(dm_event(question.ts, "confidential question about payroll"), event_id="Ev0LOG2") == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=20)
+    await bot.deps.idle(timeout=10)
+
+    records = [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "variance.bot" and r.getMessage().startswith("{")
+    ]
+    requests = [r for r in records if r["kind"] == "request"]
+    answers = [r for r in records if r["kind"] == "answer"]
+    assert {r.get("event_id") for r in requests} >= {"Ev0LOG1", "Ev0LOG2"}
+    assert all(r["status"] == 200 and r["ms"] >= 0 and r["team"] == "T0001" for r in requests)
+    assert [a["outcome"] for a in answers] == ["answered", "answered"]
+    report, answer = answers
+    assert report["entry"] == "dm" and report["rows"] == 4 and report["file_bytes"] == len(SMALL_CSV)
+    assert answer["event_id"] == "Ev0LOG2" and answer["channel"] == DM and answer["edits"] >= 1
+    assert answer["total_s"] >= 0 and answer["messages"] == 1
+
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (bot.slack.bot_token, SIGNING_SECRET, "confidential question", "Marketing,Advertising", "payroll"):
+        assert secret not in everything
