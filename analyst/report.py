@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyst.dataset import PERIOD, Dataset, IngestError, RoleOverrides
+from analyst.dataset import PERIOD, Dataset, IngestError, IngestLimits, RoleOverrides
 from analyst.engine import _core as core
 from analyst.engine.errors import AnalysisError
 from analyst.engine.options import AnalysisOptions, Materiality, MaterialityMode
@@ -419,6 +419,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reference", metavar="COLUMN", help="use COLUMN as the budget/plan/forecast/prior amounts"
     )
+    parser.add_argument("--period", metavar="COLUMN", help="use COLUMN as the period")
+    parser.add_argument("--account", metavar="COLUMN", help="use COLUMN as the account (line item)")
+    parser.add_argument(
+        "--max-file-mb",
+        type=float,
+        metavar="MB",
+        default=_env_file_limit_mb(),
+        help="refuse input files larger than this (default $VARIANCE_MAX_FILE_MB or 50)",
+    )
     defaults = Materiality()
     parser.add_argument("--materiality-amount", type=float, default=defaults.amount, metavar="X")
     parser.add_argument("--materiality-percent", type=float, default=defaults.percent, metavar="Y")
@@ -430,6 +439,13 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--markdown", action="store_true", help="print Markdown (as the Slack bot does)")
     parser.add_argument("--max-bytes", type=int, metavar="N", help="cap the JSON output at N bytes")
     return parser
+
+
+def _env_file_limit_mb() -> float:
+    try:
+        return float(os.environ.get("VARIANCE_MAX_FILE_MB") or 50)
+    except ValueError:
+        return 50.0
 
 
 def _fit_json(report: Report, max_bytes: int | None) -> str | None:
@@ -459,7 +475,11 @@ def cli_main(argv: Sequence[str]) -> int:
             mode=MaterialityMode(args.materiality_mode),
         )
     )
-    overrides = RoleOverrides(actual=args.actual, reference=args.reference)
+    if args.max_file_mb <= 0:
+        return _fail("--max-file-mb must be positive.")
+    overrides = RoleOverrides(
+        actual=args.actual, reference=args.reference, period=args.period, account=args.account
+    )
     try:
         from analyst.ingest import load_dataset
 
@@ -467,6 +487,7 @@ def cli_main(argv: Sequence[str]) -> int:
             os.fspath(args.file),
             filename=os.path.basename(args.file),
             overrides=None if overrides.is_empty() else overrides,
+            limits=IngestLimits(max_bytes=int(args.max_file_mb * 1024 * 1024)),
         )
         report = build_report(ds, by=args.by, opts=opts)
         if args.json:

@@ -169,3 +169,15 @@ def test_quickbooks_export_totals_exclude_subtotals(tmp_path: Path) -> None:
     assert d["net_impact"] == 10_250.25  # the file's own Net Income variance
     text = run(str(path)).stdout
     assert '"Total Income"' in text and "Excluded rows" in text
+
+
+def test_input_size_limit_is_configurable_and_explained(tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    big.write_text("Account,Budget,Actual\n" + "Rent,100,120\n" * 100_000)
+    refused = run(str(big), "--max-file-mb", "0.5")
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert "MB" in refused.stderr
+    accepted = run(str(big), "--json", "--max-file-mb", "5")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["totals"]["variance"] == 2_000_000
