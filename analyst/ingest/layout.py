@@ -6,6 +6,12 @@ Shapes:
 - ``wide_by_period``: ``Jan Budget, Jan Actual, ...`` pairs, or ``Jan .. Dec`` columns with a Scenario column;
 - ``metric_pairs``: ``Actual_Revenue, Budget_Revenue, Actual_COGS, ...``: the metric becomes the account.
 Every step is columnar (stack with numpy, pivot with one groupby); nothing loops over rows.
+
+Account types: a type column when the file has one (or the user names one). Otherwise, in a QuickBooks-style
+report, the P&L section headings ("Income", "Cost of Goods Sold", "Expenses", "Other Income", "Доходы",
+"Расходы", "Erträge", "Aufwendungen") are carried down to the account lines under them as the raw
+``account_type`` text, and ``ColumnRoles.account_type`` is then :data:`SECTION_HEADINGS` (``"section
+headings"``), which names no column. The headings stay excluded from the sums and listed as headings.
 """
 
 from __future__ import annotations
@@ -33,11 +39,15 @@ from analyst.dataset import (
     Shape,
 )
 from analyst.ingest import periods, roles, totals
+from analyst.ingest.encode import Encoded, encode_columns
 from analyst.ingest.numbers import ParsedNumbers
 
 MAX_LISTED_EXCLUSIONS = 500
 BLANK_LABEL = "(blank)"
 METRIC = "Metric"
+# ``ColumnRoles.account_type`` when the types come from a QuickBooks-style report's section headings
+# ("Income", "Expenses" above the account lines) rather than from a column.
+SECTION_HEADINGS = "section headings"
 
 
 @dataclass(slots=True)
@@ -48,33 +58,52 @@ class Columns:
     headers: dict[str, roles.HeaderInfo]
     numbers: dict[str, ParsedNumbers]  # numeric columns only
     text: list[str]  # text columns, in file order
-    _factorized: dict[str, tuple[np.ndarray, pd.Index]] = field(default_factory=dict)
-    _uniques: dict[str, list[object]] = field(default_factory=dict)
+    _encoded: dict[str, Encoded] = field(default_factory=dict)
+    _periodic: dict[str, bool] = field(default_factory=dict)
+    _period_labels: dict[str, list[str | None]] = field(default_factory=dict)
+
+    def encode(self, names: Sequence[str], *, with_codes: Sequence[str] = ()) -> None:
+        """Hash several text columns at once (in parallel on a large file); later calls to :meth:`uniques`
+        and :meth:`factorized` for them are free."""
+        wanted = {
+            name: self.raw[name]
+            for name in dict.fromkeys([*names, *with_codes])
+            if name in self.raw.columns
+            and (name not in self._encoded or (name in with_codes and self._encoded[name].codes is None))
+        }
+        self._encoded.update(encode_columns(wanted, with_codes=set(with_codes)))
+
+    def adopt(self, encoded: Mapping[str, Encoded]) -> None:
+        """Take columns hashed elsewhere (see :func:`analyst.ingest.encode.start_encoding`)."""
+        self._encoded.update(encoded)
 
     def uniques(self, name: str) -> list[object]:
-        """Distinct non-empty values of a text column (one hash pass, no per-row codes)."""
-        if name not in self._uniques:
-            if name in self._factorized:
-                self._uniques[name] = list(self._factorized[name][1])
-            else:
-                self._uniques[name] = list(self.raw[name].dropna().unique())
-        return self._uniques[name]
+        """Distinct non-empty values of a text column, in order of first appearance."""
+        if name not in self._encoded:
+            self.encode([name])
+        return list(self._encoded[name].uniques)
 
     def factorized(self, name: str) -> tuple[np.ndarray, pd.Index]:
         """Codes (-1 for empty) and distinct values of a text column, computed once: label checks,
         cleaning and period parsing all work on the distinct values only."""
-        if name not in self._factorized:
-            column = self.raw[name]
-            if isinstance(column.dtype, pd.CategoricalDtype):
-                result = (
-                    np.asarray(column.cat.codes.to_numpy(), dtype=np.intp),
-                    pd.Index(column.cat.categories),
-                )
-            else:
-                codes, uniques = pd.factorize(column, use_na_sentinel=True)
-                result = (np.asarray(codes, dtype=np.intp), pd.Index(uniques))
-            self._factorized[name] = result
-        return self._factorized[name]
+        encoded = self._encoded.get(name)
+        if encoded is None or encoded.codes is None:
+            self.encode([], with_codes=[name])
+            encoded = self._encoded[name]
+        assert encoded.codes is not None
+        return encoded.codes, encoded.uniques
+
+    def period_labels(self, name: str) -> list[str | None]:
+        """The period label of each distinct value of a column (see :meth:`factorized`), computed once."""
+        if name not in self._period_labels:
+            self._period_labels[name] = periods.labels_for_uniques(list(self.factorized(name)[1]))
+        return self._period_labels[name]
+
+    def looks_periodic(self, name: str) -> bool:
+        """The column's first values read as months or dates (judged once per column)."""
+        if name not in self._periodic:
+            self._periodic[name] = _looks_periodic(self.raw[name])
+        return self._periodic[name]
 
     @property
     def names(self) -> list[str]:
@@ -427,10 +456,7 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
     if plan.period is None or plan.period == "column headers":
         period = overrides.period
         if period is None and plan.period is None:
-            named = [c for c in columns.text if headers[c].kind == "period"]
-            period = next((c for c in named if _looks_periodic(columns.raw[c])), None)
-            if period is None:
-                period = next((c for c in columns.text if _looks_periodic(columns.raw[c])), None)
+            period = detect_period_column(columns)
         if period is not None:
             plan.period = period
     used.add(plan.period)
@@ -460,6 +486,15 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
         plan.warnings.append(f"Column(s) {', '.join(clash)} clash with reserved names and were left out.")
 
 
+def detect_period_column(columns: Columns) -> str | None:
+    """The text column holding months or dates: one whose header says so first, then any."""
+    named = [c for c in columns.text if columns.headers[c].kind == "period"]
+    period = next((c for c in named if columns.looks_periodic(c)), None)
+    if period is None:
+        period = next((c for c in columns.text if columns.looks_periodic(c)), None)
+    return period
+
+
 def _looks_periodic(column: pd.Series) -> bool:
     return periods.looks_like_periods(column.iloc[:2_000].dropna().unique().tolist()[:200])
 
@@ -472,46 +507,91 @@ class Exclusions:
     keep: np.ndarray | None  # boolean mask over raw rows; None keeps everything
     rows: list[ExcludedRow]
     total: int
+    # Per raw row, the P&L section heading above it ("Expenses"), when the file has such headings and no
+    # type column: the lines' account type. (See :func:`section_types`.)
+    section_types: np.ndarray | None = None
 
 
 def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
     """Totals, subtotals and computed lines (by label, in any text column) and section headings (no
     amounts)."""
     n = len(columns.raw)
-    total = np.zeros(n, dtype=bool)
-    computed = np.zeros(n, dtype=bool)
+    total: np.ndarray | None = None
+    computed: np.ndarray | None = None
     for name in columns.text:
         total_labels, computed_labels = totals.label_kinds(columns.uniques(name))
         # Only a column that has such labels pays for a per-row pass.
         if total_labels:
-            total |= columns.raw[name].isin(total_labels).to_numpy(dtype=bool)
+            hits = columns.raw[name].isin(total_labels).to_numpy(dtype=bool)
+            total = hits if total is None else total | hits
         if computed_labels:
-            computed |= columns.raw[name].isin(computed_labels).to_numpy(dtype=bool)
-    computed &= ~total
+            hits = columns.raw[name].isin(computed_labels).to_numpy(dtype=bool)
+            computed = hits if computed is None else computed | hits
+    if total is not None and computed is not None:
+        computed = computed & ~total  # (isin's arrays may be read-only views)
     amount_cols = amount_columns(plan)
+    heading: np.ndarray | None = None
     if amount_cols:
-        empty = np.logical_and.reduce([np.isnan(columns.numbers[c].values) for c in amount_cols])
-        heading = empty & ~total & ~computed
-    else:
-        heading = np.zeros(n, dtype=bool)
-    excluded = total | computed | heading
-    count = int(excluded.sum())
+        heading = np.isnan(columns.numbers[amount_cols[0]].values)
+        for name in amount_cols[1:]:
+            heading &= np.isnan(columns.numbers[name].values)
+        for labelled in (total, computed):
+            if labelled is not None:
+                heading &= ~labelled
+    sections = None
+    label = plan.account
+    if heading is not None and plan.account_type is None and label is not None and label in columns.raw.columns:
+        sections = section_types(columns, label, heading, total)
+    excluded = heading if heading is not None else np.zeros(n, dtype=bool)
+    for labelled in (total, computed):
+        if labelled is not None:
+            excluded = excluded | labelled
+    count = int(np.count_nonzero(excluded))
     if count == 0:
-        return Exclusions(None, [], 0)
+        return Exclusions(None, [], 0, sections)
     positions = np.flatnonzero(excluded)[:MAX_LISTED_EXCLUSIONS]
     label_cols = [c for c in ([plan.account] if plan.account else []) + columns.text if c in columns.raw.columns]
     labels = _row_labels(columns.raw, label_cols, positions)
     line_numbers = columns.raw.index.to_numpy()[positions]
     listed = []
     for position, line, label in zip(positions, line_numbers, labels, strict=True):
-        if total[position]:
+        if total is not None and total[position]:
             reason = "total or subtotal row"
-        elif computed[position]:
+        elif computed is not None and computed[position]:
             reason = "computed line (sums other lines), not an account"
         else:
             reason = "section heading or line without amounts"
         listed.append(ExcludedRow(source_row=int(line), label=label, reason=reason))
-    return Exclusions(~excluded, listed, count)
+    return Exclusions(~excluded, listed, count, sections)
+
+
+def section_types(columns: Columns, label: str, heading: np.ndarray, total: np.ndarray | None) -> np.ndarray | None:
+    """Each row's enclosing P&L section in a QuickBooks-style report: the nearest section heading above it
+    ("Income", "Cost of Goods Sold", "Expenses", "Доходы", "Aufwendungen"), until that section's total row
+    ("Total Expenses"); ``None`` outside any section. ``None`` for the whole file when it has no such
+    headings.
+
+    A section heading is a row without amounts whose ``label`` is a section word; the carry is a forward
+    fill over the rows, so nothing loops over them.
+    """
+    if not heading.any():
+        return None
+    if not totals.section_kinds(columns.uniques(label))[0].any():
+        return None  # (checked on the distinct labels first: no per-row codes for a file without sections)
+    codes, factorized = columns.factorized(label)
+    opens, closes = totals.section_kinds(list(factorized))  # in the codes' order
+    texts = np.array([str(u).strip() for u in factorized] + [""], dtype=object)
+    row_opens = np.append(opens, False)[codes] & heading  # code -1 (empty label) picks the trailing False
+    if not row_opens.any():
+        return None
+    marks = pd.Series(np.full(len(codes), None, dtype=object))
+    if total is not None:
+        row_closes = np.append(closes, False)[codes] & total
+        marks[row_closes] = ""  # the section ends at its total row
+    marks[row_opens] = texts[codes[row_opens]]
+    carried = marks.ffill().to_numpy(dtype=object, copy=True)
+    carried[carried == ""] = None
+    return carried
 
 
 def amount_columns(plan: Plan) -> list[str]:
@@ -568,10 +648,15 @@ def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[p
     if plan.account_type and plan.account_type in raw.columns:
         # Carried like a dimension so that every shape keeps it beside its line.
         dims[ACCOUNT_TYPE] = _dimension(columns, plan.account_type, keep)
+    elif plan.account_type == SECTION_HEADINGS and exclusions.section_types is not None:
+        types = exclusions.section_types if keep is None else exclusions.section_types[keep]
+        dims[ACCOUNT_TYPE] = pd.Series(types, dtype="str").fillna(BLANK_LABEL)
     period: pd.Series | None = None
     if plan.period and plan.period in raw.columns:
         codes, uniques = columns.factorized(plan.period)
-        categorical, unreadable = periods.to_period(codes if keep is None else codes[keep], uniques)
+        categorical, unreadable = periods.to_period(
+            codes if keep is None else codes[keep], uniques, columns.period_labels(plan.period)
+        )
         period = pd.Series(categorical)
         if unreadable:
             warnings.append(f"{unreadable} row(s) have a '{plan.period}' value that is not a month or a date.")

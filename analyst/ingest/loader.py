@@ -26,10 +26,11 @@ from analyst.dataset import (
     RoleOverrides,
     SourceInfo,
 )
-from analyst.ingest import excel, layout, roles, sniff
+from analyst.ingest import encode, excel, layout, roles, sniff
 from analyst.ingest.numbers import (
     DecimalEvidence,
     DecimalMark,
+    ParsedNumbers,
     decimal_evidence,
     parse_numbers,
     sample_evidence,
@@ -302,14 +303,23 @@ def _parser_message(message: str, first_line: int) -> str:
 
 def _drop_blank(frame: pd.DataFrame) -> pd.DataFrame:
     """Blank columns and blank rows go; nothing is copied when there are none."""
-    empty_cols = [c for c in frame.columns if frame[c].hasnans and not frame[c].notna().any()]
+    has_empty = {c: _has_empty(frame[c]) for c in frame.columns}
+    empty_cols = [c for c in frame.columns if has_empty[c] and not frame[c].notna().any()]
     if empty_cols:
         frame = frame.drop(columns=empty_cols)
     if frame.shape[1] == 0:
         raise IngestError("The table has no values under its header row.")
-    if all(frame[c].hasnans for c in frame.columns):
+    if all(has_empty[c] for c in frame.columns):
         frame = frame[frame.notna().any(axis=1)]
     return frame
+
+
+def _has_empty(column: pd.Series) -> bool:
+    """``column.hasnans``; for floats, a sum answers it without a mask the size of the column."""
+    if column.dtype == np.float64:
+        values = column.to_numpy()
+        return not np.isfinite(np.add.reduce(values)) and bool(np.isnan(values).any())
+    return bool(column.hasnans)
 
 
 # --- from the table to a Dataset ---
@@ -323,9 +333,9 @@ def build_dataset(
         raise IngestError("The file has a header row but no data rows below it.")
     columns = _columns(raw, source, decimal, overrides)
     plan = layout.plan_layout(columns, overrides)
-    if plan.period is not None and plan.period in columns.raw.columns:
-        columns.factorized(plan.period)  # one pass gives both the period codes and the labels to check
     exclusions = layout.find_exclusions(columns, plan)
+    if exclusions.section_types is not None:
+        plan.account_type = layout.SECTION_HEADINGS
     frame, warnings = layout.build_frame(columns, plan, exclusions)
     if frame.empty:
         raise IngestError(
@@ -367,6 +377,11 @@ def _as_labels(column: pd.Series) -> pd.Series:
 def _columns(
     raw: pd.DataFrame, source: SourceInfo, decimal: DecimalMark | None, overrides: RoleOverrides
 ) -> layout.Columns:
+    """Which columns hold numbers (parsed) and which hold text (hashed), for a table as read.
+
+    Every text column's distinct values are needed later (total labels, scenario words), and the period
+    column's row codes too: they are hashed on a thread pool while this thread parses the numbers.
+    """
     headers = {str(c): roles.classify_header(str(c)) for c in raw.columns}
     forced_text = {o for o in (overrides.account, overrides.period, overrides.account_type) if o}
     forced_text.update(overrides.dimensions or ())
@@ -387,11 +402,46 @@ def _columns(
             candidates.append(name)
         else:
             text.append(name)
+    labels = _labels_from_numbers(raw, text)
+    columns = layout.Columns(raw=labels, headers=headers, numbers={}, text=text)
+    period = overrides.period if overrides.period in text else layout.detect_period_column(columns)
+    with encode.hashing_pool(len(raw) * len(text)) as pool:
+        hashed = encode.start_encoding(
+            pool, {name: labels[name] for name in text}, with_codes=[period] if period else []
+        )
+        columns.numbers, text_too = _parse_candidates(raw, source, decimal, headers, candidates, forced_numbers)
+        if period:
+            # Its codes come first: read its dates while the other columns are still being hashed.
+            columns.adopt({period: hashed.column(period)})
+            columns.period_labels(period)
+        columns.adopt(hashed())
+    if text_too:  # hashed when first asked for
+        columns.text = [c for c in map(str, raw.columns) if c in set(text) | set(text_too)]
+        columns.raw = _labels_from_numbers(labels, text_too)
+    return columns
+
+
+def _labels_from_numbers(raw: pd.DataFrame, text: list[str]) -> pd.DataFrame:
+    """The table with its numeric-typed text columns (account codes read as numbers) as text."""
+    converted = {c: _as_labels(raw[c]) for c in text if raw[c].dtype.kind in "biuf"}
+    return raw.assign(**converted) if converted else raw
+
+
+def _parse_candidates(
+    raw: pd.DataFrame,
+    source: SourceInfo,
+    decimal: DecimalMark | None,
+    headers: dict[str, roles.HeaderInfo],
+    candidates: list[str],
+    forced_numbers: set[str],
+) -> tuple[dict[str, ParsedNumbers], list[str]]:
+    """The candidate columns parsed as numbers, and those that turned out to be text after all."""
     fallback = decimal
     if fallback is None:
         evidence = sum((decimal_evidence(raw[c]) for c in candidates), DecimalEvidence())
         fallback = evidence.decide() or ("," if source.delimiter == ";" else ".")
     numbers = {}
+    text: list[str] = []
     for name in candidates:
         parsed = parse_numbers(raw[name], fallback=fallback)
         loose = headers[name].kind not in _AMOUNT_KINDS and name not in forced_numbers
@@ -409,11 +459,7 @@ def _columns(
             text.append(name)
             continue
         numbers[name] = parsed
-    text = [c for c in map(str, raw.columns) if c in set(text)]
-    converted = {c: _as_labels(raw[c]) for c in text if raw[c].dtype.kind in "biuf"}
-    if converted:
-        raw = raw.assign(**converted)
-    return layout.Columns(raw=raw, headers=headers, numbers=numbers, text=text)
+    return numbers, text
 
 
 def _all_dates(column: pd.Series) -> bool:

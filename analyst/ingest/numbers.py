@@ -21,7 +21,7 @@ import pandas as pd
 DecimalMark = Literal[".", ","]
 
 MAX_SCALE = 4
-_BLOCK = 1 << 15
+_BLOCK = 1 << 16
 
 # Cell texts that mean "nothing here" in finance exports.
 _MISSING = [
@@ -170,26 +170,45 @@ def sample_evidence(cells: list[str]) -> DecimalEvidence:
 def decimals_of_floats(values: np.ndarray) -> int:
     """Decimal places needed to write every value exactly (0..MAX_SCALE): found on a sample, then verified on
     all values in one pass."""
-    finite = values if not np.isnan(values).any() else values[~np.isnan(values)]
+    # One summing pass, no temporary, answers "any NaN?" for the usual column that has none.
+    finite = values if np.isfinite(np.add.reduce(values)) or not np.isnan(values).any() else values[~np.isnan(values)]
     if finite.size == 0:
         return 0
-    largest = float(np.max(np.abs(finite[:10_000]))) if finite.size <= 10_000 else float(np.abs(finite).max())
-
-    def fits(sample: np.ndarray, places: int) -> bool:
-        tolerance = 1e-6 + 1e-12 * largest * 10.0**places
-        # In cache-sized blocks: four passes over 8 MB temporaries cost more than the arithmetic itself.
-        for start in range(0, sample.size, _BLOCK):
-            scaled = sample[start : start + _BLOCK] * (10.0**places)
-            scaled -= np.rint(scaled)
-            if float(np.max(np.abs(scaled, out=scaled))) > tolerance:
-                return False
-        return True
-
+    largest = float(max(abs(np.max(finite)), abs(np.min(finite))))
     head = finite[:10_000]
-    places = next((p for p in range(MAX_SCALE + 1) if fits(head, p)), MAX_SCALE)
-    while places < MAX_SCALE and not fits(finite, places):
+    places = next((p for p in range(MAX_SCALE + 1) if _whole_when_scaled(head, p, largest)), MAX_SCALE)
+    while places < MAX_SCALE and not _whole_when_scaled(finite, places, largest):
         places += 1
     return places
+
+
+# Adding and subtracting 1.5 × 2**52 rounds a float below 2**51 in magnitude to the nearest integer (ties to
+# even, like ``np.rint``), and two additions are several times faster than ``np.rint``.
+_ROUNDER = 6755399441055744.0
+_ROUNDER_LIMIT = 2.0**51
+
+
+def _whole_when_scaled(values: np.ndarray, places: int, largest: float) -> bool:
+    """Every value times 10**places is an integer, up to float noise."""
+    factor = 10.0**places
+    tolerance = 1e-6 + 1e-12 * largest * factor
+    magic = largest * factor < _ROUNDER_LIMIT
+    # In cache-sized blocks with reused buffers: whole-column temporaries cost more than the arithmetic itself.
+    size = min(_BLOCK, values.size)
+    scaled_buffer, rounded_buffer = np.empty(size), np.empty(size)
+    for start in range(0, values.size, _BLOCK):
+        block = values[start : start + _BLOCK]
+        scaled, rounded = scaled_buffer[: block.size], rounded_buffer[: block.size]
+        np.multiply(block, factor, out=scaled)
+        if magic:
+            np.add(scaled, _ROUNDER, out=rounded)
+            rounded -= _ROUNDER
+        else:
+            np.rint(scaled, out=rounded)
+        scaled -= rounded
+        if float(np.max(scaled)) > tolerance or float(np.min(scaled)) < -tolerance:
+            return False
+    return True
 
 
 def parse_numbers(column: pd.Series, *, fallback: DecimalMark = ".") -> ParsedNumbers:
@@ -203,7 +222,7 @@ def parse_numbers(column: pd.Series, *, fallback: DecimalMark = ".") -> ParsedNu
             decimals=decimals_of_floats(values),
             decimal_mark=fallback,
             percent=False,
-            missing=int(np.isnan(values).sum()),
+            missing=0 if np.isfinite(np.add.reduce(values)) else int(np.count_nonzero(np.isnan(values))),
             unreadable=0,
         )
     text = _as_text(column)

@@ -134,15 +134,25 @@ def looks_like_periods(sample: Sequence[object]) -> bool:
     return sum(label is not None for label in labels) >= 0.9 * len(values)
 
 
-def to_period(codes: np.ndarray, uniques: Sequence[object] | pd.Index) -> tuple[pd.Categorical, int]:
+def to_period(
+    codes: np.ndarray, uniques: Sequence[object] | pd.Index, labels: Sequence[str | None] | None = None
+) -> tuple[pd.Categorical, int]:
     """A factorised column as an ordered categorical of period labels, and how many non-empty cells could
-    not be read (code -1 is an empty cell)."""
-    labels = labels_for_uniques(list(uniques))
+    not be read (code -1 is an empty cell). ``labels``: :func:`labels_for_uniques` of ``uniques``, when
+    already known."""
+    if labels is None:
+        labels = labels_for_uniques(list(uniques))
     categories = order_labels([label for label in labels if label is not None])
     position = {label: i for i, label in enumerate(categories)}
-    mapping = np.array([position.get(label, -1) if label else -1 for label in labels] + [-1], dtype=np.int64)
-    period_codes = mapping[codes]  # code -1 (missing) picks the trailing -1
-    unreadable = int(((period_codes < 0) & (codes >= 0)).sum())
+    # The codes pandas itself would keep (int8 up to 127 categories): the lookup writes them directly, so
+    # nothing converts a million int64 codes afterwards.
+    code_type = np.min_scalar_type(-max(len(categories), 1))
+    mapping = np.array([position.get(label, -1) if label else -1 for label in labels] + [-1], dtype=code_type)
+    period_codes = np.take(mapping, codes)  # code -1 (missing) picks the trailing -1
+    unreadable_uniques = np.flatnonzero(mapping[:-1] < 0)
+    unreadable = 0
+    if unreadable_uniques.size:
+        unreadable = int(np.isin(codes, unreadable_uniques).sum())
     # The codes come from a lookup table, so they are in range: skip pandas' check over every row.
     categorical = pd.Categorical.from_codes(
         period_codes, categories=pd.Index(categories, dtype="str"), ordered=True, validate=False

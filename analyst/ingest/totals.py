@@ -1,11 +1,14 @@
 """Total, subtotal and computed rows ("Total Income", "Net Income", "ИТОГО", "Summe"): found so they are never
-summed twice. Labels are matched once per distinct value of each dimension column, then mapped to the rows."""
+summed twice; and the P&L section headings of QuickBooks-style reports ("Income", "Expenses", "Доходы",
+"Aufwendungen"), which give the account lines below them their type. Labels are matched once per distinct
+value of each dimension column, then mapped to the rows."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 TOTAL_RE = re.compile(
@@ -41,3 +44,27 @@ def label_kinds(uniques: Sequence[object]) -> tuple[list[object], list[object]]:
         [v for v, hit in zip(values, total, strict=True) if hit],
         [v for v, hit, is_total in zip(values, computed, total, strict=True) if hit and not is_total],
     )
+
+
+# The P&L sections a QuickBooks-style report groups its accounts under, as the whole label of a heading row.
+# Only words that name one account type: QuickBooks Desktop's "Ordinary Income/Expense" encloses both, and a
+# group heading such as "6000 Payroll Expenses" is an account, not a section.
+_SECTION = (
+    r"(?:other\s+)?(?:income|revenues?|expenses?)|operating\s+expenses|cost\s+of\s+(?:goods\s+sold|sales|revenue)"
+    r"|cogs|(?:прочие\s+)?(?:доходы|расходы)|выручка|себестоимость(?:\s+продаж)?"
+    r"|(?:операционные|коммерческие|управленческие)\s+расходы"
+    r"|(?:sonstige\s+)?(?:betriebliche\s+)?(?:erträge|ertraege|aufwendungen)|umsatzerlöse|umsatzerloese"
+)
+SECTION_RE = re.compile(rf"^\s*(?:{_SECTION})\s*:?\s*$", re.IGNORECASE)
+# The row that closes a section: "Total Income", "Итого Доходы", "Summe Aufwendungen".
+SECTION_TOTAL_RE = re.compile(
+    rf"^\s*(?:total(?:\s+for)?|итого(?:\s+по)?|всего|summe|gesamt)\s*:?\s*(?:{_SECTION})\s*:?\s*$", re.IGNORECASE
+)
+
+
+def section_kinds(uniques: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
+    """For each distinct label: does it name a P&L section, and does it close one ("Total Expenses")?"""
+    texts = ["" if u is None or u != u else str(u) for u in uniques]
+    opens = np.fromiter((bool(SECTION_RE.match(t)) for t in texts), dtype=bool, count=len(texts))
+    closes = np.fromiter((bool(SECTION_TOTAL_RE.match(t)) for t in texts), dtype=bool, count=len(texts))
+    return opens, closes
