@@ -59,6 +59,7 @@ class ColumnRoles:
     actual: str
     reference: str
     reference_kind: ReferenceKind
+    # A type column's name, or "section headings" when types come from a QuickBooks-style export's sections.
     account_type: str | None = None
     actual_qty: str | None = None
     reference_qty: str | None = None

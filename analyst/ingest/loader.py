@@ -158,7 +158,7 @@ def _read_source(source: bytes | str | os.PathLike[str], filename: str | None, l
 def _check_size(size: int, limits: IngestLimits) -> None:
     if size > limits.max_bytes:
         raise IngestError(
-            f"The file is {size / 1_048_576:.1f} MB; the limit is {limits.max_bytes / 1_048_576:.0f} MB. "
+            f"The file is {size / 1_048_576:.1f} MB; the limit is {limits.max_bytes / 1_048_576:g} MB. "
             "Filter the export (fewer periods or departments) or summarise it first."
         )
 
