@@ -30,7 +30,7 @@ Filters = Mapping[str, Sequence[str] | str]
 
 def line_keys(prep: core.Prepared) -> list[str]:
     """The keys of a line: the dimensions; the period when there are none; else none (a single line)."""
-    dims = [k for k in prep.keys if k not in (PERIOD, core.TYPE_KEY)]
+    dims = [k for k in prep.keys if k not in core.DERIVED_KEYS]
     if dims:
         return dims
     return [PERIOD] if PERIOD in prep.keys else []
