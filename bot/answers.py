@@ -121,6 +121,8 @@ class BotDeps:
             task.cancel(SHUTDOWN)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        # After the answers: their final edits go through the budget's schedulers.
+        await self.budget.aclose()
         if self._http is not None:
             await self._http.close()
         if shutdown_workers:
@@ -149,18 +151,39 @@ class _Stopped(Exception):
     pass
 
 
+# How long an abandoned piece of work (a download, a worker job) may take to wind down once cancelled.
+_ABANDON_GRACE_SECONDS = 5.0
+
+
 async def _unless_stopped(control: AnswerControl, work: Awaitable[T]) -> T:
-    """Await ``work`` unless the user presses Stop first (then :class:`_Stopped`; the work is abandoned)."""
+    """Await ``work`` unless the user presses Stop first (then :class:`_Stopped`).
+
+    The work never outlives this call: on Stop, and when the caller itself is cancelled (shutdown), it is
+    cancelled and given a moment to wind down, so nothing downloads, parses or stores after
+    :meth:`BotDeps.close` has released the HTTP session and the worker pool.
+    """
     work_task = asyncio.ensure_future(work)
     stop_task = asyncio.ensure_future(control.stopped.wait())
     try:
         await asyncio.wait({work_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if work_task.done():
+            return work_task.result()
+        raise _Stopped
     finally:
         stop_task.cancel()
-    if work_task.done():
-        return work_task.result()
-    work_task.cancel()
-    raise _Stopped
+        if not work_task.done():
+            work_task.cancel()
+            work_task.add_done_callback(_log_abandoned)
+            await asyncio.wait({work_task}, timeout=_ABANDON_GRACE_SECONDS)
+
+
+def _log_abandoned(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned task's outcome (so asyncio never reports it as unretrieved); log a real error."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not isinstance(error, FileRejected):
+        log.warning("abandoned work failed: %s", type(error).__name__)
 
 
 async def _events(*events: AnalystEvent) -> AsyncIterator[AnalystEvent]:
@@ -229,12 +252,13 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
 
 
 async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
+    """The conversation's deterministic report, under its options (account-type overrides, materiality)."""
     cached = stored.cached_report()
     if cached is not None:
         return cached
-    dataset = stored.context.dataset
-    markdown = await deps.workers.run(build_report_markdown, dataset)
-    stored.report_markdown, stored.report_for = markdown, dataset
+    dataset, options = stored.context.dataset, stored.context.options
+    markdown = await deps.workers.run(build_report_markdown, dataset, options)
+    stored.cache_report(markdown, dataset, options)
     return markdown
 
 

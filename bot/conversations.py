@@ -7,8 +7,13 @@ A *conversation* is where a dataset and the agent's memory live:
 - a mention in a channel: the mention's thread, ``"{team}:{channel}:{thread_ts}"``;
 - ``/variance`` in a channel: the channel, ``"{team}:{channel}"``, using the channel's latest dataset.
 
-Datasets are kept in memory with a cap on their total size (least recently used dropped first) and an idle
-expiry.
+Each conversation has its own :class:`~analyst.context.AnalysisContext`: a conversation that starts from
+another one's dataset (a mention in a new thread, ``/variance``) gets it through :meth:`ConversationStore.adopt`,
+which shares the (immutable) dataset but not the context, so an override made in one conversation ("treat
+Returns as contra revenue for this conversation") never changes the numbers in another.
+
+Datasets are kept in memory with a cap on their total size (a dataset shared by several conversations counts
+once; least recently used dropped first) and an idle expiry.
 Everything here is used from the event loop only; nothing blocks.
 """
 
@@ -17,11 +22,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from analyst.context import AnalysisContext
 from analyst.dataset import Dataset
+from analyst.engine.options import AnalysisOptions
 
 Clock = Callable[[], float]
 
@@ -55,12 +61,21 @@ class StoredDataset:
     filename: str
     memory_bytes: int
     last_used: float
-    # The report's Markdown for ``report_for`` (the dataset object it was built from); overrides replace it.
+    # The report's Markdown for ``report_for`` (the dataset object it was built from) with ``report_options``;
+    # a role override replaces the dataset and an account-type override the options, so either drops it.
     report_markdown: str | None = None
     report_for: Dataset | None = field(default=None, repr=False)
+    report_options: AnalysisOptions | None = field(default=None, repr=False)
 
     def cached_report(self) -> str | None:
-        return self.report_markdown if self.report_for is self.context.dataset else None
+        """The cached report, if it was built from the context's current dataset and options."""
+        if self.report_for is self.context.dataset and self.report_options == self.context.options:
+            return self.report_markdown
+        return None
+
+    def cache_report(self, markdown: str, dataset: Dataset, options: AnalysisOptions) -> None:
+        """Remember ``markdown`` as the report of ``dataset`` under ``options``."""
+        self.report_markdown, self.report_for, self.report_options = markdown, dataset, options
 
 
 class ConversationStore:
@@ -80,7 +95,9 @@ class ConversationStore:
 
     @property
     def memory_bytes(self) -> int:
-        return sum(entry.memory_bytes for entry in self._entries.values())
+        """Bytes held by the kept datasets; one shared by several conversations counts once."""
+        distinct = {id(entry.context.dataset): entry.memory_bytes for entry in self._entries.values()}
+        return sum(distinct.values())
 
     def get(self, conversation_id: str) -> StoredDataset | None:
         self.expire()
@@ -105,22 +122,53 @@ class ConversationStore:
 
         A dataset bigger than the whole cap is still kept (it is the one being used) but everything else goes.
         """
+        context = AnalysisContext(dataset)
         entry = StoredDataset(
-            context=AnalysisContext(dataset),
+            context=context,
             file_id=file_id,
             filename=filename,
             memory_bytes=dataset_memory(dataset) if memory_bytes is None else memory_bytes,
             last_used=self._clock(),
-            report_markdown=report_markdown,
-            report_for=dataset if report_markdown is not None else None,
         )
+        if report_markdown is not None:
+            entry.cache_report(report_markdown, dataset, context.options)
+        self._keep(conversation_id, entry, channel)
+        return entry
+
+    def adopt(self, conversation_id: str, source: StoredDataset) -> StoredDataset:
+        """Give ``conversation_id`` its own context over ``source``'s dataset (another conversation's).
+
+        The dataset object is shared (it is never changed in place: an override makes a new one); the options
+        are copied as they stand, and from then on each conversation's overrides are its own. A conversation
+        that already adopted the same file keeps its entry (and its overrides).
+        """
+        existing = self.get(conversation_id)
+        if existing is not None and (existing is source or existing.file_id == source.file_id):
+            return existing
+        options = source.context.options
+        context = AnalysisContext(
+            source.context.dataset, replace(options, account_types=dict(options.account_types))
+        )
+        entry = StoredDataset(
+            context=context,
+            file_id=source.file_id,
+            filename=source.filename,
+            memory_bytes=source.memory_bytes,
+            last_used=self._clock(),
+        )
+        cached = source.cached_report()
+        if cached is not None:
+            entry.cache_report(cached, context.dataset, context.options)
+        self._keep(conversation_id, entry, None)
+        return entry
+
+    def _keep(self, conversation_id: str, entry: StoredDataset, channel: str | None) -> None:
         self._entries.pop(conversation_id, None)
         self._entries[conversation_id] = entry
         if channel is not None:
             self._latest_in_channel[channel] = conversation_id
         self.expire()
         self._evict_to_cap(keep=conversation_id)
-        return entry
 
     def latest_in_channel(self, channel: str) -> tuple[str, StoredDataset] | None:
         """The most recently loaded dataset in a channel (``team:channel``), if it is still kept."""
@@ -142,13 +190,11 @@ class ConversationStore:
             del self._entries[conversation_id]
 
     def _evict_to_cap(self, *, keep: str) -> None:
-        total = self.memory_bytes
         for conversation_id in list(self._entries):
-            if total <= self._memory_cap:
+            if self.memory_bytes <= self._memory_cap:
                 break
-            if conversation_id == keep:
-                continue
-            total -= self._entries.pop(conversation_id).memory_bytes
+            if conversation_id != keep:
+                del self._entries[conversation_id]
 
 
 class Deduplicator:

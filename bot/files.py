@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from analyst.dataset import Dataset, IngestError, IngestLimits
+from analyst.engine.options import AnalysisOptions
 
 SUPPORTED_EXTENSIONS = frozenset({"csv", "tsv", "txt", "xlsx"})
 _CHUNK = 256 * 1024
@@ -96,13 +98,36 @@ def unsupported_message(objects: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _allowed(url: str, origins: frozenset[tuple[str, str, int]]) -> bool:
+Origin = tuple[str, str, int]
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def url_origin(url: str) -> Origin | None:
+    """``(scheme, host, port)`` that a download of ``url`` would connect to; ``None`` for a link not to use.
+
+    The link is read by both the standard parser and aiohttp's own (yarl), and must mean the same to both:
+    a backslash, a user name or password, or anything else they read differently is refused, never fetched.
+    """
     try:
+        parsed = URL(url)
         parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return False
-    return (parts.scheme, parts.hostname or "", port) in origins
+        port = parts.port or _default_port(parts.scheme)
+    except (ValueError, TypeError):
+        return None
+    if parsed.user is not None or parsed.password is not None or parts.username is not None or "\\" in url:
+        return None
+    origin = (parsed.scheme, parsed.host or "", parsed.port or _default_port(parsed.scheme))
+    if not origin[1] or origin != (parts.scheme, parts.hostname or "", port):
+        return None
+    return origin
+
+
+def _allowed(url: str, origins: frozenset[Origin]) -> bool:
+    origin = url_origin(url)
+    return origin is not None and origin in origins
 
 
 def _megabytes(n: int) -> str:
@@ -122,6 +147,14 @@ def _login_page(file: SlackFile) -> FileRejected:
         f"Slack gave me a sign-in page instead of {file.name}, so I couldn't read it. The app probably lacks "
         "the files:read permission: ask your Slack admin to reinstall Variance Analyst from its manifest.",
         reason="html",
+    )
+
+
+def _unusable_link(file: SlackFile) -> FileRejected:
+    return FileRejected(
+        f"Slack gave me a file link I can't use for {file.name}, so I couldn't download it. "
+        "Try uploading the file again.",
+        reason="bad_url",
     )
 
 
@@ -168,7 +201,10 @@ async def download(
     if file.size is not None and file.size > max_bytes:
         raise _too_large(file, max_bytes)
     url = file.download_url
-    if not url or not _allowed(url, origins):
+    origin = url_origin(url) if url else None
+    if url is None or origin is None:
+        raise _unusable_link(file)
+    if origin not in origins:
         raise FileRejected(
             f"I couldn't download {file.name}: Slack didn't give me a download link I trust.",
             reason="bad_url",
@@ -202,6 +238,8 @@ async def download(
                 if not checked and received >= _SNIFF:
                     check_content(file, b"".join(chunks)[:_SNIFF])
                     checked = True
+    except aiohttp.InvalidURL as error:  # checked above; aiohttp is the last word on what it can fetch
+        raise _unusable_link(file) from error
     except (aiohttp.ClientError, TimeoutError) as error:
         raise FileRejected(
             f"I couldn't download {file.name} from Slack (the connection failed). Try again in a minute.",
@@ -246,11 +284,12 @@ def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool)
         return ReadResult(None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__}).")
 
 
-def build_report_markdown(dataset: Dataset) -> str:
-    """Worker-process job (or called from one): the deterministic report as standard Markdown."""
+def build_report_markdown(dataset: Dataset, options: AnalysisOptions | None = None) -> str:
+    """Worker-process job (or called from one): the deterministic report as standard Markdown, under the
+    conversation's ``options`` (account-type overrides, materiality)."""
     from analyst.report import build_report
 
-    return build_report(dataset).to_markdown()
+    return build_report(dataset, opts=options if options is not None else AnalysisOptions()).to_markdown()
 
 
 def _warm_up() -> bool:

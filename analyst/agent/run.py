@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -154,10 +156,12 @@ class AnalystRun:
                 terminal = self._failure(FailureKind.CANCELLED)
             else:
                 try:
-                    result = self._start()
+                    result = await self._start()
                 except Exception as error:  # configuration problems: a bad data dir, an unusable client
                     terminal = self._failure_from(error, stage="start")
                 else:
+                    if self._cancelled:  # cancelled while the history was being opened: no model call
+                        result.cancel()
                     try:
                         async with contextlib.aclosing(self._translate(result)) as events:
                             async for event in events:
@@ -209,18 +213,11 @@ class AnalystRun:
             return final
         return self.partial_text if final is None else str(final)
 
-    def _start(self) -> RunResultStreaming:
+    async def _start(self) -> RunResultStreaming:
         configure_tracing(self.settings)
         agent = self._agent if self._agent is not None else build_agent(self.settings)
-        session = None
-        if self.conversation_id:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-            session = SQLiteSession(
-                self.conversation_id,
-                self.settings.session_db_path,
-                session_settings=SessionSettings(limit=self.settings.history_items),
-            )
-            self._session = session
+        session = await self._open_session() if self.conversation_id else None
+        self._session = session
         self._result = Runner.run_streamed(
             agent,
             self.question,
@@ -235,6 +232,16 @@ class AnalystRun:
             ),
         )
         return self._result
+
+    async def _open_session(self) -> SQLiteSession:
+        # Opening creates the file and schema and takes the SDK's process-wide lock for that file: file I/O
+        # that may wait, so in a thread. A session opened after its run was cancelled is closed, not leaked.
+        opening = asyncio.ensure_future(asyncio.to_thread(_open_session, self.conversation_id, self.settings))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_abandoned_session)
+            raise
 
     async def _translate(self, result: RunResultStreaming) -> AsyncGenerator[AnalystEvent, None]:
         names: dict[str, str] = {}
@@ -280,10 +287,76 @@ class AnalystRun:
             if task is not None and not task.done():
                 with contextlib.suppress(Exception):
                     await asyncio.wait({task}, timeout=_CLOSE_GRACE_SECONDS)
-        if self._session is not None:
+        session, self._session = self._session, None
+        if session is not None:
+            # In a thread (file I/O under the SDK's lock); shielded, so a cancellation here cannot leave the
+            # session open: the thread finishes on its own.
+            closing = asyncio.ensure_future(asyncio.to_thread(_prune_and_close, session, self.settings.history_items))
             with contextlib.suppress(Exception):
-                self._session.close()
-            self._session = None
+                await asyncio.shield(closing)
+
+
+def _open_session(conversation_id: str, settings: AgentSettings) -> SQLiteSession:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteSession(
+        conversation_id,
+        settings.session_db_path,
+        session_settings=SessionSettings(limit=settings.history_items),
+    )
+
+
+def _close_abandoned_session(opening: asyncio.Future[SQLiteSession]) -> None:
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    session = opening.result()
+    asyncio.get_running_loop().run_in_executor(None, session.close)
+
+
+def _prune_and_close(session: SQLiteSession, keep: int) -> None:
+    """Worker-thread job: prune the conversation's stored history, then close the session."""
+    try:
+        prune_history(session, keep)
+    except sqlite3.Error as error:  # pruning is housekeeping: the next run prunes again
+        logger.warning("could not prune the history: %s", type(error).__name__)
+    finally:
+        session.close()
+
+
+def prune_history(session: SQLiteSession, keep: int) -> int:
+    """Delete the stored items that can never be replayed again; returns how many were deleted.
+
+    A run replays at most the newest ``keep`` items, from the first user message among them on
+    (:func:`_bounded_history`); everything before that is deleted, so the file stays bounded by the number
+    of conversations, not of questions. Blocking: call it in a worker thread.
+    """
+    if str(session.db_path) == ":memory:":
+        return 0
+    table = session.messages_table
+    with contextlib.closing(sqlite3.connect(str(session.db_path), timeout=10)) as conn:
+        window = conn.execute(
+            f"SELECT id, message_data FROM {table} WHERE session_id = ? ORDER BY id DESC LIMIT ?",
+            (session.session_id, max(keep, 0)),
+        ).fetchall()[::-1]
+        if not window:
+            first_kept = None
+        else:
+            first_kept = next((row_id for row_id, data in window if _is_user_message(data)), window[-1][0] + 1)
+        if first_kept is None:  # keep == 0: nothing is ever replayed
+            cursor = conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session.session_id,))
+        else:
+            cursor = conn.execute(
+                f"DELETE FROM {table} WHERE session_id = ? AND id < ?", (session.session_id, first_kept)
+            )
+        conn.commit()
+        return cursor.rowcount
+
+
+def _is_user_message(data: str) -> bool:
+    try:
+        item = json.loads(data)
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return isinstance(item, dict) and item.get("role") == "user"
 
 
 def _bounded_history(

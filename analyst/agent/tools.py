@@ -185,8 +185,20 @@ def drivers_of(
     from analyst.engine import top_drivers
 
     n = max(1, min(int(n), 10))
-    result = top_drivers(ctx.dataset, by=list(by) if by else None, n=n, filters=filters, opts=ctx.options)
-    return _bounded(lambda rows: result.to_dict(max_rows=min(rows, n)))
+    # Every group is ranked anyway; asking for all of them lets the lists be cut here, where the groups of
+    # unknown account type beyond the cut can be counted ("N more") rather than silently dropped.
+    every_group = max(1, len(ctx.dataset.frame))
+    by_list = list(by) if by else None
+    result = top_drivers(ctx.dataset, by=by_list, n=every_group, filters=filters, opts=ctx.options)
+
+    def render(rows: int) -> dict[str, Any]:
+        data = result.to_dict(max_rows=min(rows, n))
+        hidden = len(result.unclassified) - len(data["unclassified"])
+        if hidden > 0:
+            data["unclassified_more"] = hidden  # groups of unknown account type not listed
+        return data
+
+    return _bounded(render)
 
 
 def detail_of(ctx: AnalysisContext, filters: Mapping[str, str]) -> str:

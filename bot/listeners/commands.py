@@ -66,7 +66,8 @@ async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
     if latest is None:
         await respond(text=NO_DATASET_HERE, response_type="ephemeral")
         return
-    _, stored = latest
+    # The channel is a conversation of its own: its overrides don't reach the thread that loaded the file.
+    stored = deps.store.adopt(channel_key(team, channel), latest[1])
     question = "" if text.lower() == "report" else text
     await answer(
         deps,

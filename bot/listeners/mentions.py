@@ -1,8 +1,9 @@
 """``@Variance Analyst <question>`` in a channel: answer in the mention's thread.
 
 The dataset is a CSV/XLSX attached to the mention, else the newest one posted earlier in the same thread
-(``conversations.replies``), else the one this thread loaded before, else the channel's latest one. A mention
-with a file and no question gets the deterministic report.
+(``conversations.replies``), else the one this thread loaded before, else the channel's latest one (which the
+thread then keeps, with overrides of its own). A mention with a file and no question gets the deterministic
+report.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
         if earlier and (stored is None or stored.file_id != earlier[-1].id):
             new_file = earlier[-1]
     if new_file is None and stored is None and question:
-        # Nothing in this thread: fall back on the channel's latest file, as /variance does.
+        # Nothing in this thread: fall back on the channel's latest file, as /variance does, in a context of
+        # this thread's own (its overrides must not change the numbers of the thread that loaded the file).
         latest = deps.store.latest_in_channel(channel_key(team, channel))
-        stored = latest[1] if latest is not None else None
+        stored = deps.store.adopt(conversation_id, latest[1]) if latest is not None else None
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return

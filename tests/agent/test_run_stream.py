@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import threading
+import time
 from typing import Any
 
-from agents import RunContextWrapper, function_tool
+from agents import RunContextWrapper, SQLiteSession, function_tool
 
 from analyst.agent import AgentSettings, AnalystRun, start_run
 from analyst.agent.analyst import build_agent
@@ -148,6 +151,48 @@ async def test_history_is_bounded_and_starts_at_a_user_message(
     assert last_input[0].get("role") == "user"
     assert last_input[-1]["content"] == "Question 3"
     assert "Question 0" not in json.dumps(last_input)
+    # What can never be replayed again is deleted, so the history file does not grow with every question.
+    with sqlite3.connect(bounded.session_db_path) as conn:
+        stored = [
+            json.loads(data)
+            for (data,) in conn.execute(
+                "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id", ("long",)
+            )
+        ]
+    assert 0 < len(stored) <= 5
+    assert stored[0].get("role") == "user" and stored[0]["content"] == "Question 3"
+
+
+async def test_opening_the_history_never_blocks_the_event_loop(
+    fake: FakeOpenAI, settings: AgentSettings, context: Any
+) -> None:
+    # The SDK serialises every session of one SQLite file with a process-wide lock. While another session
+    # holds it (a slow write), a run must wait for it off the event loop, not freeze the bot.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    busy = SQLiteSession("other", settings.session_db_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with busy._lock:  # the SDK's per-file lock
+            held.set()
+            release.wait(timeout=5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(timeout=5)
+        fake.script(text("Fine."))
+        started = time.monotonic()
+        run = asyncio.create_task(collect(start_run("q", context, conversation_id="c-lock", settings=settings)))
+        for _ in range(20):  # loop turns: the run gets to its session while this task keeps running
+            await asyncio.sleep(0)
+        assert time.monotonic() - started < 2.0 and holder.is_alive() and not run.done()
+        release.set()
+        assert isinstance(terminal(await asyncio.wait_for(run, timeout=10)), Done)
+    finally:
+        release.set()
+        holder.join(timeout=5)
+        busy.close()
 
 
 # ---------------------------------------------------------------------------------------------- cancellation
@@ -446,3 +491,35 @@ async def test_twenty_concurrent_runs_with_sessions(fake: FakeOpenAI, settings: 
         assert streamed_text(events) == f"Answer to q{n}."
     assert len(fake.requests) == 40
     await no_other_tasks()
+
+
+async def test_cancel_while_the_history_opens_makes_no_model_call(
+    fake: FakeOpenAI, settings: AgentSettings, context: Any
+) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    busy = SQLiteSession("other", settings.session_db_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with busy._lock:  # the SDK's per-file lock: the run waits for it while opening its history
+            held.set()
+            release.wait(timeout=5)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert held.wait(timeout=5)
+        fake.script(text("Should not be asked."))
+        run = start_run("q", context, conversation_id="c-cancel", settings=settings)
+        collecting = asyncio.create_task(collect(run))
+        for _ in range(20):  # loop turns: the run reaches its session (and waits for the lock in a thread)
+            await asyncio.sleep(0)
+        run.cancel()
+        release.set()
+        last = terminal(await asyncio.wait_for(collecting, timeout=10))
+        assert isinstance(last, Failed) and last.kind is FailureKind.CANCELLED
+        assert fake.requests == []
+    finally:
+        release.set()
+        holder.join(timeout=5)
+        busy.close()

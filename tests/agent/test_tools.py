@@ -194,3 +194,17 @@ def test_instructions_do_not_grow_with_the_file(million_rows: AnalysisContext, c
     big, small = dataset_header(million_rows), dataset_header(context)
     assert "1,000,000 lines" in big and "100 lines" in small
     assert abs(len(big) - len(small)) < 80
+
+
+async def test_top_drivers_counts_the_unclassified_groups_it_does_not_list() -> None:
+    from analyst.ingest import load_dataset
+
+    # Labels with no recognisable account type: favourability unknown, so they are listed apart.
+    lines = "".join(f"Widget {i},{1000 + i},{1100 + 7 * i}\n" for i in range(14))
+    dataset = load_dataset(("Item,Budget,Actual\n" + lines).encode(), filename="widgets.csv")
+    context = AnalysisContext(dataset=dataset)
+    out = json.loads(await invoke("top_drivers", context, {"by": None, "n": 5, "filters": None}))
+    assert len(out["unclassified"]) == 5
+    assert out["unclassified_more"] == 9
+    everything = json.loads(await invoke("top_drivers", context, {"by": None, "n": 10, "filters": None}))
+    assert len(everything["unclassified"]) == 10 and everything["unclassified_more"] == 4

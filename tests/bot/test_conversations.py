@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from analyst.dataset import ColumnRoles, Dataset, SourceInfo
+from analyst.engine.options import AccountType
 from bot.conversations import (
     ConversationStore,
     Deduplicator,
@@ -132,3 +133,25 @@ def test_running_answers_cancel() -> None:
     running.remove("x")
     assert "x" not in running and len(running) == 1
     assert running.cancel_all() == 1 and cancelled == ["x", "y"]
+
+
+def test_adopt_shares_the_dataset_but_not_the_overrides() -> None:
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
+    source = store.put("T:C:1", make_dataset(4), file_id="F1", filename="a.csv", channel="T:C")
+    source.context.options = source.context.options.with_account_types({"x": AccountType.REVENUE})
+    adopted = store.adopt("T:C:2", source)
+    assert adopted is not source and adopted.context is not source.context
+    assert adopted.context.dataset is source.context.dataset
+    assert dict(adopted.context.options.account_types) == {"x": AccountType.REVENUE}  # as they stood
+    adopted.context.options = adopted.context.options.with_account_types({"y": AccountType.EXPENSE})
+    assert dict(source.context.options.account_types) == {"x": AccountType.REVENUE}
+    assert store.get("T:C:2") is adopted and store.adopt("T:C:2", source) is adopted  # keeps its overrides
+    assert store.latest_in_channel("T:C") == ("T:C:1", source)
+    assert store.memory_bytes == source.memory_bytes  # one dataset, counted once
+
+
+def test_cached_report_is_dropped_when_the_options_change() -> None:
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
+    entry = store.put("a", make_dataset(4), file_id="F", filename="a.csv", report_markdown="# report")
+    entry.context.options = entry.context.options.with_account_types({"x": AccountType.REVENUE})
+    assert entry.cached_report() is None

@@ -233,6 +233,7 @@ async def test_shutdown_finalises_running_answers(
     assert final.markdown_text is not None and final.markdown_text.endswith("_Stopped._")
     assert final.markdown_text.startswith("Line 0:")
     assert not bot.deps.tasks
+    assert bot.deps.budget.schedulers() == {}  # closed after the answers' final edits
 
 
 async def test_slack_unreachable_for_lookups_still_gets_a_reply(bot: BotUnderTest) -> None:

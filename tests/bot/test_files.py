@@ -157,3 +157,20 @@ def test_table_files_picks_csv_and_xlsx() -> None:
     ]
     assert [f.id for f in table_files(objs)] == ["F2", "F3"]
     assert SlackFile.from_object(objs[3]).needs_info
+
+
+async def test_links_aiohttp_would_read_differently_are_refused_clearly(
+    slack: FakeSlack, http: aiohttp.ClientSession
+) -> None:
+    for url in (
+        "https://evil.example.com\\@files.slack.com/files-pri/x/download/a.csv",  # aiohttp can't parse it
+        "https://evil.example.com%2f@files.slack.com/files-pri/x/download/a.csv",  # user name in the link
+        "https://user:pw@files.slack.com/files-pri/x/download/a.csv",
+        "https://files.slack.com:notaport/files-pri/x/download/a.csv",
+    ):
+        obj = {"id": "F1", "name": "a.csv", "filetype": "csv", "size": 10, "url_private_download": url}
+        with pytest.raises(FileRejected) as caught:
+            await fetch(slack, http, obj)
+        assert caught.value.reason == "bad_url"
+        assert "Slack gave me a file link I can't use" in caught.value.user_message
+    assert slack.file_downloads == []
