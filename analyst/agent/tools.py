@@ -36,8 +36,11 @@ _TEXT_CAP = 60  # characters of any one label shown to the model
 class ColumnFilter(BaseModel):
     """Keep rows whose ``column`` is one of ``values``."""
 
-    column: str = Field(description="A dimension column, 'period' or 'account_type'.")
-    values: list[str] = Field(description="Values to keep (exact labels as in the data).")
+    column: str = Field(description="A dimension column, 'period', 'quarter' or 'account_type'.")
+    values: list[str] = Field(
+        description="Values to keep, as labels in the data; for 'period' also a year, quarter or half "
+        "('2025', 'Q3', '2025-Q3', 'H1')."
+    )
 
 
 class LineFilter(BaseModel):
