@@ -12,11 +12,15 @@ answers are streaming. The scheduler spends that budget:
 - **Per-message interval**: a message is not edited more than once per ``min_interval`` seconds
   (default 1 s); its first visible text and its final edit do not wait for it.
 - **Reservations**: every open slot whose final edit has not gone out holds one unit of the window for it,
-  and one more for its first visible text until that has gone out. A first-visible edit may spend its own
-  unit plus what is left after all reservations; an intermediate edit (progress, tool status) only what is
-  left after all reservations. So when many answers finish at once their finals go out at once instead of
-  queueing behind a smooth pacer, and early tool-status edits can't eat the budget that every answer's
-  first text needs.
+  and one more for its first visible text until that has gone out. Finals' reservations come first: a
+  first-visible edit may spend whatever the finals' reservations leave (first texts compete among
+  themselves by fairness), an intermediate edit (progress, tool status) only what is left after all
+  reservations. So when many answers finish at once their finals go out at once instead of queueing behind
+  a smooth pacer, early tool-status edits can't eat the budget that every answer's first text needs, and
+  however many answers are live (2 units each would exceed the window from ``limit / 2`` answers on), first
+  texts still go out. The finals' reservations are capped at ``limit - first_text_floor`` so that even
+  with more live answers than the window holds a few first texts get through (finals still outrank them
+  whenever both are pending).
 - **Paced progress**: intermediate edits, across all slots, also go through a token bucket refilled at
   ``limit / window`` per second (burst ``progress_burst``), so they spread over the window instead of
   spending it in the first seconds: a message that starts later still finds room for its first text.
@@ -287,6 +291,7 @@ class UpdateScheduler(Generic[P]):
         min_interval: float = 1.0,
         max_in_flight: int = 16,
         progress_burst: int = 2,
+        first_text_floor: int | None = None,
         max_attempts: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
@@ -303,6 +308,8 @@ class UpdateScheduler(Generic[P]):
         self.max_in_flight = max_in_flight
         self.progress_burst = progress_burst
         self._progress_tokens = float(progress_burst)
+        # Units of the window the finals' reservations never take from first texts (default a tenth).
+        self.first_text_floor = limit // 10 if first_text_floor is None else max(0, min(limit, first_text_floor))
         self._progress_at: float | None = None
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -335,8 +342,18 @@ class UpdateScheduler(Generic[P]):
 
     @property
     def reserved(self) -> int:
-        """Units held back for finals and first visible texts."""
+        """Units claimed for finals and first visible texts (may exceed ``limit``; see :meth:`_reservations`)."""
         return sum(int(s.reserving) + int(s.reserving_first) for s in self._slots.values())
+
+    def _reservations(self) -> tuple[int, int]:
+        """(units held for finals, units held for first texts), as the window can honour them.
+
+        Finals come first, but leave ``first_text_floor`` units; first texts take what finals leave.
+        """
+        finals = sum(1 for s in self._slots.values() if s.reserving)
+        firsts = sum(1 for s in self._slots.values() if s.reserving_first)
+        finals = min(finals, max(0, self.limit - self.first_text_floor))
+        return finals, min(firsts, max(0, self.limit - finals))
 
     def used(self, now: float | None = None) -> int:
         self._prune(self.clock() if now is None else now)
@@ -388,7 +405,7 @@ class UpdateScheduler(Generic[P]):
         # Calls count from when they complete (no earlier than Slack saw them) and while in flight, so
         # network jitter can't make our window look emptier than Slack's.
         used = len(self._stamps) + self._in_flight
-        reserved = self.reserved
+        finals_reserved, firsts_reserved = self._reservations()
         window_free_at = self._stamps[0] + self.window if self._stamps else math.inf
         progress_ready_at = self._progress_ready_at(now)
         best: Slot[P] | None = None
@@ -401,14 +418,14 @@ class UpdateScheduler(Generic[P]):
             if ready_at > now:
                 wake = min(wake, ready_at)
                 continue
-            # A final spends its own reservation, a first text its own plus what all reservations leave,
-            # anything else only what they leave.
+            # A final spends its own reservation, a first text what the finals' reservations leave (first
+            # texts share theirs by fairness), anything else only what all reservations leave.
             if slot._priority == Priority.FINAL:
                 needed = used
             elif slot._priority == Priority.FIRST_VISIBLE:
-                needed = used + reserved - int(slot.reserving_first)
+                needed = used + finals_reserved
             else:
-                needed = used + reserved
+                needed = used + finals_reserved + firsts_reserved
                 if progress_ready_at > now:
                     wake = min(wake, progress_ready_at)
                     continue

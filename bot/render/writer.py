@@ -25,21 +25,29 @@ Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the 
   joined by the whitespace at the cut points, are exactly the final text
   (``"".join(split_markdown(text, max_chars)) == text``; each message shows its part stripped). When the
   final text differs from the streamed deltas, parts are re-planned: changed messages are edited, missing
-  ones posted, surplus ones deleted.
+  ones posted, surplus ones deleted (through the workspace's ``chat.delete`` budget; one that can't be
+  deleted is ended with :data:`SURPLUS_LINE` and the outcome reports ``delete_failed``).
+- A final edit that fails transiently even after the scheduler's retries is queued again (twice); if it
+  still fails, the last message is posted anew and the old one deleted.
 
 Every path ends in a final state: the event source raising, ending without a terminal event, the writer's
 task being cancelled (finalised under :func:`asyncio.shield`, then the cancellation propagates), Slack
-refusing an edit. A placeholder is never left saying "Analyzing".
+refusing an edit. A placeholder is never left saying "Analyzing". A live message's post (placeholder or
+continuation) runs to the end even if its caller is cancelled, and the finalisation waits for it and edits
+that message. There is one finalisation per answer (a task): ``write``/``fail``/``write_markdown`` called
+again, or while it runs, await that same one.
 
 Posting is not idempotent, so ``chat.postMessage`` is never blindly retried: each post carries message
 metadata ``{"event_type": "variance_answer", "event_payload": {"answer_id", "part"}}``; after an ambiguous
 failure (timeout, connection reset, HTTP 5xx) the writer looks for that marker in the thread
 (``conversations.replies``) or the channel (``conversations.history``) before posting again, and when it
-did post again it sweeps the thread at the end and deletes any duplicate part. If Slack cannot tell (the
-lookup itself fails), the writer does not post again: the answer ends as ``slack_error`` rather than risk a
-double post. A 429 on a post means it was not posted: the channel waits ``Retry-After`` and posts. The
-client's own retry handlers are switched off for the writer's calls (slack_sdk's default handler retries
-connection errors, which could post twice).
+did post again it sweeps the thread at the end and deletes any duplicate part. Lookups read the thread (or
+channel) from just before the attempt, every page. If Slack cannot tell (the lookup itself fails), the
+writer does not post that part again: it keeps reading the run, looks once more at the end (found: the
+message is edited; not found: posted), and if Slack still can't tell, the answer ends as ``slack_error``
+rather than risk a double post. A 429 on a post means it was not posted: the channel waits ``Retry-After``
+and posts. The client's own retry handlers are switched off for the writer's calls (slack_sdk's default
+handler retries connection errors, which could post twice).
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
@@ -75,6 +84,9 @@ STOPPED_LINE = "_Stopped._"
 CRASH_LINE = "⚠️ Something went wrong while writing this answer. Please try again."
 UNEXPECTED_END_LINE = "⚠️ The answer ended unexpectedly. Please try again."
 EMPTY_ANSWER_LINE = "⚠️ The analyst returned an empty answer. Please rephrase the question."
+SURPLUS_LINE = "_(This part was replaced by the answer above.)_"
+# Slack refused the content itself: editing again can't help.
+CONTENT_REFUSED = frozenset({"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"})
 FinalState = Literal["answered", "failed", "stopped", "slack_error"]
 
 
@@ -177,7 +189,16 @@ class AnswerWriter:
         self._slot_counter = 0
         self._suspect_duplicates = False
         self._finalised: AnswerOutcome | None = None
+        self._finalising: asyncio.Task[AnswerOutcome] | None = None
         self._start_error: DeliveryError | None = None
+        # The post of a new live message (placeholder or continuation) in flight: it runs to the end even if
+        # whoever awaits it is cancelled, and its message is recorded when it lands, so the finalisation
+        # edits it rather than post the part again.
+        self._posting: asyncio.Task[str] | None = None
+        # Parts whose post may have landed (ambiguous failure, lookup failed), with when it was tried:
+        # they are looked up again at the end and never posted blindly.
+        self._unconfirmed: dict[int, float] = {}
+        self._overflow_error: DeliveryError | None = None  # a continuation could not be posted: stop posting
         # counters
         self._posts = 0
         self._deletes = 0
@@ -199,22 +220,22 @@ class AnswerWriter:
         """Post the placeholder now and return its ts. Raises :class:`DeliveryError` if Slack refuses."""
         if self._msgs:
             return self._msgs[0].ts
-        self._status = tool_label
-        render = self._live_render()
+        if self._start_error is not None:
+            raise self._start_error
+        if self._posting is None:
+            self._status = tool_label
+            self._post_live(self._live_render(), part=0)
+        assert self._posting is not None
         try:
-            ts = await self._post(render, part=0)
+            return await asyncio.shield(self._posting)
         except DeliveryError as err:
             self._start_error = err
             raise
-        self._last_live = render
-        self._msgs.append(_Msg(ts))
-        self._open_slot(self._msgs[0])
-        return ts
 
     async def write(self, events: AsyncIterable[AnalystEvent]) -> AnswerOutcome:
         """Consume ``events`` into the message(s) until a terminal event; always ends in a final state."""
-        if self._finalised is not None:
-            return self._finalised
+        if self._finalising is not None:
+            return await _shielded(self._finalising)
         if not self._msgs and self._start_error is None:
             with contextlib.suppress(DeliveryError):
                 await self.start()
@@ -312,7 +333,7 @@ class AnswerWriter:
 
     async def _overflow_if_needed(self) -> None:
         live_limit = self.settings.max_chars - self.settings.status_reserve
-        while len(self._text) - self._live_from > live_limit and self._msgs:
+        while len(self._text) - self._live_from > live_limit and self._msgs and self._overflow_error is None:
             cut = split_point(self._text, live_limit, self._live_from) - self._live_from
             part = self._text[self._live_from : self._live_from + cut]
             if not part.strip():  # nothing worth a message before the cut
@@ -322,14 +343,44 @@ class AnswerWriter:
             self._closed_parts.append(part)
             self._live_from += cut
             root = self.thread_ts or self._msgs[0].ts
-            render = self._live_render()
-            ts = await self._post(render, part=len(self._msgs), thread_ts=root)
-            self._last_live = render
-            msg = _Msg(ts)
-            self._msgs.append(msg)
-            self._open_slot(msg).first_shown()
+            try:
+                await asyncio.shield(self._post_live(self._live_render(), part=len(self._msgs), thread_ts=root))
+            except DeliveryError as err:
+                # No live message to stream into: keep reading the run (the finalisation posts what is left,
+                # or, if this post may have landed, looks for it first) rather than abort the answer.
+                logger.warning("answer %s: continuation not posted: %s", self.answer_id, err.code)
+                self._overflow_error = err
 
     # ------------------------------------------------------------------ slack calls
+
+    def _post_live(self, render: _Render, *, part: int, thread_ts: str | None = None) -> asyncio.Task[str]:
+        """Post a new live message as a task of its own; the message is recorded the moment it lands."""
+        task = asyncio.ensure_future(self._post(render, part=part, thread_ts=thread_ts))
+        self._posting = task
+
+        def landed(done: asyncio.Task[str]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            msg = _Msg(done.result())
+            self._msgs.append(msg)
+            self._last_live = render
+            slot = self._open_slot(msg)
+            if part > 0:
+                slot.first_shown()  # a continuation: the answer is already visible
+
+        task.add_done_callback(landed)
+        return task
+
+    async def _settle_posting(self) -> None:
+        """Wait for a live message's post still in flight (it may land after a cancellation)."""
+        task = self._posting
+        if task is not None and not task.done():
+            await asyncio.wait({task})
+        if task is None or task.cancelled() or self._start_error is not None or self._msgs:
+            return
+        err = task.exception()
+        if isinstance(err, DeliveryError):
+            self._start_error = err
 
     def _open_slot(self, msg: _Msg) -> Slot[_Render]:
         self._slot_counter += 1
@@ -429,43 +480,58 @@ class AnswerWriter:
             self._post_retries += 1
             if info.ambiguous:
                 await self.budget.sleep(self.settings.lookup_settle)
-                found = await self._find_posted(part, thread, started_wall)
+                self._suspect_duplicates = True
+                try:
+                    found = await self._find_posted(part, thread, started_wall)
+                except DeliveryError:
+                    # It may be in Slack: never post this part blindly again (see the module docstring).
+                    self._unconfirmed.setdefault(part, started_wall)
+                    raise
                 if found is not None:
                     self._posts += 1
                     return found
-                self._suspect_duplicates = True
             if attempts >= self.settings.post_attempts:
                 raise DeliveryError(info.code)
             await self.budget.sleep(min(8.0, self.settings.post_backoff * 2 ** (attempts - 1)))
 
     async def _our_messages(self, thread: str | None, since_wall: float) -> list[dict[str, Any]]:
         """This answer's messages in Slack (found by metadata). Raises DeliveryError if Slack can't tell."""
+        # Only messages from just before the attempt on (a long thread has many pages), every page of them.
+        oldest = f"{since_wall - 10:.6f}"
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _page in range(50):
+            resp = await self._lookup_page(thread, oldest, cursor)
+            for m in resp.get("messages") or []:
+                payload = (m.get("metadata") or {}).get("event_payload") or {}
+                if payload.get("answer_id") == self.answer_id and all(m.get("ts") != o.get("ts") for o in out):
+                    out.append(m)
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return out
+
+    async def _lookup_page(self, thread: str | None, oldest: str, cursor: str | None) -> Any:
         for attempt in range(3):
             try:
                 if thread:
-                    resp = await self.client.conversations_replies(
-                        channel=self.channel, ts=thread, include_all_metadata=True, limit=200
-                    )
-                else:
-                    resp = await self.client.conversations_history(
+                    return await self.client.conversations_replies(
                         channel=self.channel,
-                        oldest=f"{since_wall - 10:.6f}",
+                        ts=thread,
+                        oldest=oldest,
                         include_all_metadata=True,
-                        limit=100,
+                        limit=200,
+                        cursor=cursor,
                     )
+                return await self.client.conversations_history(
+                    channel=self.channel, oldest=oldest, include_all_metadata=True, limit=100, cursor=cursor
+                )
             except Exception as exc:
                 info = classify_slack_error(exc)
                 if info.kind == FailureClass.FATAL or attempt == 2:
                     raise DeliveryError("post_unconfirmed", exc) from exc
                 await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
-                continue
-            out = []
-            for m in resp.get("messages") or []:
-                payload = (m.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("answer_id") == self.answer_id:
-                    out.append(m)
-            return out
-        return []
+        raise DeliveryError("post_unconfirmed")
 
     async def _find_posted(self, part: int, thread: str | None, since_wall: float) -> str | None:
         for m in await self._our_messages(thread, since_wall):
@@ -474,17 +540,30 @@ class AnswerWriter:
         return None
 
     async def _delete(self, ts: str) -> bool:
-        for attempt in range(4):
+        """Delete one of this answer's messages, paced and retried by the workspace's chat.delete budget."""
+        scheduler = self.budget.scheduler(self.team_id, "chat.delete")
+        self._slot_counter += 1
+        gone = False
+
+        async def send(_payload: object) -> None:
+            nonlocal gone
             try:
                 await self.client.chat_delete(channel=self.channel, ts=ts)
-                self._deletes += 1
-                return True
-            except Exception as exc:
-                info = classify_slack_error(exc)
-                if info.kind == FailureClass.FATAL:
-                    return info.code == "message_not_found"
-                await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
-        return False
+            except SlackApiError as exc:
+                if classify_slack_error(exc).code != "message_not_found":
+                    raise
+                gone = True
+
+        slot = scheduler.open(f"{self.channel}:{ts}:{self.answer_id}:delete:{self._slot_counter}", send)
+        slot.first_shown()
+        try:
+            await slot.finish(None)
+        except DeliveryError as err:
+            logger.warning("answer %s: could not delete a message: %s", self.answer_id, err.code)
+            return False
+        if not gone:
+            self._deletes += 1
+        return True
 
     # ------------------------------------------------------------------ final state
 
@@ -498,9 +577,14 @@ class AnswerWriter:
         shown = [p.strip() for p in raw if p.strip()]
         return shown or [doc.strip() or "…"]
 
-    async def _finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
-        if self._finalised is not None:
-            return self._finalised
+    def _finalise(self, doc: str, state: FinalState) -> asyncio.Task[AnswerOutcome]:
+        """The answer's one finalisation, as a task: whoever comes later awaits the same one."""
+        if self._finalising is None:
+            self._finalising = asyncio.ensure_future(self._run_finalise(doc, state))
+        return self._finalising
+
+    async def _run_finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
+        await self._settle_posting()
         terminal_at = self._terminal_at if self._terminal_at is not None else self._clock()
         error: str | None = None
         parts = self._plan_parts(doc)
@@ -508,12 +592,25 @@ class AnswerWriter:
         for i, shown in enumerate(parts):
             if i < len(self._msgs):
                 msg = self._msgs[i]
-                if msg.final_text == shown and msg.final_future is not None:
-                    futures.append((msg, shown, msg.final_future))
-                else:
+                fut = msg.final_future
+                if msg.final_text == shown and fut is not None and not _failed(fut):
+                    futures.append((msg, shown, fut))
+                else:  # not queued yet, different, or it failed (e.g. transient failures outlasted the retries)
                     futures.append((msg, shown, self._queue_final(msg, shown)))
                 continue
             root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
+            if i in self._unconfirmed:
+                # This part's post may have landed: find it and edit it; if Slack still can't tell, stop.
+                try:
+                    found = await self._find_posted(i, root, self._unconfirmed[i])
+                except DeliveryError as err:
+                    error = err.code
+                    break
+                if found is not None:
+                    msg = _Msg(found)
+                    self._msgs.append(msg)
+                    futures.append((msg, shown, self._queue_final(msg, shown)))
+                    continue
             try:
                 ts = await self._post(_Render(shown, final=True, has_text=True), part=i, thread_ts=root)
             except DeliveryError as err:
@@ -527,6 +624,10 @@ class AnswerWriter:
                 msg.slot.close()
             if await self._delete(msg.ts):
                 msg.final_text = ""
+            else:
+                # It stays: end it as a pointer, not as live text with a Stop button, and say so.
+                error = error or "delete_failed"
+                futures.append((msg, SURPLUS_LINE, self._queue_final(msg, SURPLUS_LINE)))
         if error is None and len(futures) == 1 and len(self._msgs) == 1:
             futures = await self._repost_if_stuck(futures[0])
         error = await self._await_finals(futures) or error
@@ -584,30 +685,71 @@ class AnswerWriter:
         done_fut.set_result(None)
         return [(new, shown, done_fut)]
 
-    async def _await_finals(self, futures: list[tuple[_Msg, str, asyncio.Future[None]]]) -> str | None:
-        if not futures:
-            return None
+    async def _await_finals(
+        self, futures: list[tuple[_Msg, str, asyncio.Future[None]]], *, rounds: int = 3
+    ) -> str | None:
+        """Wait for the final edits; re-queue those that failed transiently, then post them anew."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.final_timeout
         error: str | None = None
-        try:
-            results = await asyncio.wait_for(
-                asyncio.gather(*(asyncio.shield(f) for _, _, f in futures), return_exceptions=True),
-                self.settings.final_timeout,
-            )
-        except TimeoutError:
-            # The finals stay queued and will still land; report that they had not yet.
-            return "final_timeout"
-        for (msg, _shown, _), result in zip(futures, results, strict=True):
-            if not isinstance(result, BaseException):
+        for round_no in range(rounds):
+            if not futures:
+                return error
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(*(asyncio.shield(f) for _, _, f in futures), return_exceptions=True),
+                    max(0.0, deadline - loop.time()),
+                )
+            except TimeoutError:
+                # The finals stay queued and will still land; report that they had not yet.
+                return error or "final_timeout"
+            again: list[tuple[_Msg, str, BaseException]] = []
+            for (msg, shown, _), result in zip(futures, results, strict=True):
+                if not isinstance(result, BaseException):
+                    continue
+                code = result.code if isinstance(result, DeliveryError) else type(result).__name__
+                if code in CONTENT_REFUSED:
+                    # Slack refused the content itself: say so in the message rather than leave it live.
+                    note = f"⚠️ Slack refused to show this part of the answer ({code})."
+                    retry = self._queue_final(msg, note)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(asyncio.shield(retry), max(0.0, deadline - loop.time()))
+                    error = error or code
+                elif _transient(result):
+                    again.append((msg, shown, result))
+                else:
+                    error = error or code
+            if not again:
+                return error
+            if round_no < rounds - 1:
+                futures = [(msg, shown, self._queue_final(msg, shown)) for msg, shown, _ in again]
                 continue
-            code = result.code if isinstance(result, DeliveryError) else type(result).__name__
-            if code in {"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"}:
-                # Slack refused the content itself: say so in the message rather than leave it live.
-                note = f"⚠️ Slack refused to show this part of the answer ({code})."
-                retry = self._queue_final(msg, note)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(retry), self.settings.final_timeout)
-            error = error or code
+            # The edits keep failing: post those parts anew (chat.postMessage has a budget of its own).
+            for msg, shown, failure in again:
+                if not await self._replace_by_post(msg, shown):
+                    code = failure.code if isinstance(failure, DeliveryError) else type(failure).__name__
+                    error = error or code
         return error
+
+    async def _replace_by_post(self, msg: _Msg, shown: str) -> bool:
+        """Deliver a final that can't be edited in: post it as a new message and delete the old one.
+
+        Only for the last message (a later one would land out of order) and never for a thread's root.
+        """
+        index = next((i for i, m in enumerate(self._msgs) if m is msg), -1)
+        if index != len(self._msgs) - 1 or (index == 0 and len(self._msgs) > 1):
+            return False
+        thread = self.thread_ts if index == 0 else (self.thread_ts or self._msgs[0].ts)
+        try:
+            ts = await self._post(_Render(shown, final=True, has_text=True), part=2000 + index, thread_ts=thread)
+        except DeliveryError:
+            return False
+        new = _Msg(ts, final_text=shown)
+        if await self._delete(msg.ts):
+            self._msgs[index] = new
+            return True
+        self._msgs.append(new)  # the stale one stays; the final text is there, reported as an error
+        return False
 
     async def _sweep_duplicates(self) -> None:
         keep = {m.ts for m in self._msgs}
@@ -643,6 +785,16 @@ class AnswerWriter:
             time_to_first_text=first,
             final_text=doc,
         )
+
+
+def _failed(fut: asyncio.Future[None]) -> bool:
+    return fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A final that failed for reasons that may pass (5xx, timeouts, resets outlasting the retries)."""
+    cause = exc.cause if isinstance(exc, DeliveryError) else exc
+    return cause is not None and classify_slack_error(cause).kind != FailureClass.FATAL
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

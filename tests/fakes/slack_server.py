@@ -779,13 +779,27 @@ class FakeSlack:
         if parent is None:
             return {"ok": False, "error": "thread_not_found"}
         root = parent.thread_ts or parent.ts
-        msgs = self.thread(info["id"], root)
+        # Oldest first; ``oldest``/``latest`` bound the replies (exclusive unless ``inclusive``), the parent
+        # always comes first; pages of ``limit`` (default 1000) continue with ``cursor``.
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or math.inf)
+        inclusive = str(params.get("inclusive", "")).lower() in {"1", "true"}
+
+        def in_range(m: FakeMessage) -> bool:
+            t = float(m.ts)
+            return (oldest <= t <= latest) if inclusive else (oldest < t < latest)
+
+        msgs = [m for m in self.thread(info["id"], root) if m.ts == root or in_range(m)]
         limit = int(params.get("limit") or 1000)
+        cursor = str(params.get("cursor") or "")
+        start = int(cursor.removeprefix("page_")) if cursor.startswith("page_") else 0
+        page = msgs[start : start + limit]
+        more = start + limit < len(msgs)
         return {
             "ok": True,
-            "messages": [m.to_api() for m in msgs[:limit]],
-            "has_more": len(msgs) > limit,
-            "response_metadata": {"next_cursor": ""},
+            "messages": [m.to_api() for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"page_{start + limit}" if more else ""},
         }
 
     def _m_conversations_history(self, params: dict[str, Any], team: str) -> dict[str, Any]:

@@ -399,3 +399,28 @@ async def test_post_turns_pace_one_channel_but_not_others() -> None:
     budget.post_ratelimited("T1", "C2", 5.0)
     await vt.run(post("C2"))
     assert starts[-1] == ("C2", vt.now) and vt.now >= 5.0
+
+
+@pytest.mark.parametrize("answers", [23, 30, 50])
+async def test_first_texts_go_out_with_more_live_answers_than_half_the_window(answers: int) -> None:
+    """2 units per live answer (final + first text) exceed a 45 window from 23 answers on: the finals'
+    reservations come first, first texts spend what they leave, and every final still goes out at once."""
+    vt = VirtualTime()
+    sched = make(vt, limit=45, window=60.0)
+    rec = Recorder(vt)
+
+    async def scenario() -> None:
+        slots = [sched.open(f"s{i}", rec.send_for(f"s{i}")) for i in range(answers)]
+        for i, slot in enumerate(slots):
+            slot.submit(f"first-{i}", Priority.FIRST_VISIBLE)
+        await vt.sleep(1.0)
+        firsts = [t for t, _, p in rec.sent if str(p).startswith("first")]
+        # Finals hold min(answers, 45 - floor) units; first texts get the rest straight away.
+        expected = 45 - min(answers, 45 - sched.first_text_floor)
+        assert len(firsts) == expected > 0 and max(firsts) == 0.0
+        await vt.sleep(60.0)  # the window rolls: as many again go out
+        assert sum(1 for _, _, p in rec.sent if str(p).startswith("first")) == min(answers, 2 * expected)
+
+    await vt.run(scenario())
+    assert max_in_any_window(rec.times(), 60.0) <= 45
+    await sched.aclose()
