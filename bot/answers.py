@@ -53,6 +53,7 @@ NO_DATASET = (
 )
 STOPPED = "Stopped."
 INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
+UNDELIVERED = "Slack was not responding, so I couldn't answer this. Please ask again."
 SHUTDOWN = "The bot is restarting, so I stopped here. Please ask again in a minute."
 
 
@@ -312,6 +313,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             await writer.start(tool_label=label)
         except DeliveryError as refused:
             log_entry.outcome = f"slack_refused:{refused.code}"
+            if refused.code == "post_unconfirmed":  # it may have landed: find it later and end it
+                await writer.retire_unconfirmed(UNDELIVERED)
             return None
         stored = request.stored
         if request.new_file is not None:

@@ -232,6 +232,34 @@ class AnswerWriter:
             self._start_error = err
             raise
 
+    async def retire_unconfirmed(self, message: str, *, attempts: int = 5, first_wait: float = 2.0) -> bool:
+        """After :meth:`start` failed with ``post_unconfirmed``: the placeholder may have landed all the same.
+
+        Look for it again a few times, with growing waits, and if it is there end it with ``message`` (no Stop
+        button), so no placeholder is ever left saying "Analyzing". True when one was found and ended.
+        """
+        since_wall = self._unconfirmed.get(0)
+        if since_wall is None or self._msgs:
+            return False
+        wait = first_wait
+        for _ in range(attempts):
+            await self.budget.sleep(wait)
+            wait = min(30.0, wait * 2)
+            try:
+                found = await self._our_messages(self.thread_ts, since_wall)
+            except DeliveryError:
+                continue
+            for m in found:
+                slot = self._open_slot(_Msg(str(m["ts"])))
+                try:
+                    await slot.finish(_Render(f"⚠️ {message}", final=True, has_text=True))
+                except DeliveryError as err:
+                    logger.warning("answer %s: could not end an unconfirmed placeholder: %s", self.answer_id, err.code)
+                    return False
+            return bool(found)
+        logger.warning("answer %s: an unconfirmed placeholder could not be looked up", self.answer_id)
+        return False
+
     async def write(self, events: AsyncIterable[AnalystEvent]) -> AnswerOutcome:
         """Consume ``events`` into the message(s) until a terminal event; always ends in a final state."""
         if self._finalising is not None:

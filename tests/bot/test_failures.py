@@ -17,6 +17,7 @@ from tests.bot.helpers import (
     answers_in,
     example_bytes,
     final_answers,
+    is_final,
     last_user_text,
     stop_button_value,
 )
@@ -110,6 +111,19 @@ async def test_slack_refusing_the_placeholder_leaves_the_bot_working(bot: BotUnd
     assert answers_in(bot.slack, DM) == [] and bot.slack.file_downloads == []
     # The next upload is answered normally.
     await load_dm_dataset(bot)
+
+
+async def test_an_unconfirmed_placeholder_is_found_and_ended(bot: BotUnderTest, openai: FakeOpenAI) -> None:
+    await load_dm_dataset(bot)
+    bot.slack.inject("chat.postMessage", drop_connection=True, apply=True)  # it lands; the client sees a reset
+    bot.slack.inject("conversations.history", status=500, times=3)  # and Slack can't say whether it landed
+    question = bot.slack.add_message(DM, text="why?")
+    assert await bot.send_event(dm_event(question.ts, "why?")) == 200
+    await bot.deps.idle(timeout=20)
+    placeholder = answers_in(bot.slack, DM)[-1]
+    assert is_final(placeholder), placeholder.visible  # not left saying "Analyzing"
+    assert "Slack was not responding" in placeholder.visible
+    assert len(answers_in(bot.slack, DM)) == 2  # the report and this one: nothing posted twice
 
 
 async def test_slack_refusing_edits_still_ends_the_answer(bot: BotUnderTest, openai: FakeOpenAI) -> None:

@@ -284,3 +284,37 @@ async def test_unconfirmed_repost_of_a_stuck_final_is_swept_not_left_twice(
     assert [m.visible for m in slack.bot_messages("C1") if not m.deleted] == [text]
     assert not live_left(slack)
     assert outcome.state == "answered" and outcome.delivered
+
+
+async def test_unconfirmed_placeholder_is_found_later_and_ended(slack: FakeSlack, budget: SlackBudget) -> None:
+    """The placeholder's post lands but the client sees a reset and every lookup fails, so start() gives up;
+    the placeholder is looked up again later and ended, never left saying "Analyzing"."""
+    from bot.render import DeliveryError
+
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=5)
+    parent = slack.add_message("C1", text="q")
+    writer = AnswerWriter(
+        client, budget, team_id="T0001", channel="C1", thread_ts=parent.ts, settings=WriterSettings(lookup_settle=0)
+    )
+    slack.inject("chat.postMessage", drop_connection=True, apply=True)
+    slack.inject("conversations.replies", status=500, times=3)
+    try:
+        await writer.start()
+    except DeliveryError as err:
+        assert err.code == "post_unconfirmed"
+    else:
+        raise AssertionError("start() should not have confirmed the post")
+    assert len(live_left(slack)) == 1  # it did land, and it is live
+    assert await writer.retire_unconfirmed("Slack was not responding.", first_wait=0.01)
+    assert not live_left(slack)
+    [placeholder] = slack.bot_messages("C1")
+    assert placeholder.visible == "⚠️ Slack was not responding."
+    assert len(slack.calls_of("chat.postMessage")) == 1  # never posted again
+
+
+async def test_retire_does_nothing_when_the_placeholder_was_confirmed(slack: FakeSlack, budget: SlackBudget) -> None:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=5)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="C1")
+    await writer.start()
+    assert not await writer.retire_unconfirmed("unused", first_wait=0.01)
+    assert len(live_left(slack)) == 1  # still the live placeholder, for write() to finish
