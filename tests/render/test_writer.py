@@ -159,8 +159,7 @@ async def test_cancelling_the_writer_task_finalises_then_propagates(
     writer = AnswerWriter(client, budget, team_id="T0001", channel="C1")
     await writer.start()
     task = asyncio.create_task(writer.write(endless()))
-    await asyncio.wait_for(started.wait(), 5)
-    await asyncio.sleep(0.05)  # let some dots through before cancelling
+    await asyncio.wait_for(started.wait(), 5)  # the writer has taken "Working on it" and asks for more
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -348,12 +347,17 @@ async def test_many_answers_finishing_at_once_get_their_finals_quickly(
     """12 answers stream against a tight budget (15 per 6 s) and end together: finals are not queued."""
     budget = SlackBudget(limits={"chat.update": BudgetLimit(15, 6.0)}, min_interval=0.1, post_rate=50.0, post_burst=20)
     gate = asyncio.Event()
+    streamed: set[int] = set()
+    all_streamed = asyncio.Event()
 
     async def answer(i: int) -> AnswerOutcome:
         async def events() -> AsyncIterator[AnalystEvent]:
             for k in range(30):
                 yield TextDelta(f"part {k} of answer {i}. ")
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the model's pace, ~20 deltas/s
+            streamed.add(i)
+            if len(streamed) == 12:
+                all_streamed.set()
             await gate.wait()
             yield Done(f"Final answer {i}.")
 
@@ -362,7 +366,7 @@ async def test_many_answers_finishing_at_once_get_their_finals_quickly(
         return await writer.write(events())
 
     tasks = [asyncio.create_task(answer(i)) for i in range(12)]
-    await asyncio.sleep(2.0)
+    await asyncio.wait_for(all_streamed.wait(), 20)  # every answer has streamed and waits to finish
     gate.set()
     outcomes = await asyncio.gather(*tasks)
     await budget.aclose()
