@@ -267,16 +267,23 @@ class Report:
         mixed = len(self.summary.by_type) > 1
         header = ["Period", "Actual", ref.capitalize(), "Variance", "Var %", "YTD variance"]
         header += ["Profit effect"] if mixed else []
+        # A period with budget only (no actuals booked yet) shows no actual and no variance, not "0" and "-100%".
         body = [
             [
                 str(r["period"]),
-                self._money(r["actual"]),
+                self._money(r["actual"]) if r.get("has_actual", True) else "—",
                 self._money(r["reference"]),
-                self._money(r["variance"], signed=True),
-                self._pct(r["variance_pct"]),
-                self._money(r["ytd_variance"], signed=True) if "ytd_variance" in r else "",
+                self._money(r["variance"], signed=True) if r.get("has_actual", True) else "—",
+                self._pct(r["variance_pct"]) if r.get("has_actual", True) else "—",
+                self._money(r["ytd_variance"], signed=True)
+                if "ytd_variance" in r and r.get("has_actual", True)
+                else "",
             ]
-            + ([self._money(r["impact"], signed=True) if "impact" in r else ""] if mixed else [])
+            + (
+                [self._money(r["impact"], signed=True) if "impact" in r and r.get("has_actual", True) else ""]
+                if mixed
+                else []
+            )
             for r in data["periods"]
         ]
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]

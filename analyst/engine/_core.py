@@ -51,6 +51,8 @@ class Prepared:
     aliases: dict[str, str]  # source headers of role columns ("Month", "Account Type") -> their key
     missing_actual: int
     missing_reference: int
+    # Account types whose amounts this file writes as negative numbers (see _types_stored_negative).
+    stored_negative: tuple[Any, ...] = ()
     # Unfiltered aggregates already computed, by keys (the report asks for the same lines several times).
     memo: dict[tuple[str, ...], pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -120,7 +122,9 @@ def _build(ds: Dataset, opts: AnalysisOptions) -> Prepared:
     keys.append(TYPE_KEY)
     columns[A] = actual
     columns[R] = reference
-    columns[IMPACT] = SIGN_BY_CODE[codes].astype(np.int64) * variance
+    stored_negative = _types_stored_negative(codes, actual, reference)
+    sign = SIGN_BY_CODE.astype(np.int64) * np.where(stored_negative, -1, 1)
+    columns[IMPACT] = sign[codes] * variance
     columns[UNKNOWN_VAR] = ((codes == UNKNOWN_CODE) & (variance != 0)).astype(np.int64)
     columns[TYPE] = codes
     # copy=False keeps one block per column: consolidating a million-row frame into 2-D blocks costs more
@@ -139,7 +143,19 @@ def _build(ds: Dataset, opts: AnalysisOptions) -> Prepared:
         aliases=aliases,
         missing_actual=missing_actual,
         missing_reference=missing_reference,
+        stored_negative=tuple(TYPE_ORDER[i] for i in np.flatnonzero(stored_negative)),
     )
+
+
+def _types_stored_negative(codes: np.ndarray, actual: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per account type code: are its lines written as negative numbers in this file (a trial balance's
+    credit revenue, a signed P&L's costs, returns shown as "−150" under income)? Judged on the type's total
+    reference (its total actual when that is 0), so one refund line does not flip a type. The effect on
+    profit is then judged on the size of the amounts: −150 of returns against −100 is 50 more returns."""
+    size = len(TYPE_ORDER)
+    total_reference = np.bincount(codes, weights=reference.astype(np.float64), minlength=size)[:size]
+    total_actual = np.bincount(codes, weights=actual.astype(np.float64), minlength=size)[:size]
+    return np.where(total_reference != 0, total_reference < 0, total_actual < 0)
 
 
 # --- resolving columns and filters -----------------------------------------------------------------------

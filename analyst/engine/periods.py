@@ -70,6 +70,7 @@ class PeriodView:
         scale = self.prep.scale
         rows = core.records(self.table, [PERIOD], self.prep, self.materiality, with_impact=True)
         extra = self.table[["__ytd_a", "__ytd_r", "__flux_a", "__flux_v", "__prev_a", "__has_actual"]]
+        previous_has_actual = False
         for row, (ytd_a, ytd_r, flux_a, flux_v, prev_a, has_actual) in zip(
             rows, extra.itertuples(index=False, name=None), strict=True
         ):
@@ -77,7 +78,10 @@ class PeriodView:
             row["ytd_reference"] = core.money(ytd_r, scale)
             row["ytd_variance"] = core.money(ytd_a - ytd_r, scale)
             row["ytd_variance_pct"] = core.percent(ytd_a - ytd_r, ytd_r)
-            first = prev_a == _NO_PREVIOUS
+            # A period without actuals (a future month with budget only), or right after one, has no flux: the
+            # change from or to "nothing booked yet" is not a movement of the actuals.
+            first = prev_a == _NO_PREVIOUS or not has_actual or not previous_has_actual
+            previous_has_actual = bool(has_actual)
             row["flux_actual"] = None if first else core.money(flux_a, scale)
             row["flux_actual_pct"] = None if first else core.percent(flux_a, prev_a)
             row["flux_variance"] = None if first else core.money(flux_v, scale)

@@ -23,7 +23,7 @@ import pandas as pd
 from analyst.dataset import PERIOD, Dataset
 from analyst.engine import _core as core
 from analyst.engine.errors import AnalysisError
-from analyst.engine.options import AnalysisOptions, Materiality
+from analyst.engine.options import AccountType, AnalysisOptions, Materiality
 
 Filters = Mapping[str, Sequence[str] | str]
 
@@ -219,6 +219,32 @@ def _period_labels(prep: core.Prepared) -> tuple[tuple[str, ...], tuple[str, ...
     return tuple(str(categories[i]) for i in present), tuple(str(categories[i]) for i in with_actual)
 
 
+def _periods_without_actuals_note(prep: core.Prepared, periods: Sequence[str], with_actuals: Sequence[str]) -> str:
+    """A budget running to December against actuals to date: the grand total mixes the two, so say what the
+    comparison over the periods with actuals alone gives."""
+    frame = prep.frame
+    period = frame[PERIOD]
+    categories = [str(c) for c in period.cat.categories]
+    wanted = np.isin(np.arange(len(categories)), [categories.index(p) for p in with_actuals])
+    codes = period.cat.codes.to_numpy()
+    rows = np.where(codes >= 0, wanted[codes], False)
+    actual = int(frame[core.A].to_numpy()[rows].sum())
+    reference = int(frame[core.R].to_numpy()[rows].sum())
+    missing = [p for p in periods if p not in set(with_actuals)]
+    pct = core.percent(actual - reference, reference)
+    span = with_actuals[0] if len(with_actuals) == 1 else f"{with_actuals[0]} … {with_actuals[-1]}"
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    money = f"{{:,.{prep.scale}f}}"
+    return (
+        f"{len(missing)} of {len(periods)} periods have no actuals yet ({shown}), so the totals set actuals to date "
+        f"against the reference of every period. Over the {len(with_actuals)} periods with actuals ({span}): "
+        f"actual {money.format(core.money(actual, prep.scale))} vs reference "
+        f"{money.format(core.money(reference, prep.scale))}, variance "
+        f"{money.format(core.money(actual - reference, prep.scale))}"
+        f"{'' if pct is None else f' ({pct:+.1f}%)'}."
+    )
+
+
 def summarize(ds: Dataset, opts: AnalysisOptions | None = None) -> VarianceSummary:
     """The grand total over every line, with counts of material, favourable and unclassified lines."""
     opts = _opts(opts)
@@ -244,6 +270,14 @@ def summarize(ds: Dataset, opts: AnalysisOptions | None = None) -> VarianceSumma
         notes.append(
             f"{prep.missing_actual:,} actual and {prep.missing_reference:,} reference values were empty and "
             "count as 0."
+        )
+    if periods_with_actuals and len(periods_with_actuals) < len(periods):
+        notes.append(_periods_without_actuals_note(prep, periods, periods_with_actuals))
+    flipped = [str(t.value).replace("_", "-") for t in prep.stored_negative if t != AccountType.UNKNOWN]
+    if flipped:
+        notes.append(
+            f"The {' and '.join(flipped)} lines are written as negative numbers in this file; favourable or "
+            "unfavourable is judged on their size (−150 against −100 counts as 50 more)."
         )
     if unclassified:
         notes.append(

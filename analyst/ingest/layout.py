@@ -538,6 +538,9 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
         for labelled in (total, computed):
             if labelled is not None:
                 heading &= ~labelled
+    unlabelled = _unlabelled_subtotals(columns, plan, amount_cols, total, computed, heading)
+    if unlabelled is not None:
+        total = unlabelled if total is None else total | unlabelled
     sections = None
     label = plan.account
     if heading is not None and plan.account_type is None and label is not None and label in columns.raw.columns:
@@ -555,7 +558,9 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
     line_numbers = columns.raw.index.to_numpy()[positions]
     listed = []
     for position, line, label in zip(positions, line_numbers, labels, strict=True):
-        if total is not None and total[position]:
+        if unlabelled is not None and unlabelled[position]:
+            reason = "subtotal without a label (equals the sum of the lines above it)"
+        elif total is not None and total[position]:
             reason = "total or subtotal row"
         elif computed is not None and computed[position]:
             reason = "computed line (sums other lines), not an account"
@@ -563,6 +568,56 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
             reason = "section heading or line without amounts"
         listed.append(ExcludedRow(source_row=int(line), label=label, reason=reason))
     return Exclusions(~excluded, listed, count, sections)
+
+
+def _unlabelled_subtotals(
+    columns: Columns,
+    plan: Plan,
+    amount_cols: list[str],
+    *labelled: np.ndarray | None,
+) -> np.ndarray | None:
+    """Rows with amounts but an empty account cell whose amounts equal, in every amount column, the sum of the
+    account lines since the previous subtotal (a group subtotal) or of all account lines above (a grand total).
+    Exports from Excel pivots and many ERPs write subtotals this way, with the label only in an outer column.
+
+    At least two lines must add up to it: a blank-account row equal to the single line above it may be a
+    genuine line, so it is kept. Vectorised with cumulative sums; a file without blank accounts pays one
+    ``isna``."""
+    label = plan.account
+    if label is None or label not in columns.raw.columns or not amount_cols:
+        return None
+    blank = columns.raw[label].isna().to_numpy(dtype=bool)
+    if not blank.any():
+        return None
+    values = np.column_stack([columns.numbers[c].values for c in amount_cols])
+    filled = ~np.isnan(values)
+    breaks = np.zeros(len(blank), dtype=bool)  # rows that end a group: labelled totals and headings
+    for mask in labelled:
+        if mask is not None:
+            breaks |= mask
+    candidate = blank & filled.any(axis=1) & ~breaks
+    if not candidate.any():
+        return None
+    line = ~blank & ~breaks
+    amounts = np.where(filled & line[:, None], values, 0.0)
+    cumulative = np.cumsum(amounts, axis=0)
+    lines_so_far = np.cumsum(line)
+    rows = np.arange(len(blank))
+    last_break = np.maximum.accumulate(np.where(breaks | candidate, rows, -1))
+    at = np.flatnonzero(candidate)
+    start = np.where(at > 0, last_break[np.maximum(at - 1, 0)], -1)
+    start_sum = np.where((start >= 0)[:, None], cumulative[np.maximum(start, 0)], 0.0)
+    start_lines = np.where(start >= 0, lines_so_far[np.maximum(start, 0)], 0)
+    own = np.where(filled[at], values[at], 0.0)
+
+    def matches(sums: np.ndarray) -> np.ndarray:
+        return np.isclose(sums, own, rtol=1e-9, atol=0.005).all(axis=1)
+
+    group = matches(cumulative[at] - start_sum) & (lines_so_far[at] - start_lines >= 2)
+    everything = matches(cumulative[at]) & (lines_so_far[at] >= 2)
+    found = np.zeros(len(blank), dtype=bool)
+    found[at[group | everything]] = True
+    return found if found.any() else None
 
 
 def section_types(columns: Columns, label: str, heading: np.ndarray, total: np.ndarray | None) -> np.ndarray | None:
@@ -694,7 +749,7 @@ def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[p
         out[ACTUAL] = np.concatenate([numbers(a) for a, _ in plan.pairs.values()])
         out[REFERENCE] = np.concatenate([numbers(r) for _, r in plan.pairs.values()])
     else:
-        out = _pivot_long(columns, plan, dims, period, numbers, keep)
+        out = _pivot_long(columns, plan, dims, period, numbers, keep, warnings)
     frame = pd.DataFrame(out, copy=False)
     if plan.shape == "wide" and plan.variance:
         warnings.extend(_check_variance(columns, plan, keep))
@@ -716,8 +771,11 @@ def _pivot_long(
     period: pd.Series | None,
     numbers: Callable[[str | None], np.ndarray],
     keep: np.ndarray | None,
+    warnings: list[str],
 ) -> dict[str, object]:
-    """Long rows (one per scenario) → one row per line with actual and reference side by side."""
+    """Long rows (one per scenario) → one row per line with actual and reference side by side. Several rows
+    of one line and scenario (postings, a split line) are added together, as a pivot table would, and the
+    warnings say so."""
     assert plan.scenario is not None
     codes, uniques = columns.factorized(plan.scenario)
     values_text = pd.Series(np.asarray(uniques, dtype=object)).astype("str").str.strip().to_numpy(dtype=object)
@@ -761,6 +819,16 @@ def _pivot_long(
         return {name: [frame[name].sum(min_count=1)] for name in values}
     grouped = frame.groupby(list(keys), sort=False, observed=True, dropna=False)[list(values)].sum(min_count=1)
     result = grouped.reset_index()
+    for name, label in ((ACTUAL, plan.actual), (REFERENCE, plan.reference)):
+        # Rows with an amount against the lines that got one: more rows than lines means some were added up.
+        rows_with_amount = int(frame[name].notna().sum())
+        lines_with_amount = int(result[name].notna().sum())
+        if rows_with_amount > lines_with_amount:
+            warnings.append(
+                f"{rows_with_amount - lines_with_amount:,} '{label}' row(s) repeat a line already seen "
+                f"(same {', '.join(keys)}); "
+                "their amounts were added together, as a pivot table would."
+            )
     if PERIOD in result.columns and not isinstance(result[PERIOD].dtype, pd.CategoricalDtype):
         result[PERIOD] = pd.Categorical(result[PERIOD], categories=keys[PERIOD].cat.categories, ordered=True)
     return {name: result[name] for name in result.columns}

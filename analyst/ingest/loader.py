@@ -211,6 +211,9 @@ def _read_csv(
     if len(table.names) > limits.max_columns:
         raise IngestError(f"The file has {len(table.names)} columns; the limit is {limits.max_columns}.")
     decimal = _sample_decimal(table)
+    # A ";"-separated export whose sample can't tell (only "1.234"-like or whole numbers) is read with the
+    # decimal comma, as Excel in Germany or Russia writes it: "12.500" there is twelve thousand five hundred.
+    comma_file = decimal == "," or (decimal is None and table.delimiter == ";")
     dtype: dict[str, str] = {}
     for column in table.names:
         kind = roles.classify_header(column).kind
@@ -218,7 +221,7 @@ def _read_csv(
             # Codes such as "0100" under an Account header must stay text. (Only here: an explicit "str"
             # dtype is about twice as slow as letting the parser infer text columns.)
             dtype[column] = "str"
-        elif decimal == "," and kind in _AMOUNT_KINDS:
+        elif comma_file and kind in _AMOUNT_KINDS:
             dtype[column] = "object"  # "1.234" must not be read natively as 1.234 in a decimal-comma file
     options: dict[str, Any] = {
         "sep": table.delimiter,
@@ -351,6 +354,7 @@ def build_dataset(
         if parsed.unreadable:
             examples = ", ".join(repr(e) for e in parsed.unreadable_examples)
             warnings.append(f"{parsed.unreadable} cell(s) in '{name}' are not numbers and count as empty ({examples}).")
+    warnings.extend(_ambiguous_marks_warning([(c, columns.numbers[c]) for c in _used_amounts(plan)]))
     scale = max((columns.numbers[c].decimals for c in _used_amounts(plan)), default=2)
     return Dataset(
         frame=frame,
@@ -425,6 +429,21 @@ def _labels_from_numbers(raw: pd.DataFrame, text: list[str]) -> pd.DataFrame:
     """The table with its numeric-typed text columns (account codes read as numbers) as text."""
     converted = {c: _as_labels(raw[c]) for c in text if raw[c].dtype.kind in "biuf"}
     return raw.assign(**converted) if converted else raw
+
+
+def _ambiguous_marks_warning(parsed: list[tuple[str, ParsedNumbers]]) -> list[str]:
+    """One line saying how values such as "12.500" were read, when nothing in their columns settled it."""
+    unsettled = [(name, p) for name, p in parsed if p.ambiguous and p.ambiguous_example is not None]
+    if not unsettled:
+        return []
+    first = unsettled[0][1]
+    written, value = first.ambiguous_example or ("", 0.0)
+    names = ", ".join(f"'{n}'" for n, _ in unsettled)
+    return [
+        f"Values such as {written} in {names} could mean thousands or decimals and nothing in those columns "
+        f"settles it; they were read with '{first.decimal_mark}' as the decimal mark ({written} = {value:.10g}), "
+        "as the rest of the file or its separator suggests. If that is wrong, export the amounts with their decimals."
+    ]
 
 
 def _parse_candidates(

@@ -81,11 +81,15 @@ _SUFFIX_DIGITS = {1.0: 0, 1e3: 3, 1e6: 6, 1e9: 9}
 # a ",", or two "." (thousands dots). The mirror image for ".".
 _COMMA_DECIMAL_RE = r",(?:\d{1,2}|\d{4,})$|\.\d*,|\.\d*\."
 _DOT_DECIMAL_RE = r"\.(?:\d{1,2}|\d{4,})$|,\d*\.|,\d*,"
+# One mark followed by exactly three digits: a thousands group or three decimals, the column alone can't tell.
+_AMBIGUOUS_RE = r"^\d{1,3}[.,]\d{3}$"
 
 # A cell that looks like a finance number (used when sniffing a sample, one cell at a time).
+_CURRENCY_CODE = r"(?i:usd|eur|gbp|chf|rub|rur|uah|kzt|jpy|cny)"
 NUMBER_PATTERN = (
-    r"^\s*[(]?\s*[-+−–]?\s*[$€£¥₽]?\s*[-+−–]?\s*(?:\d[\d\s\u00a0\u202f.,'’]*|[.,]\d+)\s*"
-    r"(?:%|(?i:k|m|mm|mn|mio|b|bn|mrd|тыс\.?|млн\.?|млрд\.?|руб\.?|р\.|usd|eur|rub|€|₽|\$))?\s*[)]?\s*[-−]?\s*$"
+    rf"^\s*[(]?\s*[-+−–]?\s*(?:[$€£¥₽₴₸]|{_CURRENCY_CODE}\s?)?\s*[-+−–]?\s*(?:\d[\d\s\u00a0\u202f.,'’]*|[.,]\d+)\s*"
+    r"(?:%|(?i:k|m|mm|mn|mio|b|bn|mrd|тыс\.?|млн\.?|млрд\.?|руб\.?|р\.|€|₽|₴|₸|£|¥|\$))?\s*"
+    rf"{_CURRENCY_CODE}?\s*[)]?\s*[-−]?\s*$"
 )
 
 
@@ -118,6 +122,10 @@ class ParsedNumbers:
     missing: int  # empty, "-", "n/a"...
     unreadable: int  # non-empty cells that are not numbers
     unreadable_examples: tuple[str, ...] = ()
+    # Values such as "1.234" or "12,500" (one mark, then three digits) read by the fallback convention because
+    # nothing in the file settled it: the reader is told which way they were taken.
+    ambiguous: int = 0
+    ambiguous_example: tuple[str, float] | None = None  # one such cell as written, and the number it became
 
     @property
     def readable(self) -> int:
@@ -228,7 +236,9 @@ def parse_numbers(column: pd.Series, *, fallback: DecimalMark = ".") -> ParsedNu
     text = _as_text(column)
     parts, missing, parenthesised, percent = _split(text)
     num = parts["num"]
-    mark = _evidence(num).decide() or fallback
+    decided = _evidence(num).decide()
+    mark = decided or fallback
+    ambiguous_mask = None if decided else num.str.contains(_AMBIGUOUS_RE, regex=True).to_numpy(bool, na_value=False)
     if mark == ",":
         normalised = num.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
     else:
@@ -277,4 +287,13 @@ def parse_numbers(column: pd.Series, *, fallback: DecimalMark = ".") -> ParsedNu
         missing=int(missing_mask.sum()),
         unreadable=int(n - missing_mask.sum() - readable_count),
         unreadable_examples=examples,
+        ambiguous=0 if ambiguous_mask is None else int(ambiguous_mask.sum()),
+        ambiguous_example=_first_example(text, values, ambiguous_mask),
     )
+
+
+def _first_example(text: pd.Series, values: np.ndarray, mask: np.ndarray | None) -> tuple[str, float] | None:
+    if mask is None or not mask.any():
+        return None
+    at = int(np.argmax(mask))
+    return str(text.iloc[at]), float(values[at])

@@ -228,10 +228,20 @@ def header_names(rows: Sequence[Sequence[object]], header: int, width: int) -> l
         above = [_cell_text(c) for c in rows[header - 1]] + [""] * width
         above = above[:width]
         filled = [i for i, t in enumerate(above) if t]
-        groups = filled and filled[0] > 0 and len({above[i] for i in filled}) >= 2
+        # A label header merged down over both rows ("Account" in A1:A2) leaves its cell in the header row blank.
+        merged_down = {i for i in filled if not names[i]}
+        over_names = [i for i in filled if names[i]]
+        groups = (
+            over_names
+            and (filled[0] > 0 or filled[0] in merged_down)
+            and len({above[i] for i in over_names}) >= 2
+        )
         if groups and not any(is_number_cell(above[i]) for i in filled):
             group = ""
             for i in range(width):
+                if i in merged_down:
+                    names[i], group = above[i], ""
+                    continue
                 group = above[i] or group
                 if i >= filled[0] and group and names[i]:
                     names[i] = f"{group} {names[i]}"

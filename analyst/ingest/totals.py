@@ -14,13 +14,17 @@ import pandas as pd
 TOTAL_RE = re.compile(
     r"^\s*(?:grand\s+total|sub[\s-]?total|total(?:\s+for)?|totals|итого|всего|в\s+том\s+числе\s+итого|"
     r"summe|gesamt|gesamtsumme|zwischensumme|endsumme|insgesamt)(?![^\W_])"
+    # "Total Rewards" is the HR benefits programme, an account of its own.
+    r"(?!\s+rewards?(?![^\W_]))"
     r"|(?<![^\W_])(?:total|totals|итого|всего|summe|gesamt|insgesamt)\s*:?\s*$",
     re.IGNORECASE,
 )
 COMPUTED_RE = re.compile(
     r"^\s*(?:net\s+income|net\s+operating\s+income|net\s+other\s+income|net\s+profit|net\s+loss|gross\s+profit|"
     r"gross\s+margin|operating\s+income|operating\s+profit|ebitda|ebit|чистая\s+прибыль|валовая\s+прибыль|"
-    r"операционная\s+прибыль|jahresüberschuss|rohertrag|betriebsergebnis)(?![^\W_])",
+    r"операционная\s+прибыль|jahresüberschuss|rohertrag|betriebsergebnis)(?![^\W_])"
+    # "Net Income Tax" / "Operating Income Taxes" are tax expense accounts, not the computed line.
+    r"(?!\s+tax(?:es)?(?![^\W_]))",
     re.IGNORECASE,
 )
 
