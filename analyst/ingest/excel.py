@@ -11,7 +11,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -105,7 +105,32 @@ def _column(values: list[object], index: pd.Index) -> pd.Series:
         return pd.Series([np.nan if is_blank_cell(v) else v for v in values], dtype="float64", index=index)
     if filled and all(isinstance(v, datetime | date) for v in filled):
         return pd.Series([None if is_blank_cell(v) else v for v in values], dtype=object, index=index)
+    if filled and any(isinstance(v, datetime | date) for v in filled) and all(_is_date_cell(v) for v in filled):
+        # Dates where a few cells lost their date format and show Excel's day number (45689 = 2025-02-01).
+        return pd.Series([None if is_blank_cell(v) else _as_date(v) for v in values], dtype=object, index=index)
     return pd.Series([None if is_blank_cell(v) else _text(v) for v in values], dtype="str", index=index)
+
+
+# Excel day numbers for 1954..2119, read as dates only inside a column of dates.
+_SERIALS = (20_000, 80_000)
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def _is_date_cell(value: object) -> bool:
+    if isinstance(value, datetime | date):
+        return True
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and float(value).is_integer()
+        and _SERIALS[0] <= value <= _SERIALS[1]
+    )
+
+
+def _as_date(value: object) -> object:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _EXCEL_EPOCH + timedelta(days=int(value))
+    return value
 
 
 def _text(value: object) -> str:

@@ -124,10 +124,39 @@ def test_month_super_header_over_budget_actual_with_the_account_header_merged_do
     sheet.append(["Gesamt", 150, 150, 150, 150])
     buffer = io.BytesIO()
     workbook.save(buffer)
-    csv = b"Account,Jan,,Feb,\n,Budget,Actual,Budget,Actual\nRent,100,110,100,90\nAds,50,40,50,60\nGesamt,150,150,150,150\n"
+    csv = (
+        b"Account,Jan,,Feb,\n,Budget,Actual,Budget,Actual\n"
+        b"Rent,100,110,100,90\nAds,50,40,50,60\nGesamt,150,150,150,150\n"
+    )
     for data, name in ((buffer.getvalue(), "by_month.xlsx"), (csv, "by_month.csv")):
         ds = load_dataset(data, filename=name)
-        # Both months count: actual 110 + 40 + 90 + 60 = 300, budget 4 × ... = 100 + 50 + 100 + 50 = 300.
+        # Both months count: actual 110 + 40 + 90 + 60 = 300, budget 100 + 50 + 100 + 50 = 300.
         assert sums(ds) == (300.0, 300.0), name
         assert ds.roles.shape == "wide_by_period" and ds.roles.account == "Account"
         assert sorted(ds.frame["period"].astype(str).unique()) == ["Feb", "Jan"]
+
+
+def test_xlsx_month_column_with_day_numbers_and_text_amounts() -> None:
+    import io
+    from datetime import datetime
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Account", "Month", "Budget", "Actual"])
+    sheet.append(["Rent", datetime(2025, 1, 1), "1,234.50", 1300])  # an amount typed as text
+    sheet.append(["Ads", datetime(2025, 1, 1), "500", "450.25"])
+    sheet.append(["Rent", 45689, 1234.5, 1200])  # 45689 is 2025-02-01 without its date format
+    sheet.append(["Ads", 45689, 500, 550])
+    sheet.append(["Total", None, 3469, 3500.25])
+    sheet.row_dimensions[6].hidden = True
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    ds = load_dataset(buffer.getvalue(), filename="ledger.xlsx")
+    assert ds.roles.period == "Month"
+    assert ds.frame["period"].astype(str).tolist() == ["2025-01", "2025-01", "2025-02", "2025-02"]
+    # Actual 1300 + 450.25 + 1200 + 550 = 3500.25; budget 1234.5 + 500 + 1234.5 + 500 = 3469.
+    assert sums(ds) == (3500.25, 3469.0)
+    assert [r.label for r in ds.excluded_rows] == ["Total"]
