@@ -18,69 +18,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from analyst.agent import AgentSettings, start_run
 from analyst.context import AnalysisContext
-from analyst.dataset import ColumnRoles, Dataset, SourceInfo
+from analyst.dataset import Dataset
 from analyst.events import Done, Failed, ToolStarted
+from tests.agent.conftest import make_dataset
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call, tool_calls
 
-MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"]
-ACCOUNTS = [
-    "Revenue",
-    "Sales returns",
-    "Salaries",
-    "Travel",
-    "Software",
-    "Rent",
-    "Events",
-    "Consulting",
-    "Training",
-    "Hardware",
-    "Advertising",
-    "Subscriptions",
-]
 ANSWER = (
     "**Spending is 0.4% over budget**, driven by Marketing events and Engineering software.\n\n"
     "- Actual column: *Actual*; reference: *Budget*; variance = actual − budget.\n"
     "- Largest unfavourable line: Marketing / Events.\n"
 )
-
-
-def ledger(rows: int, seed: int = 11) -> Dataset:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "Department": np.array(DEPARTMENTS)[rng.integers(0, len(DEPARTMENTS), rows)],
-            "Account": np.array(ACCOUNTS)[rng.integers(0, len(ACCOUNTS), rows)],
-            "period": pd.Categorical(
-                np.array(MONTHS)[rng.integers(0, 12, rows)], categories=MONTHS, ordered=True
-            ),
-            "actual": np.round(rng.uniform(100, 10_000, rows), 2),
-            "reference": np.round(rng.uniform(100, 10_000, rows), 2),
-        }
-    )
-    roles = ColumnRoles(
-        shape="wide",
-        dimensions=("Department", "Account"),
-        account="Account",
-        period="Date",
-        actual="Actual",
-        reference="Budget",
-        reference_kind="budget",
-    )
-    source = SourceInfo(
-        filename="ledger.csv",
-        file_format="csv",
-        encoding="utf-8",
-        delimiter=",",
-        header_row=1,
-        data_rows=rows,
-    )
-    return Dataset(frame=frame, roles=roles, source=source)
 
 
 async def one_question(dataset: Dataset) -> dict[str, object]:
@@ -128,9 +77,9 @@ async def one_question(dataset: Dataset) -> dict[str, object]:
 
 
 async def main(big_rows: int) -> None:
-    small = await one_question(ledger(100))
+    small = await one_question(make_dataset(100))
     build = time.perf_counter()
-    big_dataset = ledger(big_rows)
+    big_dataset = make_dataset(big_rows)
     print(f"(built the {big_rows:,}-row dataset in {time.perf_counter() - build:.1f}s)")
     big = await one_question(big_dataset)
     for result in (small, big):
