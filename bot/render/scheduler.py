@@ -160,9 +160,6 @@ class BudgetLimit:
 DEFAULT_LIMITS: dict[str, BudgetLimit] = {
     "chat.update": BudgetLimit(45, 60.0),
     "chat.delete": BudgetLimit(45, 60.0),
-    "chat.appendStream": BudgetLimit(90, 60.0),
-    "chat.startStream": BudgetLimit(18, 60.0),
-    "chat.stopStream": BudgetLimit(18, 60.0),
 }
 
 

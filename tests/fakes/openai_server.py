@@ -335,7 +335,13 @@ class FakeOpenAI:
             await asyncio.shield(self._notify())
 
     # ----------------------------------------------------------------- Responses API
-    async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
+    async def _answer(
+        self,
+        request: web.Request,
+        completed: Callable[[RecordedRequest], dict[str, Any]],
+        events: Callable[[RecordedRequest], AsyncIterator[tuple[str | None, dict[str, Any] | str]]],
+    ) -> web.StreamResponse:
+        """One request to either API: the turn's error, the whole answer as JSON, or the answer as SSE."""
         recorded = await self._record(request)
         turn = recorded.turn
         assert turn is not None
@@ -343,8 +349,13 @@ class FakeOpenAI:
             return self._error_response(turn)
         if not recorded.stream:
             recorded.finished = True
-            return web.json_response(self._response_object(recorded, status="completed"))
-        return await self._serve(request, self._responses_events, recorded)
+            return web.json_response(completed(recorded))
+        return await self._serve(request, events, recorded)
+
+    async def _handle_responses(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(
+            request, lambda recorded: self._response_object(recorded, status="completed"), self._responses_events
+        )
 
     def _usage(self, recorded: RecordedRequest) -> tuple[int, int]:
         turn = recorded.turn
@@ -536,15 +547,7 @@ class FakeOpenAI:
 
     # ----------------------------------------------------------------- Chat Completions
     async def _handle_chat(self, request: web.Request) -> web.StreamResponse:
-        recorded = await self._record(request)
-        turn = recorded.turn
-        assert turn is not None
-        if turn.status != 200:
-            return self._error_response(turn)
-        if not recorded.stream:
-            recorded.finished = True
-            return web.json_response(self._chat_completion(recorded))
-        return await self._serve(request, self._chat_events, recorded)
+        return await self._answer(request, self._chat_completion, self._chat_events)
 
     def _chat_usage(self, recorded: RecordedRequest) -> dict[str, int]:
         prompt, completion = self._usage(recorded)

@@ -14,8 +14,8 @@ What it speaks, like Slack does:
   the configured bot tokens, each mapped to one workspace (``team_id``); a wrong token gets
   ``{"ok": false, "error": "invalid_auth"}``.
 - Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``, ``chat.postEphemeral``,
-  ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``,
-  ``chat.startStream`` / ``chat.appendStream`` / ``chat.stopStream``. Anything else: ``unknown_method``.
+  ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``. Anything
+  else: ``unknown_method``.
 - Size limits: ``text`` > 40,000 chars on postMessage / > 4,000 on update → ``msg_too_long``;
   ``markdown_text`` > 12,000 → ``msg_too_long``; ``markdown_text`` with ``text`` or ``blocks`` →
   ``invalid_arguments``; more than 50 blocks, a block without a known ``type``, section text > 3,000 or
@@ -112,9 +112,6 @@ class FakeSlackLimits:
             "conversations.replies": (50, 60.0),
             "conversations.history": (50, 60.0),
             "files.info": (100, 60.0),
-            "chat.startStream": (20, 60.0),
-            "chat.stopStream": (20, 60.0),
-            "chat.appendStream": (100, 60.0),
         }
     )
     post_per_second: float = 1.0  # chat.postMessage, per channel
@@ -145,7 +142,7 @@ class MessageState:
     blocks: list[dict[str, Any]] | None
     markdown_text: str | None
     time: float  # time.monotonic()
-    method: str  # chat.postMessage / chat.update / chat.startStream ...
+    method: str  # chat.postMessage / chat.update / chat.delete ...
 
     @property
     def visible(self) -> str:
@@ -174,7 +171,6 @@ class FakeMessage:
     files: list[dict[str, Any]] = field(default_factory=list)
     history: list[MessageState] = field(default_factory=list)
     deleted: bool = False
-    streaming: bool = False
     subtype: str | None = None
 
     @property
@@ -676,22 +672,15 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
-    def _post(self, params: dict[str, Any], *, method: str, streaming: bool = False) -> dict[str, Any]:
+    def _post(self, params: dict[str, Any], *, method: str) -> dict[str, Any]:
         info, err = self._channel(params.get("channel"))
         if info is None:
             return {"ok": False, "error": err}
         if not info["is_member"]:
             return {"ok": False, "error": "not_in_channel"}
-        if streaming:
-            md = _stream_text(params)
-            if md is not None and len(md) > MARKDOWN_TEXT_LIMIT:
-                return {"ok": False, "error": "msg_too_long"}
-            content: tuple[str | None, list[dict[str, Any]] | None, str | None] = (None, None, md or "")
-        else:
-            parsed, err = self._content(params, text_limit=POST_TEXT_LIMIT)
-            if parsed is None:
-                return {"ok": False, "error": err}
-            content = parsed
+        content, err = self._content(params, text_limit=POST_TEXT_LIMIT)
+        if content is None:
+            return {"ok": False, "error": err}
         thread_ts = params.get("thread_ts") or None
         channel = info["id"]
         if thread_ts is not None and self._find(channel, thread_ts) is None:
@@ -708,7 +697,6 @@ class FakeSlack:
             blocks=blocks,
             markdown_text=markdown_text,
             metadata=self._metadata(params),
-            streaming=streaming,
         )
         msg.history.append(MessageState(text, blocks, markdown_text, time.monotonic(), method))
         self.messages[channel][ts] = msg
@@ -726,8 +714,6 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         if msg.bot_id != self.bot_id:
             return {"ok": False, "error": "cant_update_message"}
-        if msg.streaming:
-            return {"ok": False, "error": "streaming_state_conflict"}
         parsed, err = self._content(params, text_limit=UPDATE_TEXT_LIMIT)
         if parsed is None:
             return {"ok": False, "error": err}
@@ -831,54 +817,6 @@ class FakeSlack:
         if obj is None:
             return {"ok": False, "error": "file_not_found"}
         return {"ok": True, "file": dict(obj)}
-
-    def _m_chat_startStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
-        if not params.get("thread_ts"):
-            return {"ok": False, "error": "invalid_arguments"}
-        return self._post(params, method="chat.startStream", streaming=True)
-
-    def _m_chat_appendStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
-        msg = self._find(params.get("channel"), params.get("ts"))
-        if msg is None:
-            return {"ok": False, "error": "message_not_found"}
-        if not msg.streaming:
-            return {"ok": False, "error": "message_not_in_streaming_state"}
-        new = (msg.markdown_text or "") + _stream_text(params)
-        if len(new) > MARKDOWN_TEXT_LIMIT:
-            return {"ok": False, "error": "msg_too_long"}
-        msg.markdown_text = new
-        msg.history.append(MessageState(None, None, new, time.monotonic(), "chat.appendStream"))
-        return {"ok": True, "channel": msg.channel, "ts": msg.ts}
-
-    def _m_chat_stopStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
-        msg = self._find(params.get("channel"), params.get("ts"))
-        if msg is None:
-            return {"ok": False, "error": "message_not_found"}
-        if not msg.streaming:
-            return {"ok": False, "error": "message_not_in_streaming_state"}
-        new = (msg.markdown_text or "") + _stream_text(params)
-        if len(new) > MARKDOWN_TEXT_LIMIT:
-            return {"ok": False, "error": "msg_too_long"}
-        blocks = params.get("blocks")
-        if isinstance(blocks, str):
-            blocks = json.loads(blocks)
-        msg.markdown_text = new
-        msg.streaming = False
-        msg.history.append(MessageState(None, blocks, new, time.monotonic(), "chat.stopStream"))
-        return {"ok": True, "channel": msg.channel, "ts": msg.ts, "message": msg.to_api()}
-
-
-def _stream_text(params: Mapping[str, Any]) -> str:
-    """The markdown a stream call carries: ``markdown_text`` and/or ``markdown_text`` chunks."""
-    text = str(params.get("markdown_text") or "")
-    chunks = params.get("chunks")
-    if isinstance(chunks, str):
-        chunks = json.loads(chunks)
-    if isinstance(chunks, list):
-        text += "".join(
-            str(c.get("text", "")) for c in chunks if isinstance(c, dict) and c.get("type") == "markdown_text"
-        )
-    return text
 
 
 def _fmt_retry(seconds: float) -> str:

@@ -142,14 +142,3 @@ async def test_files_need_the_token_and_replies_show_them() -> None:
         with pytest.raises(TimeoutError):
             await slack.wait_for(lambda: False, timeout=0.1)
 
-
-async def test_native_stream_methods() -> None:
-    async with FakeSlack() as slack:
-        client = client_for(slack)
-        parent = slack.add_message("D1", text="question")
-        stream = await client.chat_stream(channel="D1", thread_ts=parent.ts, buffer_size=5)
-        await stream.append(markdown_text="hello ")
-        await stream.append(markdown_text="world")
-        await stream.stop()
-        (msg,) = slack.bot_messages("D1")
-        assert msg.markdown_text == "hello world" and not msg.streaming
