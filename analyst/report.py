@@ -170,14 +170,7 @@ class Report:
             ]
             for r in rows
         ]
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        out = []
-        for row in [header, *body]:
-            cells = [row[0].ljust(widths[0])] + [
-                c.rjust(w) for c, w in zip(row[1:5], widths[1:5], strict=True)
-            ]
-            out.append("  " + "  ".join(cells) + "  " + row[5])
-        return out
+        return _aligned([header, *body], numeric=4)
 
     def to_text(self, max_rows: int = TEXT_ROWS) -> str:
         """A readable summary for a terminal: columns, totals, drivers, material lines, exclusions, notes."""
@@ -286,14 +279,7 @@ class Report:
             )
             for r in data["periods"]
         ]
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        for row in [header, *body]:
-            out.append(
-                "  "
-                + "  ".join(
-                    [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-                )
-            )
+        out.extend(_aligned([header, *body], numeric=len(header) - 1))
         so_far = len(view.periods_so_far)
         if self._shows_projection:
             out.append(
@@ -408,6 +394,16 @@ def build_report(ds: Dataset, *, by: Sequence[str] = (), opts: AnalysisOptions |
         drivers=drivers,
         periods=periods,
     )
+
+
+def _aligned(rows: list[list[str]], *, numeric: int) -> list[str]:
+    """Text table lines: the label left-aligned, the next ``numeric`` cells right-aligned, any rest as it is."""
+    widths = [max(len(row[i]) for row in rows) for i in range(1 + numeric)]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1 : 1 + numeric], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells + row[1 + numeric :]))
+    return lines
 
 
 # --- command line --------------------
