@@ -52,17 +52,25 @@ def _line_cuts(text: str, start: int, end: int) -> list[tuple[int, int]]:
             else:
                 rank = _LINE
             cuts.append((pos, rank))
-        match = _FENCE.match(line)
-        if match:
-            marker = match.group(1)
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence) and stripped == marker:
-                fence = None
+        fence = _fence_after(fence, line)
         prev_blank = not stripped
         prev_table = is_table
         pos += len(line)
     return cuts
+
+
+def _fence_after(fence: str | None, line: str) -> str | None:
+    """The code fence still open after ``line`` (None outside one): a fence line opens one, or closes the open
+    one when it is the same character, at least as long, and alone on its line."""
+    match = _FENCE.match(line)
+    if not match:
+        return fence
+    marker = match.group(1)
+    if fence is None:
+        return marker
+    if marker[0] == fence[0] and len(marker) >= len(fence) and line.strip() == marker:
+        return None
+    return fence
 
 
 def _in_protected_block(text: str, pos: int) -> bool:
@@ -75,12 +83,7 @@ def _in_protected_block(text: str, pos: int) -> bool:
         match = _FENCE.match(line)
         if start <= pos < end:
             return fence is not None or match is not None or stripped.startswith("|")
-        if match:
-            marker = match.group(1)
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence) and stripped == marker:
-                fence = None
+        fence = _fence_after(fence, line)
         start = end
     return fence is not None
 
