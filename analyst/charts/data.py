@@ -143,6 +143,10 @@ def _known_types(type_rows: Sequence[Mapping[str, Any]]) -> set[str]:
     }
 
 
+def _has_unknown(type_rows: Sequence[Mapping[str, Any]]) -> bool:
+    return any(r["account_type"] == "unknown" and (r["actual"] != 0 or r["reference"] != 0) for r in type_rows)
+
+
 def _basis(types: set[str]) -> Basis:
     if "revenue" in types and "expense" in types:
         return "profit"
@@ -210,7 +214,7 @@ def bridge_spec(
     keys = _keys(ds, opts, by)
     type_rows = _type_rows(ds, opts, filters)
     types = _known_types(type_rows)
-    basis = _basis(types)
+    basis = "total" if _has_unknown(type_rows) and len(types) < 2 else _basis(types)
     if len(types) > 1:
         return _profit_bridge(ds, opts, scope, keys, filters, type_rows, basis, steps)
     table = breakdown(ds, keys, filters=filters, opts=opts)

@@ -113,14 +113,25 @@ def _title(what: str, scope: Scope) -> str:
 
 
 def _figure() -> Figure:
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
+def _margins(fig: Figure, labels: Sequence[str], fontsize: float = 10.0) -> None:
+    """Fixed margins, the left one wide enough for the longest label (labels are truncated, so it is bounded).
+
+    Measuring every text for a constrained layout costs a second full draw; an estimate from the label length
+    (DejaVu Sans averages about 0.55 em a character) is as good for one line of text and much cheaper.
+    """
+    longest = max((len(label) for label in labels), default=4)
+    label_in = longest * 0.55 * fontsize / 72 + 0.2
+    fig.subplots_adjust(left=min(0.45, max(0.08, label_in / WIDTH_IN)), right=0.97, top=0.85, bottom=0.17)
+
+
 def _header(fig: Figure, ax: object, title: str, subtitle: str) -> None:
-    fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold", color=TEXT)
-    ax.set_title(subtitle, loc="left", fontsize=9, fontweight="normal", color=MUTED)  # type: ignore[attr-defined]
+    fig.suptitle(title, x=0.01, y=0.975, ha="left", va="top", fontsize=13, fontweight="bold", color=TEXT)
+    fig.text(0.01, 0.905, subtitle, ha="left", va="top", fontsize=9, color=MUTED)
 
 
 def to_png(fig: Figure) -> bytes:
@@ -188,6 +199,7 @@ def bridge_figure(spec: BridgeSpec) -> Figure:
             color=TEXT,
         )
     ax.set_yticks(y, labels)
+    _margins(fig, labels)
     ax.invert_yaxis()
     ax.set_xlim(left, right)
     _amount_axis(ax.xaxis, divisor, suffix)
@@ -219,15 +231,17 @@ def _bridge_axis(lo: float, hi: float) -> tuple[float, float, float]:
     span = (hi - lo) or max(abs(hi), 1.0)
     if lo >= 0:
         left = 0.0 if lo < 0.8 * span else lo - 0.6 * span
-        return left, hi + 0.3 * span, left
+        return left, hi + 0.4 * span, left
     if hi <= 0:
         right = 0.0 if -hi < 0.8 * span else hi + 0.6 * span
-        return lo - 0.3 * span, right, right
-    return lo - 0.3 * span, hi + 0.3 * span, 0.0
+        return lo - 0.4 * span, right, right
+    return lo - 0.4 * span, hi + 0.4 * span, 0.0
 
 
 def _legend(fig: Figure, handles: Sequence[object]) -> None:
-    fig.legend(handles=handles, loc="outside lower right", ncols=len(handles), frameon=False, fontsize=9)
+    fig.legend(
+        handles=handles, loc="lower right", bbox_to_anchor=(0.99, 0.0), ncols=len(handles), frameon=False, fontsize=9
+    )
 
 
 # ---------------------------------------------------------------------------------------------- bars
@@ -275,6 +289,7 @@ def bars_figure(spec: BarsSpec) -> Figure:
             fontweight="bold",
         )
     ax.set_yticks(y, labels)
+    _margins(fig, labels)
     ax.invert_yaxis()
     ax.set_xlim(bottom * 1.05, top * 1.32)
     _amount_axis(ax.xaxis, divisor, suffix)
@@ -319,6 +334,7 @@ def _period_bars(spec: MonthlySpec) -> Figure:
         x, cumulative, color=TOTAL, marker="o", markersize=3.5, linewidth=1.6, label="Cumulative", gid="cumulative"
     )
     ax.axhline(0, color=MUTED, linewidth=0.8)
+    _margins(fig, ["−100.0K"])
     step = max(1, math.ceil(len(x) / 12))
     ax.set_xticks(x[::step], [truncate(p, 10) for p in spec.periods[::step]], fontsize=9)
     _amount_axis(ax.yaxis, divisor, suffix)
@@ -359,14 +375,17 @@ def _heatmap(spec: MonthlySpec) -> Figure:
     # Colour by the effect on profit (positive is favourable; 0 where the type is unknown); label by the measure.
     signed = spec.effect
     limit = max((abs(v) for row in signed for v in row if v is not None), default=1.0) or 1.0
-    cmap = LinearSegmentedColormap.from_list("variance", [UNFAVOURABLE, "#f7f7f7", FAVOURABLE])
-    cmap.set_bad("#ffffff")
+    cmap = LinearSegmentedColormap.from_list("variance", [UNFAVOURABLE, "#f7f7f7", FAVOURABLE]).with_extremes(
+        bad="#ffffff"
+    )
     matrix = [[math.nan if v is None else v for v in row] for row in signed]
     fig = _figure()
     ax = fig.add_subplot()
     image = ax.imshow(matrix, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
     image.set_gid("heatmap")
-    ax.set_yticks(range(len(spec.rows)), [truncate(r, 24) for r in spec.rows], fontsize=9.5)
+    row_labels = [truncate(r, 24) for r in spec.rows]
+    ax.set_yticks(range(len(spec.rows)), row_labels, fontsize=9.5)
+    _margins(fig, row_labels, 9.5)
     step = max(1, math.ceil(len(spec.periods) / 12))
     ax.set_xticks(range(0, len(spec.periods), step), [truncate(p, 10) for p in spec.periods[::step]], fontsize=9)
     ax.tick_params(length=0)
