@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analyst.charts.outbox import ChartOutbox
 from analyst.dataset import Dataset, RoleOverrides
 from analyst.engine.options import AnalysisOptions
 
@@ -16,6 +17,8 @@ from analyst.engine.options import AnalysisOptions
 class AnalysisContext:
     dataset: Dataset
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    # Charts the agent's make_chart tool drew, until the surface uploads them (see analyst.charts.outbox).
+    charts: ChartOutbox = field(default_factory=ChartOutbox, repr=False, compare=False)
 
     def override_roles(self, overrides: RoleOverrides) -> None:
         from analyst.ingest import apply_overrides

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Failed, FailureKind
+from bot import uploads
 from bot.config import Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers, StoredDataset, channel_key
 from bot.files import (
@@ -322,12 +323,16 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
-            markdown = await _unless_stopped(control, report_markdown(deps, stored))
-            outcome = await writer.write_markdown(markdown)
+            async with uploads.ReportChart(deps, request, stored) as chart:  # a file dropped alone in a DM
+                markdown = await _unless_stopped(control, report_markdown(deps, stored))
+                outcome = await writer.write_markdown(markdown)
+                chart.shown(outcome.delivered)
+        elif uploads.wants_pack(request.question):
+            outcome = await writer.write(uploads.pack_events(deps, request, stored, writer))
         else:
             run = _start_run(deps, request.question, stored.context, request.conversation_id)
             control.attach(run)
-            outcome = await writer.write(run)
+            outcome = await writer.write(uploads.with_charts(deps, request, aiter(run), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
     except FileRejected as rejected:
