@@ -37,10 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 class ProgressBar:
     """``[#####.....] 12 of 31 lines`` on one terminal line (plain lines when stderr is not a terminal)."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
 
     def __call__(self, done: int, total: int) -> None:
         filled = 0 if total == 0 else round(self.width * done / total)

@@ -225,3 +225,19 @@ async def test_rendering_runs_off_the_event_loop(ledger) -> None:
         task.cancel()
     assert chart.png.startswith(b"\x89PNG")
     assert ticks > 1  # the loop kept running while the chart was drawn
+
+
+def test_report_chart_cli_writes_the_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+    from tests.charts.ledger import LEDGER_CSV
+
+    source = tmp_path / "ledger.csv"
+    source.write_text(LEDGER_CSV, encoding="utf-8")
+    out = tmp_path / "bridge.png"
+    assert main(["report", str(source), "--chart", "monthly", "--by", "Department", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert "Effect on profit by period and Department" in capsys.readouterr().err
+    assert main(["report", str(source), "--chart", "bars"]) == 2
+    assert "--chart needs -o" in capsys.readouterr().err
+    assert main(["report", str(source), "--chart", "bars", "--by", "Region", "-o", str(out)]) == 2
+    assert "Unknown column 'Region'" in capsys.readouterr().err

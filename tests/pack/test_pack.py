@@ -198,3 +198,44 @@ async def test_a_failing_model_leaves_the_numbers_and_notes_the_blank(ledger, fa
     rows = _sheet_rows(pack.xlsx, "Variance")
     assert [r[5] for r in rows[1:]] == [400, 150, -100, -100, 30]
     assert all(str(r[8]).startswith("[commentary not drafted") for r in rows[1:])
+
+
+def test_pack_cli_without_a_key_writes_numbers_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from tests.charts.ledger import LEDGER_CSV
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    source = tmp_path / "ledger.csv"
+    source.write_text(LEDGER_CSV, encoding="utf-8")
+    out = tmp_path / "pack.xlsx"
+    code = main(["pack", str(source), "-o", str(out), "--materiality-amount", "25", "--materiality-percent", "5"])
+    assert code == 0
+    rows = _sheet_rows(out.read_bytes(), "Variance")
+    assert len(rows) == 6
+    assert "5 material lines" in capsys.readouterr().err
+    assert main(["pack", str(tmp_path / "missing.csv"), "-o", str(out)]) == 2
+    assert "could not be opened" in capsys.readouterr().err
+
+
+async def test_pack_cli_progress_bar_with_commentary(
+    tmp_path: Path, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from analyst.pack.cli import cli_main
+    from tests.charts.ledger import LEDGER_CSV
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("VARIANCE_DATA_DIR", str(tmp_path / "data"))
+    fake.script(text(_answer(list(GOOD.items()))))
+    source = tmp_path / "ledger.csv"
+    source.write_text(LEDGER_CSV, encoding="utf-8")
+    out = tmp_path / "pack.xlsx"
+    args = [str(source), "-o", str(out), "--materiality-amount", "25", "--materiality-percent", "5"]
+    assert await asyncio.to_thread(cli_main, args) == 0
+    err = capsys.readouterr().err
+    assert "Drafting commentary [" in err and "5 of 5 lines" in err
+    assert [r[8] for r in _sheet_rows(out.read_bytes(), "Variance")[1:]] == [GOOD[i] for i in range(1, 6)]
