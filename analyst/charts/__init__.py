@@ -15,10 +15,19 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from analyst.charts.data import BarsSpec, BridgeSpec, Filters, MonthlySpec, bars_spec, bridge_spec, monthly_spec
+from analyst.charts.data import (
+    BarsSpec,
+    BridgeSpec,
+    Filters,
+    MonthlySpec,
+    bars_spec,
+    bridge_spec,
+    monthly_spec,
+    periods_with_actuals,
+)
 from analyst.dataset import Dataset
 from analyst.engine import AnalysisError, AnalysisOptions
 
@@ -65,10 +74,16 @@ def build_spec(
     filters: Filters | None = None,
 ) -> BridgeSpec | BarsSpec | MonthlySpec:
     """The chart's numbers from the engine (no drawing)."""
-    if kind == "bridge":
-        return bridge_spec(ds, opts, by=[by] if by else None, filters=filters)
-    if kind == "bars":
-        return bars_spec(ds, opts, by=by, filters=filters)
+    if kind in ("bridge", "bars"):
+        chosen = periods_with_actuals(ds, opts, filters)
+        spec: BridgeSpec | BarsSpec = (
+            bridge_spec(ds, opts, by=[by] if by else None, filters=chosen)
+            if kind == "bridge"
+            else bars_spec(ds, opts, by=by, filters=chosen)
+        )
+        if chosen is not filters:
+            spec = replace(spec, notes=(*spec.notes, "periods with actuals only"))
+        return spec
     if kind == "monthly":
         return monthly_spec(ds, opts, by=by, filters=filters)
     raise AnalysisError(f"Unknown chart {kind!r}. Choose from: {', '.join(CHART_KINDS)}.")

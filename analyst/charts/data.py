@@ -197,6 +197,24 @@ def _round(value: float, scale: int) -> float:
     return round(value, scale) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def periods_with_actuals(ds: Dataset, opts: AnalysisOptions | None, filters: Filters | None) -> Filters | None:
+    """``filters`` limited to the periods that have actuals, when some periods have a budget only.
+
+    A full-year budget against actuals to June would make every total look favourable by the second half's
+    budget: the bridge and the bars compare like with like unless the caller chose the periods.
+    """
+    if not ds.has_period:
+        return filters
+    prep = core.prepare(ds, _opts(opts))
+    if filters and any(core.resolve_key(prep, key) in (PERIOD, core.QUARTER_KEY) for key in filters):
+        return filters  # the caller chose the periods
+    rows = period_view(ds, filters=filters, opts=_opts(opts)).to_dict()["periods"]
+    booked = [str(r[PERIOD]) for r in rows if r.get("has_actual", True)]
+    if not booked or len(booked) == len(rows):
+        return filters
+    return {**(filters or {}), PERIOD: booked}
+
+
 # ---------------------------------------------------------------------------------------------- bridge
 
 
@@ -402,7 +420,8 @@ def monthly_spec(
     column = core.resolve_key(prep, by)
     if column == PERIOD:
         raise AnalysisError("Choose a column other than the period for the monthly grid.")
-    ranked = breakdown(ds, [column], filters=filters, opts=opts)
+    # Rank over the periods with actuals: a budget-only month would rank groups by their budget, not variance.
+    ranked = breakdown(ds, [column], filters=periods_with_actuals(ds, opts, filters), opts=opts)
     ranked_rows = _records_with_impact(ranked)
     measure_key = "impact" if profit else "variance"
     ranked_rows.sort(key=lambda r: (-abs(r[measure_key]), str(r[column])))
@@ -420,7 +439,7 @@ def monthly_spec(
     grid = tuple(cells_of(name, 0) for name in names)
     effect = tuple(cells_of(name, 1) for name in names)
     if len(ranked_rows) > top:
-        notes.append(f"the {top} {column} values with the largest {measure} of {len(ranked_rows):,}")
+        notes.append(f"top {top} of {len(ranked_rows):,} {column} values")
     return MonthlySpec(
         scope=scope,
         measure=measure,

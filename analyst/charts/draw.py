@@ -321,10 +321,11 @@ def _period_bars(spec: MonthlySpec) -> Figure:
     shown = [v if ok else 0.0 for v, ok in zip(spec.values, spec.has_actual, strict=True)]
     cumulative: list[float] = []
     running = 0.0
-    for v, ok in zip(spec.values, spec.has_actual, strict=True):
+    last_booked = max((i for i, ok in enumerate(spec.has_actual) if ok), default=-1)
+    for i, (v, ok) in enumerate(zip(spec.values, spec.has_actual, strict=True)):
         running += v if ok else 0.0
-        cumulative.append(running)
-    divisor, suffix, words = _unit([*shown, *cumulative])
+        cumulative.append(running if i <= last_booked else math.nan)  # no line through months not booked yet
+    divisor, suffix, words = _unit([*shown, *(c for c in cumulative if not math.isnan(c))])
     fig = _figure()
     ax = fig.add_subplot()
     x = list(range(len(spec.periods)))
@@ -335,13 +336,13 @@ def _period_bars(spec: MonthlySpec) -> Figure:
     )
     ax.axhline(0, color=MUTED, linewidth=0.8)
     _margins(fig, ["−100.0K"])
-    step = max(1, math.ceil(len(x) / 12))
-    ax.set_xticks(x[::step], [truncate(p, 10) for p in spec.periods[::step]], fontsize=9)
+    _period_ticks(ax, spec.periods)
     _amount_axis(ax.yaxis, divisor, suffix)
     ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
     ax.set_axisbelow(True)
     if len(x) <= 12:
-        span = (max([*shown, *cumulative, 0.0]) - min([*shown, *cumulative, 0.0])) or 1.0
+        levels = [*shown, *(c for c in cumulative if not math.isnan(c)), 0.0]
+        span = (max(levels) - min(levels)) or 1.0
         for i, (v, ok) in enumerate(zip(shown, spec.has_actual, strict=True)):
             if not ok:
                 ax.text(i, 0.02 * span, "no actuals", ha="center", va="bottom", fontsize=7.5, color=MUTED, rotation=90)
@@ -367,6 +368,18 @@ def _period_bars(spec: MonthlySpec) -> Figure:
     return fig
 
 
+def _period_ticks(ax: Any, periods: Sequence[str]) -> None:
+    """Period labels that never overlap: every n-th when there are many, slanted when more than six."""
+    step = max(1, math.ceil(len(periods) / 12))
+    positions = list(range(0, len(periods), step))
+    labels = [truncate(periods[i], 10) for i in positions]
+    if len(positions) > 6:
+        ax.set_xticks(positions, labels, fontsize=8.5, rotation=40, ha="right", rotation_mode="anchor")
+        ax.figure.subplots_adjust(bottom=0.24)  # room for slanted labels above the legend
+    else:
+        ax.set_xticks(positions, labels, fontsize=9)
+
+
 def _heatmap(spec: MonthlySpec) -> Figure:
     """Groups × periods, each cell coloured by favourability and its size, annotated when there is room."""
     ref = spec.scope.reference_word
@@ -386,8 +399,7 @@ def _heatmap(spec: MonthlySpec) -> Figure:
     row_labels = [truncate(r, 24) for r in spec.rows]
     ax.set_yticks(range(len(spec.rows)), row_labels, fontsize=9.5)
     _margins(fig, row_labels, 9.5)
-    step = max(1, math.ceil(len(spec.periods) / 12))
-    ax.set_xticks(range(0, len(spec.periods), step), [truncate(p, 10) for p in spec.periods[::step]], fontsize=9)
+    _period_ticks(ax, spec.periods)
     ax.tick_params(length=0)
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)

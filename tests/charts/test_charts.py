@@ -241,3 +241,26 @@ def test_report_chart_cli_writes_the_png(tmp_path: Path, capsys: pytest.CaptureF
     assert "--chart needs -o" in capsys.readouterr().err
     assert main(["report", str(source), "--chart", "bars", "--by", "Region", "-o", str(out)]) == 2
     assert "Unknown column 'Region'" in capsys.readouterr().err
+
+
+def test_budget_only_months_are_left_out_of_the_bridge_and_bars(tmp_path: Path) -> None:
+    # A full-year budget against actuals to January: the bridge compares January with January's budget.
+    csv = (
+        "Month,Account,Budget,Actual\n"
+        "2025-01,Travel expense,100,130\n2025-01,Rent expense,200,190\n"
+        "2025-02,Travel expense,100,\n2025-02,Rent expense,200,\n"
+    )
+    ds = load_csv(tmp_path, csv, "ytd.csv")
+    spec = build_spec(ds, "bridge")
+    assert isinstance(spec, BridgeSpec)
+    assert (spec.start, spec.end) == (300.0, 320.0)
+    assert spec.scope.periods == ("2025-01",)
+    assert "periods with actuals only" in spec.notes
+    bars = build_spec(ds, "bars")
+    assert isinstance(bars, BarsSpec)
+    assert sum(g.reference for g in bars.groups) == 300.0
+    monthly = build_spec(ds, "monthly")
+    assert isinstance(monthly, MonthlySpec)
+    assert monthly.has_actual == (True, False)  # the monthly chart shows February, marked "no actuals"
+    chosen = build_spec(ds, "bridge", filters={"Month": ["2025-02"]})  # periods chosen by the caller are kept
+    assert isinstance(chosen, BridgeSpec) and chosen.start == 300.0 and chosen.end == 0.0
