@@ -91,7 +91,7 @@ async def upload_chart(deps: BotDeps, request: AnswerRequest, thread_ts: str | N
 
 
 class ReportChart:
-    """The bridge chart of a file dropped alone: drawn while the report posts, uploaded once it is shown.
+    """The bridge chart of a file dropped alone: drawn and uploaded once the report is shown.
 
     Use as ``async with ReportChart(deps, request, stored) as chart: ...; chart.shown(outcome.delivered)``;
     leaving the block without ``shown(True)`` (the report failed, Stop, shutdown) drops the chart.
@@ -117,14 +117,17 @@ class ReportChart:
     async def _draw_and_upload(self, shown: asyncio.Future[bool]) -> None:
         from analyst.charts import render_chart_async
 
+        # Drawn once the report is up: the report comes first, and drawing (in a thread; a worker process would
+        # mean pickling the whole dataset on this loop) never competes with it.
+        if not await shown:
+            return
         context = self.stored.context
         try:
             chart = await render_chart_async(context.dataset, "bridge", context.options)
         except AnalysisError as error:  # nothing to bridge (no amounts): the report alone says so
             log.info("no bridge chart for the report: %s", type(error).__name__)
             return
-        if await shown:
-            await upload_chart(self.deps, self.request, self.request.thread_ts, chart)
+        await upload_chart(self.deps, self.request, self.request.thread_ts, chart)
 
 
 def wants_report_chart(request: AnswerRequest) -> bool:
@@ -164,7 +167,10 @@ async def pack_events(
     yield ToolStarted(name="pack", arguments="", label="Building the month-end pack…")
     work = asyncio.ensure_future(
         build_pack(
-            context.dataset, context.options, settings=settings, progress=lambda d, t: progress.put_nowait((d, t))
+            context.dataset,
+            context.options,
+            settings=settings,
+            progress=lambda d, t: progress.put_nowait((d, t)),
         )
     )
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = ["Pack", "PackData", "PackLine", "build_pack", "pack_data", "safe_text
 
 logger = logging.getLogger("analyst.pack")
 Progress = Callable[[int, int], None]
+Offload = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,55 +46,67 @@ async def build_pack(
     *,
     settings: Any = None,
     progress: Progress | None = None,
+    offload: Offload | None = None,
 ) -> Pack:
-    """Build the pack; the engine and drawing run in worker threads, the model calls on this loop."""
-    data = await asyncio.to_thread(pack_data, ds, opts)
-    bridge = await _bridge_png(ds, opts)
+    """Build the pack; the model calls run on this loop, the engine, the chart and the workbook through
+    ``offload(fn, *args)`` (default: a worker thread; a server passes its process pool)."""
+    offload = offload if offload is not None else _in_thread
+    lines, reference_word = await offload(pack_lines, ds, opts)
     commentary: dict[int, str] = {}
     notes: dict[int, str] = {}
     if settings is None or not getattr(settings, "api_key", None):
         status = "Commentary: not drafted (no OpenAI API key configured)."
-    elif not data.lines:
+    elif not lines:
         status = "Commentary: no material lines to comment on."
     else:
         from analyst.pack.commentary import draft_commentary
 
-        result = await draft_commentary(
-            data.lines, settings, reference_word=data.reference_word, progress=progress
-        )
+        result = await draft_commentary(lines, settings, reference_word=reference_word, progress=progress)
         commentary, notes = result.text, result.notes
         status = (
-            f"Commentary: drafted by the model for {len(commentary):,} of {len(data.lines):,} lines; every number "
+            f"Commentary: drafted by the model for {len(commentary):,} of {len(lines):,} lines; every number "
             "in it was checked against the engine's figures."
         )
         if notes:
             status += f" {len(notes):,} left blank (see the note in the cell)."
-    xlsx = await asyncio.to_thread(
-        build_workbook,
-        data,
-        bridge_png=bridge,
-        commentary=commentary,
-        commentary_notes=notes,
-        commentary_status=status,
-    )
+    xlsx = await offload(pack_workbook, ds, opts, commentary, notes, status)
     return Pack(
         xlsx=xlsx,
         filename=_filename(ds.source.filename),
-        lines=len(data.lines),
+        lines=len(lines),
         commented=len(commentary),
         blank_notes=len(notes),
         status=status,
     )
 
 
-async def _bridge_png(ds: Dataset, opts: AnalysisOptions | None) -> bytes | None:
-    from analyst.charts import render_chart_async
+async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
 
+
+def pack_lines(ds: Dataset, opts: AnalysisOptions | None) -> tuple[tuple[PackLine, ...], str]:
+    """Worker job: the material lines (small, picklable) and the reference word, for the commentary."""
+    data = pack_data(ds, opts)
+    return data.lines, data.reference_word
+
+
+def pack_workbook(
+    ds: Dataset,
+    opts: AnalysisOptions | None,
+    commentary: dict[int, str],
+    notes: dict[int, str],
+    status: str,
+) -> bytes:
+    """Worker job: the engine's figures, the bridge chart and the workbook, in one process (only bytes return)."""
+    from analyst.charts import render_chart
+
+    data = pack_data(ds, opts)
     try:
-        return (await render_chart_async(ds, "bridge", opts)).png
+        bridge: bytes | None = render_chart(ds, "bridge", opts).png
     except AnalysisError as error:  # e.g. nothing to bridge: the pack goes out without the picture
         logger.info("no bridge chart for the pack: %s", type(error).__name__)
-        return None
+        bridge = None
+    return build_workbook(data, bridge, commentary, notes, status)
 
 
 def _filename(source: str) -> str:

@@ -70,7 +70,6 @@ def _verdict(favourable: bool | None) -> str:
 
 def build_workbook(
     data: PackData,
-    *,
     bridge_png: bytes | None = None,
     commentary: Mapping[int, str] | None = None,
     commentary_notes: Mapping[int, str] | None = None,
