@@ -420,13 +420,15 @@ def order_by_keys(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def money(minor: int | np.integer, scale: int) -> float:
-    return round(int(minor) / 10**scale, scale)
+    # + 0.0 turns a negative zero into 0.0, so JSON never shows "-0.0".
+    return round(int(minor) / 10**scale, scale) + 0.0
 
 
 def percent(variance: int | np.integer, reference: int | np.integer) -> float | None:
+    """variance / |reference| × 100 at full precision (rounding is for display only); None at a 0 reference."""
     if int(reference) == 0:
         return None
-    return round(int(variance) / abs(int(reference)) * 100.0, 2)
+    return int(variance) / abs(int(reference)) * 100.0 + 0.0
 
 
 def favourable_of(impact: int, unknown: int) -> bool | None:

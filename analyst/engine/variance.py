@@ -155,7 +155,7 @@ class Drivers:
         shown = table if max_rows is None else table.head(max(max_rows, 0))
         rows = core.records(shown, self.by, self.prep, self.materiality, with_impact=True)
         for row in rows:
-            row["share_pct"] = None if total == 0 else round(row["impact"] / total * 100.0, 1)
+            row["share_pct"] = None if total == 0 else row["impact"] / total * 100.0 + 0.0
         return rows
 
     def to_dict(self, max_rows: int | None = None) -> dict[str, Any]:

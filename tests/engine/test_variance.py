@@ -45,7 +45,7 @@ def by_label(rows: list[dict], key: str) -> dict[str, dict]:
 def test_summary_totals(ds) -> None:
     s = summarize(ds)
     assert (s.actual, s.reference, s.variance) == (255_100.10, 228_000.20, 27_099.90)
-    assert s.variance_pct == 11.89  # 27,099.90 / 228,000.20
+    assert s.variance_pct == 27_099.90 / 228_000.20 * 100  # full precision: rounding is for display
     assert s.net_impact == 23_000.10  # +25,000 revenue − 2,000 discounts + 0.10 travel saving
     assert s.favourable is None  # an unknown-type line (Widgets) has a variance
     assert (s.lines, s.material_lines, s.favourable_lines, s.unfavourable_lines) == (5, 1, 2, 1)
@@ -62,7 +62,7 @@ def test_summary_totals(ds) -> None:
         "actual": 255_100.10,
         "reference": 228_000.20,
         "variance": 27_099.90,
-        "variance_pct": 11.89,
+        "variance_pct": 27_099.90 / 228_000.20 * 100,
     }
 
 
@@ -77,7 +77,7 @@ def test_lines_favourability_and_materiality(ds) -> None:
     rows = breakdown(ds, ["Account"]).to_dict()["rows"]
     lines = by_label(rows, "Account")
     assert lines["Product revenue"]["variance"] == 25_000.0
-    assert lines["Product revenue"]["variance_pct"] == 13.51
+    assert lines["Product revenue"]["variance_pct"] == pytest.approx(13.5135135, abs=1e-6)
     assert lines["Product revenue"]["favourable"] is True
     assert lines["Product revenue"]["material"] is True
     assert lines["Sales discounts"]["favourable"] is False  # contra-revenue up is bad
@@ -159,7 +159,7 @@ def test_bad_requests_name_the_choices(ds) -> None:
 def test_top_drivers(ds) -> None:
     d = top_drivers(ds, n=1).to_dict()
     assert [r["Account"] for r in d["favourable"]] == ["Product revenue"]
-    assert d["favourable"][0]["impact"] == 25_000.0 and d["favourable"][0]["share_pct"] == 100.0
+    assert d["favourable"][0]["impact"] == 25_000.0 and d["favourable"][0]["share_pct"] == pytest.approx(25_000 / 25_000.10 * 100)
     assert [r["Account"] for r in d["unfavourable"]] == ["Sales discounts"]
     assert d["unfavourable"][0]["impact"] == -2_000.0
     assert [r["Account"] for r in d["unclassified"]] == ["Widgets"]

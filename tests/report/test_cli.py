@@ -160,7 +160,7 @@ def test_quickbooks_export_totals_exclude_subtotals(tmp_path: Path) -> None:
         "actual": 212_750.75,
         "reference": 192_000.0,
         "variance": 20_750.75,
-        "variance_pct": 10.81,
+        "variance_pct": pytest.approx(20_750.75 / 192_000 * 100, abs=1e-9),
     }
     assert {r["label"] for r in d["excluded_rows"]} >= {"Total Income", "Total Expenses", "Net Income"}
     lines = {r["Account"]: r for r in d["lines"]}
