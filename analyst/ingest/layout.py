@@ -482,7 +482,8 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
         if period is not None:
             plan.period = period
     used.add(plan.period)
-    if overrides.period is None and plan.period and plan.period in columns.raw.columns and not headers[plan.period].year:
+    month_column = plan.period if plan.period in columns.raw.columns else None
+    if overrides.period is None and month_column and not headers[month_column].year:
         plan.period_year = _year_for_months(columns, plan.period, used)
         used.add(plan.period_year)
     if overrides.account_type is not None:
