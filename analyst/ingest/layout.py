@@ -484,7 +484,7 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
     used.add(plan.period)
     month_column = plan.period if plan.period in columns.raw.columns else None
     if overrides.period is None and month_column and not headers[month_column].year:
-        plan.period_year = _year_for_months(columns, plan.period, used)
+        plan.period_year = _year_for_months(columns, month_column, used)
         used.add(plan.period_year)
     if overrides.account_type is not None:
         plan.account_type = overrides.account_type
