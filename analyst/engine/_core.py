@@ -104,7 +104,7 @@ def default_amount(ds: Dataset, total_abs_reference: int, scale: int) -> tuple[f
     unit = max(int(getattr(ds, "unit", 1) or 1), 1)
     base = DEFAULT_AMOUNT / unit
     unit_words = {1_000: "thousands", 1_000_000: "millions"}.get(unit)
-    rule = "10,000" + (f" currency units = {base:,.6g} in this file's {unit_words}" if unit_words else "")
+    rule = "the default 10,000" + (f" currency units = {base:,.6g} in this file's {unit_words}" if unit_words else "")
     if total_abs_reference <= 0:
         return base, rule
     cap = max(_nice_floor(0.01 * total_abs_reference / 10**scale), 10.0**-scale)

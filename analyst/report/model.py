@@ -138,7 +138,7 @@ class Report:
             },
             "by": list(self.by),
             "lines": self.lines.to_dict(max_rows=max_rows)["rows"],
-            "top_drivers": self.drivers.to_dict(),
+            "top_drivers": self.drivers.to_dict(max_rows=max_rows),
             "excluded_rows": [row.to_dict() for row in excluded],
             "warnings": self.warnings,
         }

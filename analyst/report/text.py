@@ -61,7 +61,7 @@ class Formats:
             MaterialityMode.PERCENT: percent,
         }[m.mode]
         rule = self.report.materiality_rule
-        return text + (f"; amount by default: {rule}" if rule and m.mode is not MaterialityMode.PERCENT else "")
+        return text + (f"; amount: {rule}" if rule and m.mode is not MaterialityMode.PERCENT else "")
 
     def headline_pieces(self, h: Headline) -> tuple[str, str, str]:
         """("Effect on profit", "−148", "unfavourable, −0.6% of budgeted profit") or ("Variance", "+120", ...)."""

@@ -243,7 +243,7 @@ def test_filters_match_each_value_and_reject_typos(ds) -> None:
 def test_default_materiality_scales_with_the_file(ds) -> None:
     # Σ|reference| = 228,000.20; 1 % = 2,280 → rounded down to 2,000, below the 10,000 default.
     s = summarize(ds)
-    assert s.materiality.amount == 2_000.0 and s.materiality_rule.endswith("2,000")
+    assert s.materiality.amount == 2_000.0 and s.materiality_rule.endswith(": 2,000")
     lines = by_label(breakdown(ds, ["Account"]).to_dict()["rows"], "Account")
     assert lines["Sales discounts"]["material"] is True  # 2,000 and 66.7 %
     # An amount the user gives is used as it is.

@@ -96,7 +96,7 @@ def test_max_bytes_caps_the_output() -> None:
 def test_materiality_flags() -> None:
     result = run(str(EXAMPLE), "--json", "--materiality-amount", "0", "--materiality-mode", "amount")
     d = json.loads(result.stdout)
-    assert d["materiality"] == {"amount": 0.0, "percent": 10.0, "mode": "amount"}
+    assert d["materiality"] == {"amount": 0.0, "percent": 10.0, "mode": "amount", "rule": "given"}
     assert all(r["material"] == (r["variance"] != 0) for r in d["lines"])
 
 
