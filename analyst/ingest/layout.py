@@ -16,6 +16,7 @@ headings"``), which names no column. The headings stay excluded from the sums an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -985,6 +986,9 @@ def _pivot_long(
     return {name: result[name] for name in result.columns}
 
 
+_PERCENT_HEADER_RE = re.compile(r"%|pct|percent|процент|prozent|ratio", re.IGNORECASE)
+
+
 def _is_percent_of(stated: np.ndarray, actual: np.ndarray, reference: np.ndarray, decimals: int) -> bool:
     """Whether ``stated`` is a percent of the amounts, as files write them: (A − B) / B or A / B, × 100 or as a
     ratio, either sign, against B or |B|, rounded to the column's own decimals. Rows with B = 0 say nothing."""
@@ -1018,7 +1022,7 @@ def _check_variance(columns: Columns, plan: Plan, keep: np.ndarray | None) -> li
             continue
         if _is_percent_of(stated[both], actual[both], reference[both], parsed.decimals):
             continue  # the file's own percent (variance % or % of budget): checked as a percent, and it agrees
-        if parsed.percent:
+        if parsed.percent or _PERCENT_HEADER_RE.search(name):
             warnings.append(
                 f"The file's '{name}' column (a percent) disagrees with ({plan.actual} − {plan.reference}) / "
                 f"{plan.reference}; the percents here are recomputed from the amounts."
