@@ -43,7 +43,9 @@ def test_per_period_headlines_keep_the_file_measure():
 
 
 def test_cost_only_file_leads_with_the_variance():
-    ds = make_dataset([["Travel", 120, 100], ["Software", 80, 90]], ["Account", "actual", "reference"], account="Account")
+    ds = make_dataset(
+        [["Travel", 120, 100], ["Software", 80, 90]], ["Account", "actual", "reference"], account="Account"
+    )
     h = headline(ds)
     assert h.measure == "variance"
     assert h.value == 10.0 and h.favourable is False
