@@ -381,16 +381,46 @@ def aggregate(prep: Prepared, keys: Sequence[str], mask: np.ndarray | None = Non
         memo_key = tuple(keys)
         cached = prep.memo.get(memo_key)
         if cached is None:
-            cached = _aggregate(prep.frame, keys)
+            finer = _finer_memo(prep, keys)
+            # Regrouping an aggregate already computed (a few thousand rows) instead of a million rows: sums,
+            # counts, minima and maxima all compose.
+            cached = _regroup(finer, keys) if finer is not None else _aggregate(prep.frame, keys)
             if len(cached) <= MEMO_MAX_GROUPS:
                 prep.memo[memo_key] = cached
         return cached.copy()  # callers add columns to their copy
     return _aggregate(prep.frame[mask], keys)
 
 
-def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+def _finer_memo(prep: Prepared, keys: Sequence[str]) -> pd.DataFrame | None:
+    """The smallest cached aggregate whose keys include all of ``keys``, if any."""
+    wanted = set(keys)
+    candidates = [table for key, table in prep.memo.items() if wanted <= set(key) and len(key) > len(wanted)]
+    return min(candidates, key=len) if candidates else None
+
+
+def _regroup(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    how = {col: "sum" for col in SUM_COLUMNS} | {"__rows": "sum", "__tmin": "min", "__tmax": "max"}
     if not keys:
-        sums = {col: [int(frame[col].sum())] for col in SUM_COLUMNS}
+        return pd.DataFrame({col: [table[col].agg(func)] for col, func in how.items()})
+    grouped = table.groupby(list(keys), observed=True, sort=False, dropna=False)
+    return grouped.agg(how).reset_index()
+
+
+def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    # A file without empty cells has nothing to count in the "no actual / no reference" columns: skip them.
+    summed = [col for col in SUM_COLUMNS if col not in (NO_A, NO_R) or bool(frame[col].any())]
+    if len(summed) < len(SUM_COLUMNS):
+        table = _aggregate_columns(frame, keys, summed)
+        for col in SUM_COLUMNS:
+            if col not in table.columns:
+                table[col] = np.zeros(len(table), dtype=np.int64)
+        return table
+    return _aggregate_columns(frame, keys, SUM_COLUMNS)
+
+
+def _aggregate_columns(frame: pd.DataFrame, keys: Sequence[str], sum_columns: list[str]) -> pd.DataFrame:
+    if not keys:
+        sums = {col: [int(frame[col].sum())] for col in sum_columns}
         types = frame[TYPE]
         return pd.DataFrame(
             {
@@ -401,7 +431,7 @@ def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             }
         )
     grouped = frame.groupby(list(keys), observed=True, sort=False, dropna=False)
-    table = grouped[SUM_COLUMNS].sum()
+    table = grouped[sum_columns].sum()
     type_codes = grouped[TYPE]
     table["__rows"] = grouped.size()
     table["__tmin"] = type_codes.min()

@@ -168,6 +168,10 @@ def build_report(ds: Dataset, *, by: Sequence[str] = (), opts: AnalysisOptions |
     opts = opts if opts is not None else AnalysisOptions()
     prep = core.prepare(ds, opts)
     keys = core.resolve_keys(prep, list(by)) if by else line_keys(prep)
+    # One pass over the rows by line × period × type; every aggregate below is regrouped from it (when it is
+    # small enough to keep).
+    finest = list(dict.fromkeys([*line_keys(prep), *([PERIOD] if PERIOD in prep.keys else []), core.TYPE_KEY]))
+    core.aggregate(prep, finest)
     summary = summarize(ds, opts)
     lines = breakdown_prepared(prep, keys, filters=None, opts=opts)
     drivers = top_drivers(ds, by=keys or None, n=TOP_N, opts=opts)
