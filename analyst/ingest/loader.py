@@ -357,7 +357,7 @@ def build_dataset(
         raise IngestError(
             "Every row of the file is a total, a subtotal or a heading, so there are no lines to analyse."
         )
-    warnings = plan.warnings + warnings
+    warnings = plan.warnings + warnings + _yearless_months_warning(frame, plan)
     if exclusions.total > len(exclusions.rows):
         warnings.append(
             f"{exclusions.total} rows were left out as totals or headings; the first {len(exclusions.rows)} are listed."
@@ -520,3 +520,23 @@ def _looks_like_codes(column: pd.Series) -> bool:
         return False
     sample = values.iloc[:10_000]
     return bool(sample.nunique() * 4 <= len(sample)) and bool((np.asarray(sample) >= 0).all())
+
+
+def _yearless_months_warning(frame: pd.DataFrame, plan: layout.Plan) -> list[str]:
+    """Month names without a year are one year only if no line repeats a month; otherwise say so."""
+    from analyst.dataset import PERIOD
+
+    if PERIOD not in frame.columns:
+        return []
+    categories = [str(c) for c in frame[PERIOD].cat.categories]
+    if not categories or any(c not in layout.periods.MONTHS for c in categories):
+        return []
+    keys = [d for d in plan.dimensions if d in frame.columns] + [PERIOD]
+    repeats = frame.duplicated(subset=keys)
+    if not bool(repeats.any()):
+        return []
+    return [
+        f"The period '{plan.period}' has month names without a year and {int(repeats.sum()):,} line(s) repeat a "
+        "month, so they may be different years: they were added together. Add a Year column to the export (it "
+        "is combined with the months), or filter the file to one year."
+    ]

@@ -305,3 +305,9 @@ def test_12_json_keeps_full_precision_and_no_negative_zero() -> None:
     assert lines["4000 Coffee Sales"]["variance_pct"] == 3_200 / 42_000 * 100  # 7.619047619…, not 7.62
     assert lines["6200 Rent"]["variance"] == 0.0 and str(lines["6200 Rent"]["variance"]) == "0.0"
     assert "(+7.6%)" in report.to_text()  # rounded for display only
+
+
+def test_3_repeated_month_names_without_a_year_are_called_ambiguous() -> None:
+    text = "Month,Account,Actual,Budget\nJan,Rent,100,100\nJan,Rent,120,100\nFeb,Rent,110,100\n"
+    ds = load_dataset(text.encode(), filename="months.csv")
+    assert any("may be different years" in w for w in ds.warnings)
