@@ -67,7 +67,8 @@ class Formats:
         """("Effect on profit", "−148", "unfavourable, −0.6% of budgeted profit") or ("Variance", "+120", ...)."""
         ref = self.report.reference_word
         if h.mixed:
-            share = "" if h.value_pct is None else f", {h.value_pct:+.1f}% of {ref}ed profit"
+            adjective = {"budget": "budgeted", "plan": "planned", "prior": "prior-period"}.get(ref, ref)
+            share = "" if h.value_pct is None else f", {h.value_pct:+.1f}% of {adjective} profit"
             return "Effect on profit", self.money(h.value, signed=True), f"{self.verdict(h.favourable)}{share}"
         return "Variance", self.money(h.value, signed=True), f"{self.pct(h.value_pct)}, {self.verdict(h.favourable)}"
 
