@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("file", help="a CSV or XLSX file")
     parser.add_argument("-o", "--output", required=True, metavar="XLSX", help="where to write the pack")
     defaults = Materiality()
-    parser.add_argument("--materiality-amount", type=float, default=defaults.amount, metavar="X")
+    parser.add_argument(
+        "--materiality-amount", type=float, default=None, metavar="X", help="default: scaled to the file's amounts"
+    )
     parser.add_argument("--materiality-percent", type=float, default=defaults.percent, metavar="Y")
     parser.add_argument(
         "--materiality-mode", choices=[m.value for m in MaterialityMode], default=defaults.mode.value
@@ -58,13 +60,15 @@ def _fail(message: str, code: int = 2) -> int:
 
 def cli_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
-    if args.materiality_amount < 0 or args.materiality_percent < 0:
+    if (args.materiality_amount is not None and args.materiality_amount < 0) or args.materiality_percent < 0:
         return _fail("materiality thresholds must be zero or positive.")
+    defaults = Materiality()
     opts = AnalysisOptions(
         materiality=Materiality(
-            amount=args.materiality_amount,
+            amount=defaults.amount if args.materiality_amount is None else args.materiality_amount,
             percent=args.materiality_percent,
             mode=MaterialityMode(args.materiality_mode),
+            auto_amount=args.materiality_amount is None,
         )
     )
     settings = None

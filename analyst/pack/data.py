@@ -77,7 +77,7 @@ def pack_data(ds: Dataset, opts: AnalysisOptions | None = None) -> PackData:
     lines_table = report.lines.table
     keys = list(report.lines.by)
     material = lines_table[lines_table["__material"].to_numpy(dtype=bool)]
-    records = core.records(material, keys, report.lines.prep, opts.materiality)
+    records = core.records(material, keys, report.lines.prep, report.materiality)
     trends = _trends(ds, opts, keys, records) if ds.has_period and keys and keys != [PERIOD] else {}
     lines = []
     for number, r in enumerate(records, 1):
@@ -131,17 +131,11 @@ def _trends(
 
 
 def headline(report: Report) -> str:
-    """One sentence: actual vs reference, the variance, and the effect on profit when types are known."""
+    """The report's headline rule in one sentence: actual vs reference, then the engine's headline (the effect on
+    profit, revenue and costs apart, when the file mixes them; else the variance)."""
+    from analyst.engine.headline import headline_sentence
+
     s = report.summary
     scale = report.lines.prep.scale
-    ref = report.reference_word
-
-    def money(value: float, signed: bool = False) -> str:
-        return f"{value:+,.{scale}f}" if signed else f"{value:,.{scale}f}"
-
-    pct = "" if s.variance_pct is None else f" ({s.variance_pct:+.1f}%)"
-    text = f"Actual {money(s.actual)} vs {ref} {money(s.reference)}: variance {money(s.variance, True)}{pct}"
-    if any(t["account_type"] != "unknown" for t in s.by_type):
-        verdict = {True: "favourable", False: "unfavourable", None: "neutral"}[s.favourable]
-        text += f"; effect on profit {money(s.net_impact, True)} ({verdict})"
-    return text + "."
+    totals = f"Actual {s.actual:,.{scale}f} vs {report.reference_word} {s.reference:,.{scale}f}"
+    return f"{totals}. {headline_sentence(report.headline, scale)}."

@@ -130,7 +130,7 @@ def _summary_sheet(sheet: Worksheet, data: PackData, bridge_png: bytes | None, c
     material = len(data.lines)
     _text_cell(sheet, row, 1, f"Material lines: {material:,} of {s.lines:,} (listed on the Variance sheet)")
     row += 1
-    _text_cell(sheet, row, 1, f"Materiality: {report._materiality_text()}")
+    _text_cell(sheet, row, 1, f"Materiality: {report.materiality_rule}")
     if commentary_status:
         row += 1
         _text_cell(sheet, row, 1, commentary_status)

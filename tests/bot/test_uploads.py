@@ -135,7 +135,7 @@ def _drafts(request_json: dict) -> str:
         lines.append(
             {
                 "id": line["id"],
-                "commentary": f"{name} is {abs(line['variance']):,.2f} {direction} budget ({abs(line['variance_pct'])}%).",
+                "commentary": f"{name} is {abs(line['variance']):,.2f} {direction} budget ({abs(line['variance_pct']):.2f}%).",
             }
         )
     return json.dumps({"lines": lines})

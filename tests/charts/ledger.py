@@ -25,7 +25,7 @@ LEDGER_CSV = f"""Month,Department,Account,Account Type,Budget,Actual
 """
 
 # Costs only (a city department's budget file): the bridge is of total costs, IT under budget is favourable.
-COSTS_CSV = """Cost center,Budget,Actual
+COSTS_CSV = """Account,Budget,Actual
 Facilities costs,"10,000","12,500"
 IT expenses,"20,000","18,000"
 Travel,"5,000","5,600"

@@ -62,7 +62,7 @@ async def test_summary_sheet_has_headline_types_profit_effect_and_the_bridge(led
     rows = _sheet_rows(pack.xlsx, "Summary")
     cells = [c for row in rows for c in row if c is not None]
     assert (
-        "Actual 4,150.00 vs budget 3,750.00: variance +400.00 (+10.7%); effect on profit +200.00 (favourable)."
+        "Actual 4,150.00 vs budget 3,750.00. Effect on profit +200.00 (favourable): revenue +300.00, expense +100.00."
         in cells
     )
     by_type = {r[0]: r[1:6] for r in rows if r[0] in {"revenue", "expense"}}
