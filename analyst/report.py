@@ -313,8 +313,8 @@ class Report:
         ref = self.reference_word
         roles = ds.roles
         out = [
-            f"**Budget vs actual** for `{ds.source.filename}`: {s.rows:,} rows; actual = `{roles.actual}`, "
-            f"{ref} = `{roles.reference}`" + (f", period = `{roles.period}`" if roles.period else "") + ".",
+            f"**Budget vs actual** for {_code(ds.source.filename)}: {s.rows:,} rows; actual = {_code(roles.actual)}, "
+            f"{ref} = {_code(roles.reference)}" + (f", period = {_code(roles.period)}" if roles.period else "") + ".",
             "",
             f"**Total:** actual {self._money(s.actual)} vs {ref} {self._money(s.reference)}: variance "
             f"**{self._money(s.variance, signed=True)}** ({self._pct(s.variance_pct)})"
@@ -370,6 +370,12 @@ class Report:
         if footer:
             out += ["", "_" + "; ".join(footer) + "._"]
         return "\n".join(out) + "\n"
+
+
+def _code(name: str, limit: int = 80) -> str:
+    """A file or column name as one inline code span that it cannot end early (backticks become ˋ), one line."""
+    flat = " ".join(str(name).split()).replace("`", "\u02cb")
+    return f"`{flat if len(flat) <= limit else flat[: limit - 1] + '…'}`" if flat else "` `"
 
 
 def _count(n: int, noun: str) -> str:
