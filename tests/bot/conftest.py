@@ -126,7 +126,14 @@ class BotUnderTest:
         return await self.post_signed(urlencode(form), content_type="application/x-www-form-urlencoded")
 
     async def click(
-        self, action_id: str, value: str, *, channel: str, message_ts: str, user: str = USER
+        self,
+        action_id: str,
+        value: str,
+        *,
+        channel: str,
+        message_ts: str,
+        user: str = USER,
+        response_url: str | None = None,
     ) -> tuple[int, str]:
         payload = {
             "type": "block_actions",
@@ -146,7 +153,7 @@ class BotUnderTest:
             "channel": {"id": channel, "name": "general"},
             "message": {"type": "message", "ts": message_ts, "bot_id": "BBOT", "text": "..."},
             "state": {"values": {}},
-            "response_url": self.slack.new_response_url(),
+            "response_url": response_url or self.slack.new_response_url(),
             "actions": [
                 {
                     "action_id": action_id,
