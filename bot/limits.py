@@ -64,6 +64,8 @@ class RunLimits:
 
     # When an answer is running the wait is unknown; this is the hint given to the user.
     RUNNING_HINT_S = 30.0
+    # Forget the question times of people who stopped asking once this many are remembered.
+    SWEEP_AT = 10_000
 
     def __init__(self, settings: LimitSettings | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or LimitSettings()
@@ -76,6 +78,8 @@ class RunLimits:
         s = self.settings
         now = self._clock()
         key = (scope, user)
+        if len(self._asked) >= self.SWEEP_AT:
+            self._sweep(now)
         asked = self._asked.setdefault(key, deque())
         while asked and now - asked[0] >= 60.0:
             asked.popleft()
@@ -104,6 +108,11 @@ class RunLimits:
 
     def running(self, scope: str) -> int:
         return self._running_scope.get(scope, 0)
+
+    def _sweep(self, now: float) -> None:
+        for key, asked in list(self._asked.items()):
+            if not asked or now - asked[-1] >= 60.0:
+                del self._asked[key]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -64,6 +64,17 @@ async def test_questions_per_minute_say_exactly_when_to_ask_again() -> None:
     assert (await limits.admit("T1", "alice")).ok
 
 
+async def test_people_who_stopped_asking_are_forgotten() -> None:
+    clock = Clock()
+    limits = RunLimits(LimitSettings(), clock=clock)
+    limits.SWEEP_AT = 100
+    for n in range(100):
+        await limits.release(await limits.admit("T1", f"U{n}"))
+    clock.now += 61
+    await limits.release(await limits.admit("T1", "U0NEW"))
+    assert len(limits._asked) == 1
+
+
 async def test_zero_turns_a_limit_off() -> None:
     limits = RunLimits(LimitSettings(user_max_running=0, user_questions_per_min=0, workspace_max_running=0))
     assert all([(await limits.admit("T1", "alice")).ok for _ in range(100)])
