@@ -96,7 +96,8 @@ def register(app: Any, deps: BotDeps) -> None:
             await reply(refused)
             return
         owner = deps.running.owner(answer_id)
-        if owner is not None and owner != (team, user) and not await admins.is_admin(team, user):
+        # User ids are unique across workspaces (a Slack Connect guest clicks with their own team's id).
+        if owner is not None and owner[1] != user and not await admins.is_admin(team, user):
             log_line("request", **fields, found=True, allowed=False)
             await reply(only_owner_can_stop(owner[1]))
             return

@@ -13,9 +13,18 @@ from typing import TYPE_CHECKING
 from analyst.engine.options import AccountType, AnalysisOptions
 from analyst.ingest import load_dataset
 from analyst.report import build_report
-from bot.conversations import channel_key, thread_conversation_id
+from bot.conversations import channel_key, dm_conversation_id, thread_conversation_id
 from bot.textfilter import ZWSP
-from tests.bot.helpers import CHANNEL, SMALL_CSV, TEAM, expected_report, final_answers, mention_event
+from tests.bot.helpers import (
+    CHANNEL,
+    DM,
+    SMALL_CSV,
+    TEAM,
+    dm_event,
+    expected_report,
+    final_answers,
+    mention_event,
+)
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 
 if TYPE_CHECKING:
@@ -169,3 +178,21 @@ async def test_reset_notices_show_file_labels_as_text(bot: BotUnderTest, openai:
     shown = notice.text or ""
     assert "<!channel>" not in shown and "](" not in shown and "https://" not in shown
     assert shown.replace(ZWSP, "").startswith(f"Cleared your overrides ({label} counted as revenue).")
+
+
+async def test_reset_in_a_dm_clears_the_dm_overrides(bot: BotUnderTest, openai: FakeOpenAI) -> None:
+    file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
+    upload = bot.slack.add_message(DM, text="treat advertising as revenue", files=[file_obj])
+    openai.script(ADVERTISING_AS_REVENUE, text("Done."))
+    assert await bot.send_event(dm_event(upload.ts, "treat advertising as revenue", files=[file_obj])) == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
+    assert final_answers(bot.slack, DM)[0].markdown_text == (
+        "Done.\n\n_With your overrides: Advertising counted as revenue._ `/variance reset` (or “reset”) clears them."
+    )
+    await bot.deps.idle(timeout=10)
+    reset = bot.slack.add_message(DM, text="Reset.")
+    assert await bot.send_event(dm_event(reset.ts, "Reset.")) == 200
+    await bot.slack.wait_for(lambda: any("Cleared" in (m.text or "") for m in bot.slack.bot_messages(DM)))
+    stored = bot.deps.store.get(dm_conversation_id(TEAM, DM))
+    assert stored is not None and not stored.context.has_overrides
+    assert len(openai.requests) == 2  # the reset cost no model call
