@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import BotDeps, post_notice
+from bot.answers import BotDeps, call_with_rate_retry, post_notice
 from bot.logs import log_line
 from bot.textfilter import neutralise
 
@@ -58,7 +58,11 @@ async def post_ephemeral(deps: BotDeps, channel: str, user: str | None, thread_t
         await post_notice(deps, channel, thread_ts, text)
         return
     try:
-        await deps.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=neutralise(text))
+        await call_with_rate_retry(
+            lambda: deps.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, text=neutralise(text)
+            )
+        )
     except SlackApiError as error:
         log_line("error", where="chat.postEphemeral", channel=channel, error=error.response.get("error"))
     except (aiohttp.ClientError, TimeoutError) as error:

@@ -271,3 +271,15 @@ async def test_only_the_asker_or_an_admin_can_stop(bot: BotUnderTest, openai: Fa
     await stop(bot, live, user="U0ADMIN")
     await bot.slack.wait_for(lambda: live_answers(bot) == [], timeout=20)
     assert final_answers(bot.slack, CHANNEL)[-1].markdown_text == "Marketing is\n\n_Stopped._"
+
+
+async def test_a_notice_refused_with_429_is_posted_after_the_wait(bot: BotUnderTest) -> None:
+    """A busy channel (429 on chat.postMessage) delays a notice; it is not lost."""
+    bot.slack.inject("chat.postMessage", error="ratelimited", retry_after=1)
+    ask = await ask_in_channel(bot, "why are we over budget?")
+    await bot.slack.wait_for(lambda: len(bot.slack.bot_messages(CHANNEL)) == 1, timeout=10)
+    (notice,) = bot.slack.bot_messages(CHANNEL)
+    assert notice.thread_ts == ask and "CSV or XLSX" in (notice.text or "")
+    posts = bot.slack.calls_of("chat.postMessage")
+    assert [c.status for c in posts] == [429, 200]
+    assert posts[1].time - posts[0].time >= 0.9  # it waited as Slack asked
