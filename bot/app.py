@@ -32,6 +32,7 @@ from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
 from bot.files import WorkerPool, worker_count
+from bot.limits import RunLimits
 from bot.listeners import register_all
 from bot.logs import configure_logging, log_line
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         running=RunningAnswers(),
         workers=workers or WorkerPool(worker_count(settings.workers)),
         budget=new_budget(settings),
+        limits=RunLimits(settings.limits),
     )
     owns_workers = workers is None
 

@@ -16,6 +16,12 @@ Environment
 - ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
 - ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
 - ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
+- ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10), ``VARIANCE_WORKSPACE_MAX_RUNNING``
+  (20): answers running at once per user, questions a user may ask a minute, answers running at once per
+  workspace (0 turns a limit off). A question over a limit is told when to ask again and costs no model call.
+- ``VARIANCE_ALLOWED_TEAMS``, ``VARIANCE_ALLOWED_CHANNELS``, ``VARIANCE_ALLOWED_USERS``: comma-separated Slack
+  IDs (``T…``, ``C…``/``G…``, ``U…``/``W…``); empty allows everyone. ``dm`` in the channel list allows direct
+  messages too (a channel list without it refuses them). Anyone else gets a polite refusal.
 - the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
   :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
 """
@@ -23,15 +29,19 @@ Environment
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
+
+from bot.limits import DM_KEYWORD, Allowlist, LimitSettings
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 SLACK_FILE_HOST = "files.slack.com"
 
 Mode = Literal["socket", "http"]
@@ -53,6 +63,8 @@ class Settings:
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    allowlist: Allowlist = field(default_factory=Allowlist)
     # Imported only when read from the environment, so that importing the config does not load the agent SDK.
     agent: AgentSettings | None = None
 
@@ -141,6 +153,39 @@ class Settings:
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
 
+        def count(name: str, default: int) -> int:
+            raw = text(name)
+            if not raw:
+                return default
+            if not raw.isdigit():
+                problems.append(f"{name} must be a whole number (0 turns the limit off), got {raw[:40]!r}")
+                return default
+            return int(raw)
+
+        default_limits = LimitSettings()
+        limits = LimitSettings(
+            user_max_running=count("VARIANCE_USER_MAX_RUNNING", default_limits.user_max_running),
+            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", default_limits.user_questions_per_min),
+            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", default_limits.workspace_max_running),
+        )
+
+        def ids(name: str, what: str, *, keyword: str | None = None) -> frozenset[str]:
+            entries = [e.strip() for e in text(name).split(",") if e.strip()]
+            kept = {e.lower() if keyword and e.lower() == keyword else e for e in entries}
+            bad = [e for e in kept if e != keyword and not _SLACK_ID.fullmatch(e)]
+            if bad:
+                problems.append(
+                    f"{name} must list {what} separated by commas; not an ID: "
+                    + ", ".join(repr(b[:40]) for b in sorted(bad)[:3])
+                )
+            return frozenset(kept)
+
+        allowlist = Allowlist(
+            teams=ids("VARIANCE_ALLOWED_TEAMS", "workspace IDs (T...)"),
+            channels=ids("VARIANCE_ALLOWED_CHANNELS", "channel IDs (C... or G...) or dm", keyword=DM_KEYWORD),
+            users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
+        )
+
         agent = None
         if load_agent:
             if not text("OPENAI_API_KEY"):
@@ -169,5 +214,7 @@ class Settings:
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             workers=int(workers),
+            limits=limits,
+            allowlist=allowlist,
             agent=agent,
         )

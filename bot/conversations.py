@@ -9,8 +9,9 @@ A *conversation* is where a dataset and the agent's memory live:
 
 Each conversation has its own :class:`~analyst.context.AnalysisContext`: a conversation that starts from
 another one's dataset (a mention in a new thread, ``/variance``) gets it through :meth:`ConversationStore.adopt`,
-which shares the (immutable) dataset but not the context, so an override made in one conversation ("treat
-Returns as contra revenue for this conversation") never changes the numbers in another.
+which shares the (immutable) file as loaded but neither the context nor its overrides, so an override made in
+one conversation ("treat Returns as contra revenue for this conversation") never changes the numbers in
+another, in either direction. :meth:`ConversationStore.reset_overrides` drops a conversation's overrides.
 
 Datasets are kept in memory with a cap on their total size (a dataset shared by several conversations counts
 once; least recently used dropped first) and an idle expiry.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from analyst.context import AnalysisContext
@@ -138,17 +139,15 @@ class ConversationStore:
     def adopt(self, conversation_id: str, source: StoredDataset) -> StoredDataset:
         """Give ``conversation_id`` its own context over ``source``'s dataset (another conversation's).
 
-        The dataset object is shared (it is never changed in place: an override makes a new one); the options
-        are copied as they stand, and from then on each conversation's overrides are its own. A conversation
-        that already adopted the same file keeps its entry (and its overrides).
+        The dataset is the file as ``source`` loaded it (shared, never changed in place); ``source``'s overrides
+        are not carried over: they belong to the conversation that made them. From then on each conversation's
+        overrides are its own. A conversation that already adopted the same file keeps its entry (and its
+        overrides).
         """
         existing = self.get(conversation_id)
         if existing is not None and (existing is source or existing.file_id == source.file_id):
             return existing
-        options = source.context.options
-        context = AnalysisContext(
-            source.context.dataset, replace(options, account_types=dict(options.account_types))
-        )
+        context = source.context.fresh()
         entry = StoredDataset(
             context=context,
             file_id=source.file_id,
@@ -156,11 +155,19 @@ class ConversationStore:
             memory_bytes=source.memory_bytes,
             last_used=self._clock(),
         )
-        cached = source.cached_report()
-        if cached is not None:
-            entry.cache_report(cached, context.dataset, context.options)
+        if not source.context.has_overrides:
+            cached = source.cached_report()
+            if cached is not None:
+                entry.cache_report(cached, context.dataset, context.options)
         self._keep(conversation_id, entry, None)
         return entry
+
+    def reset_overrides(self, conversation_id: str) -> list[str] | None:
+        """Drop the conversation's overrides; the notes of what was dropped, or None without a dataset."""
+        entry = self.get(conversation_id)
+        if entry is None:
+            return None
+        return entry.context.reset()
 
     def _keep(self, conversation_id: str, entry: StoredDataset, channel: str | None) -> None:
         self._entries.pop(conversation_id, None)
@@ -225,10 +232,12 @@ class Cancellable(Protocol):
 
 
 class RunningAnswers:
-    """The answers streaming now, by answer id (the Stop button's value), so a click can cancel one."""
+    """The answers streaming now, by answer id (the Stop button's value), so a click can cancel one; with
+    who asked each (``(team, user)``), so that only they (or an admin) may stop it."""
 
     def __init__(self) -> None:
         self._running: dict[str, Cancellable] = {}
+        self._owners: dict[str, tuple[str, str]] = {}
 
     def __len__(self) -> int:
         return len(self._running)
@@ -236,11 +245,18 @@ class RunningAnswers:
     def __contains__(self, answer_id: object) -> bool:
         return answer_id in self._running
 
-    def add(self, answer_id: str, run: Cancellable) -> None:
+    def add(self, answer_id: str, run: Cancellable, *, owner: tuple[str, str] | None = None) -> None:
         self._running[answer_id] = run
+        if owner is not None:
+            self._owners[answer_id] = owner
 
     def remove(self, answer_id: str) -> None:
         self._running.pop(answer_id, None)
+        self._owners.pop(answer_id, None)
+
+    def owner(self, answer_id: str) -> tuple[str, str] | None:
+        """``(team, user)`` who asked for a running answer; None when unknown or not running."""
+        return self._owners.get(answer_id)
 
     def cancel(self, answer_id: str) -> bool:
         """Cancel a running answer; False when it is not running (finished already, or unknown)."""

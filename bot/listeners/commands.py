@@ -15,7 +15,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.answers import AnswerRequest, BotDeps, answer
 from bot.conversations import channel_key
+from bot.listeners.common import refusal, within_limits
 from bot.logs import log_line
+from bot.overrides import is_reset, reset_message
+from bot.textfilter import neutralise
 
 HELP = """*Variance Analyst* explains budget vs actual.
 • Mention me in a channel with a CSV/XLSX attached and a question:
@@ -23,6 +26,7 @@ HELP = """*Variance Analyst* explains budget vs actual.
 • Or DM me the file (alone for a quick report, or with a question).
 • `/variance report`: the deterministic report of this channel's latest file.
 • `/variance <question>`: ask about this channel's latest file; I answer here for everyone to see.
+• `/variance reset`: clear the overrides made with `/variance` here (account types, column roles).
 • Press *Stop* on an answer to stop it."""
 
 NOT_IN_CHANNEL = (
@@ -52,6 +56,25 @@ async def bot_is_member(deps: BotDeps, channel: str) -> bool | None:
 
 
 async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
+    team = str(command.get("team_id", ""))
+    channel = str(command.get("channel_id", ""))
+    user = command.get("user_id")
+    text = " ".join(str(command.get("text", "")).split())
+
+    async def reply(message: str) -> None:
+        await respond(text=neutralise(message), response_type="ephemeral")
+
+    refused = refusal(deps, team=team, channel=channel, user=user, is_dm=channel.startswith("D"))
+    if refused is not None:
+        await reply(refused)
+        return
+    if is_reset(text):
+        await reply(reset_message(deps.store.reset_overrides(channel_key(team, channel))))
+        return
+    await within_limits(deps, team, user, reply, lambda: answer_command(deps, command, respond))
+
+
+async def answer_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
     team = str(command.get("team_id", ""))
     channel = str(command.get("channel_id", ""))
     text = " ".join(str(command.get("text", "")).split())

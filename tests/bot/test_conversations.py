@@ -135,19 +135,35 @@ def test_running_answers_cancel() -> None:
     assert running.cancel_all() == 1 and cancelled == ["x", "y"]
 
 
-def test_adopt_shares_the_dataset_but_not_the_overrides() -> None:
+def test_adopt_shares_the_file_but_not_the_overrides() -> None:
     store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
     source = store.put("T:C:1", make_dataset(4), file_id="F1", filename="a.csv", channel="T:C")
     source.context.options = source.context.options.with_account_types({"x": AccountType.REVENUE})
     adopted = store.adopt("T:C:2", source)
     assert adopted is not source and adopted.context is not source.context
     assert adopted.context.dataset is source.context.dataset
-    assert dict(adopted.context.options.account_types) == {"x": AccountType.REVENUE}  # as they stood
+    # The source conversation's overrides are its own: the adopting one starts from the file as loaded.
+    assert dict(adopted.context.options.account_types) == {}
+    assert not adopted.context.has_overrides and adopted.context.override_notes() == []
     adopted.context.options = adopted.context.options.with_account_types({"y": AccountType.EXPENSE})
     assert dict(source.context.options.account_types) == {"x": AccountType.REVENUE}
     assert store.get("T:C:2") is adopted and store.adopt("T:C:2", source) is adopted  # keeps its overrides
+    assert dict(adopted.context.options.account_types) == {"y": AccountType.EXPENSE}
     assert store.latest_in_channel("T:C") == ("T:C:1", source)
     assert store.memory_bytes == source.memory_bytes  # one dataset, counted once
+
+
+def test_reset_drops_the_overrides_and_says_which() -> None:
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
+    entry = store.put("T:C:1", make_dataset(4), file_id="F1", filename="a.csv", report_markdown="# report")
+    assert store.reset_overrides("T:C:1") == []
+    entry.context.options = entry.context.options.with_account_types({"x": AccountType.CONTRA_REVENUE})
+    assert entry.cached_report() is None
+    assert entry.context.override_notes() == ["x counted as contra revenue"]
+    assert store.reset_overrides("T:C:1") == ["x counted as contra revenue"]
+    assert not entry.context.has_overrides
+    assert entry.cached_report() == "# report"  # the file as loaded again: its report holds again
+    assert store.reset_overrides("T:C:other") is None
 
 
 def test_cached_report_is_dropped_when_the_options_change() -> None:
