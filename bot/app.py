@@ -1,10 +1,15 @@
 """The Slack app: Bolt ``AsyncApp`` wiring, the HTTP endpoints, and ``variance-bot serve``.
 
-- ``variance-bot serve``: Socket Mode (needs ``SLACK_APP_TOKEN``; no public URL). ``--port N`` also serves
-  ``GET /healthz`` there.
+- ``variance-bot serve``: Socket Mode (needs ``SLACK_APP_TOKEN``; no public URL). ``--port N`` serves
+  ``GET /healthz`` there and nothing else.
 - ``variance-bot serve --http --port N``: the Events API. ``POST /slack/events`` takes events, slash commands
-  and interactivity (Bolt checks every request's signature and rejects stale ones with 401);
-  ``GET /healthz`` answers ``{"ok": true, ...}``.
+  and interactivity; ``GET /healthz`` answers ``{"ok": true, ...}``.
+
+The door (``POST /slack/events``) checks the signature over the raw bytes first (401 for a missing, forged or
+stale one, before anything is parsed), then the body (400 for non-UTF-8, bad JSON, a payload that is not an
+object), and only then hands the request to Bolt. No request, however malformed, gets a 500 or a traceback.
+
+At start, conversation memory older than the retention period is purged; then every hour (:mod:`bot.retention`).
 
 :func:`create_app` builds both the Bolt app and the aiohttp application; tests use it to run the real app.
 """
@@ -13,12 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import hashlib
+import hmac
+import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -32,21 +42,65 @@ from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
 from bot.files import WorkerPool, worker_count
-from bot.listeners import register_all
-from bot.logs import configure_logging, log_line
+from bot.listeners import deletions, register_all
+from bot.logs import JsonAccessLogger, configure_logging, log_line, register_secrets
+from bot.retention import purge_expired, purge_loop
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 DEPS_KEY = web.AppKey("deps", BotDeps)
 BOLT_KEY = web.AppKey("bolt", AsyncApp)
 _DUPLICATE = "variance_duplicate"
+_PURGE_KEY = web.AppKey("purge", asyncio.Task[None])
+SIGNATURE_MAX_AGE_SECONDS = 5 * 60
 
 
-def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tuple[AsyncApp, web.Application]:
+class BadRequest(Exception):
+    """A request refused at the door; ``status`` (400/401) and a short reason for the response and the log."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def verify_signature(secret: str, raw: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
+    """Slack's v0 signature over the raw bytes (HMAC-SHA256 of ``v0:{timestamp}:{body}``); raises 401."""
+    timestamp = headers.get("X-Slack-Request-Timestamp", "")
+    signature = headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        raise BadRequest(401, "unsigned")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise BadRequest(401, "bad_timestamp")
+    if abs((time.time() if now is None else now) - int(timestamp)) > SIGNATURE_MAX_AGE_SECONDS:
+        raise BadRequest(401, "stale")
+    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        raise BadRequest(401, "bad_signature")
+
+
+def bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest:
+    """The Bolt request for a signed body; raises 400 when it is not UTF-8 or not a JSON/form object."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "not_utf8") from None
+    try:
+        parsed = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        raise BadRequest(400, "malformed_body") from None
+    if not isinstance(parsed.body, dict):
+        raise BadRequest(400, "not_an_object")
+    return parsed
+
+
+def create_app(
+    settings: Settings, *, workers: WorkerPool | None = None, events_endpoint: bool = True
+) -> tuple[AsyncApp, web.Application]:
     """The real Bolt app and its aiohttp application (``POST /slack/events``, ``GET /healthz``).
 
     ``workers`` lets several apps (tests) share one process pool; by default the app owns its own.
-    The shared state is ``web_app[DEPS_KEY]``.
+    ``events_endpoint=False`` (Socket Mode) serves ``/healthz`` only. The shared state is ``web_app[DEPS_KEY]``.
     """
     client = AsyncWebClient(token=settings.bot_token, base_url=settings.slack_api_url)
     bolt = AsyncApp(
@@ -60,7 +114,9 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         settings=settings,
         client=client,
         store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes, idle_seconds=settings.dataset_idle_seconds
+            memory_cap_bytes=settings.dataset_memory_bytes,
+            idle_seconds=settings.dataset_idle_seconds,
+            max_age_seconds=settings.dataset_max_age_seconds,
         ),
         dedupe=Deduplicator(),
         running=RunningAnswers(),
@@ -81,22 +137,35 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
             return BoltResponse(status=200, body="")
         return await next()
 
+    deletions.register(bolt, deps)  # first: Bolt runs the first matching listener, and DMs take every message
     register_all(bolt, deps)
 
-    async def slack_events(request: web.Request) -> web.Response:
+    async def slack_events(request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        bolt_request = AsyncBoltRequest(
-            body=await request.text(),
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
-        bolt_response = await bolt.async_dispatch(bolt_request)
+        raw = await request.read()
+        try:
+            verify_signature(settings.signing_secret, raw, request.headers)
+            incoming = bolt_request(raw, request)
+        except BadRequest as refused:
+            log_line(
+                "request",
+                status=refused.status,
+                refused=refused.reason,
+                bytes=len(raw),
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            return web.json_response({"ok": False, "error": refused.reason}, status=refused.status)
+        try:
+            bolt_response = await bolt.async_dispatch(incoming)
+        except Exception as error:  # Bolt answers its own errors; this is the last line of defence
+            log_line("error", where="dispatch", error=type(error).__name__)
+            bolt_response = BoltResponse(status=500, body="")
         log_line(
             "request",
-            **_request_fields(bolt_request.body, bolt_request),
+            **_request_fields(incoming.body, incoming),
             status=bolt_response.status,
             ms=round((time.monotonic() - started) * 1000, 1),
-            duplicate=bolt_request.context.get(_DUPLICATE) or None,
+            duplicate=incoming.context.get(_DUPLICATE) or None,
         )
         return await to_aiohttp_response(bolt_response)
 
@@ -105,37 +174,65 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         return web.json_response(body)
 
     async def on_startup(web_app: web.Application) -> None:
+        await purge_expired(deps)  # before the first request: nothing past its retention is ever served
+        web_app[_PURGE_KEY] = asyncio.get_running_loop().create_task(purge_loop(deps), name="retention")
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
+        purge = web_app.get(_PURGE_KEY)
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
         await deps.close(shutdown_workers=owns_workers)
 
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
     web_app[DEPS_KEY] = deps
     web_app[BOLT_KEY] = bolt
-    web_app.router.add_post(EVENTS_PATH, slack_events)
+    if events_endpoint:
+        web_app.router.add_post(EVENTS_PATH, slack_events)
     web_app.router.add_get(HEALTH_PATH, healthz)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return bolt, web_app
 
 
-def _request_fields(body: dict[str, Any], request: AsyncBoltRequest) -> dict[str, Any]:
-    event = body.get("event") or {}
-    team = body.get("team_id") or (body.get("team") or {}).get("id") or event.get("team")
-    channel = event.get("channel") or body.get("channel_id") or (body.get("channel") or {}).get("id")
-    retry = request.headers.get("x-slack-retry-num", [None])[0]
+def _request_fields(body: Any, request: AsyncBoltRequest) -> dict[str, Any]:
+    """Identifiers of a request for its log line; any shape of body is survived (values are capped there)."""
+
+    def obj(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    def scalar(*values: Any) -> Any:
+        return next((v for v in values if isinstance(v, (str, int, float)) and v != ""), None)
+
+    body = obj(body)
+    event = obj(body.get("event"))
+    team = scalar(body.get("team_id"), obj(body.get("team")).get("id"), event.get("team"))
+    channel = scalar(event.get("channel"), body.get("channel_id"), obj(body.get("channel")).get("id"))
+    retry = (request.headers.get("x-slack-retry-num") or [None])[0]
     return {
-        "type": body.get("type") or ("command" if body.get("command") else None),
-        "event": event.get("type"),
-        "subtype": event.get("subtype"),
-        "command": body.get("command"),
+        "type": scalar(body.get("type")) or ("command" if body.get("command") else None),
+        "event": scalar(event.get("type")),
+        "subtype": scalar(event.get("subtype")),
+        "command": scalar(body.get("command")),
         "team": team,
         "channel": channel,
-        "event_id": body.get("event_id"),
+        "event_id": scalar(body.get("event_id")),
         "retry": retry,
-        "retry_reason": request.headers.get("x-slack-retry-reason", [None])[0],
+        "retry_reason": (request.headers.get("x-slack-retry-reason") or [None])[0],
     }
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``https://user:pass@host/`` → ``https://host/``) or query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(an unparseable URL)"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,6 +260,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         print(f"variance-bot serve: {error}", file=sys.stderr)
         return 2
     configure_logging()
+    agent = settings.agent
+    register_secrets([settings.bot_token, settings.signing_secret, settings.app_token, agent and agent.api_key])
     port = args.port if args.port is not None else (3000 if args.http else None)
     try:
         return asyncio.run(serve(settings, http=args.http, host=args.host, port=port))
@@ -174,7 +273,7 @@ async def serve(
     settings: Settings, *, http: bool, host: str, port: int | None, stop: asyncio.Event | None = None
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); running answers end in a final state on the way out."""
-    bolt, web_app = create_app(settings)
+    bolt, web_app = create_app(settings, events_endpoint=http)
     try:
         identity = await bolt.client.auth_test()
     except SlackApiError as error:
@@ -185,7 +284,11 @@ async def serve(
         )
         return 2
     except Exception as error:
-        print(f"variance-bot serve: cannot reach Slack at {settings.slack_api_url} ({error})", file=sys.stderr)
+        print(
+            f"variance-bot serve: cannot reach Slack at {redact_url(settings.slack_api_url)} "
+            f"({type(error).__name__})",
+            file=sys.stderr,
+        )
         return 2
 
     loop = asyncio.get_running_loop()
@@ -196,7 +299,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
             signals.append(signum)
 
-    runner = web.AppRunner(web_app, access_log=None)
+    runner = web.AppRunner(web_app, access_log_class=JsonAccessLogger, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()  # starts the worker processes (on_startup)
     # Move everything loaded so far (agents SDK, pandas, Slack clients) out of the collector's way, so a full
     # collection later walks only live request data and does not pause the event loop for long.

@@ -13,6 +13,7 @@ Environment
 - ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
   used conversation's dataset is dropped first.
 - ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
+- ``VARIANCE_DATASET_MAX_HOURS`` (24): a dataset is dropped this long after its file was read, however used.
 - ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
 - ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
 - ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
@@ -50,6 +51,7 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
+    dataset_max_age_seconds: float = 24 * 3600.0
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
@@ -137,6 +139,7 @@ class Settings:
         max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
         memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
         idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
@@ -166,6 +169,7 @@ class Settings:
             max_file_bytes=int(max_file_mb * 1024 * 1024),
             dataset_memory_bytes=int(memory_mb * 1024 * 1024),
             dataset_idle_seconds=idle_minutes * 60.0,
+            dataset_max_age_seconds=max_hours * 3600.0,
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             workers=int(workers),

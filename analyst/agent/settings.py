@@ -10,6 +10,7 @@
   ``$XDG_DATA_HOME/variance-analyst`` or ``~/.local/share/variance-analyst``, else ``./.data``).
 - ``VARIANCE_MAX_TURNS``: model turns (tool round trips) per question (default 12).
 - ``VARIANCE_HISTORY_ITEMS``: conversation items replayed to the model (default 40).
+- ``VARIANCE_RETENTION_DAYS``: stored conversation items older than this are deleted (default 30).
 - ``VARIANCE_TRACING``: ``1`` to export traces to OpenAI; off by default (no outbound calls nobody asked for).
 """
 
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from analyst.memory import DB_NAME
 
 ModelApi = Literal["responses", "chat_completions"]
 
@@ -55,6 +58,8 @@ class AgentSettings:
     data_dir: Path = Path(".data")
     max_turns: int = 12
     history_items: int = 40
+    # Conversation memory older than this is purged (analyst.memory.purge_older_than).
+    retention_days: float = 30.0
     tracing: bool = False
     # Rows per table a tool shows the model; the rest is summed into one "N more" row.
     tool_max_rows: int = 20
@@ -79,12 +84,13 @@ class AgentSettings:
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(env),
             max_turns=int(_number(env, "VARIANCE_MAX_TURNS", 12, minimum=1, integer=True)),
             history_items=int(_number(env, "VARIANCE_HISTORY_ITEMS", 40, minimum=0, integer=True)),
+            retention_days=_number(env, "VARIANCE_RETENTION_DAYS", 30.0, minimum=0.001),
             tracing=_flag(env, "VARIANCE_TRACING"),
         )
 
     @property
     def session_db_path(self) -> Path:
-        return self.data_dir / "conversations.sqlite3"
+        return self.data_dir / DB_NAME
 
     def missing_key_message(self) -> str | None:
         """What to tell the user when no API key is configured, or ``None`` when one is."""

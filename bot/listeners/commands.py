@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from bot.answers import AnswerRequest, BotDeps, answer
 from bot.conversations import channel_key
 from bot.logs import log_line
+from bot.retention import ForgetReport, forget
+from bot.textfilter import code_span
 
 HELP = """*Variance Analyst* explains budget vs actual.
 • Mention me in a channel with a CSV/XLSX attached and a question:
@@ -23,6 +25,7 @@ HELP = """*Variance Analyst* explains budget vs actual.
 • Or DM me the file (alone for a quick report, or with a question).
 • `/variance report`: the deterministic report of this channel's latest file.
 • `/variance <question>`: ask about this channel's latest file; I answer here for everyone to see.
+• `/variance forget`: delete what I keep from you here (in a DM: everything from the DM).
 • Press *Stop* on an answer to stop it."""
 
 NOT_IN_CHANNEL = (
@@ -49,6 +52,32 @@ async def bot_is_member(deps: BotDeps, channel: str) -> bool | None:
         return None
     info = response.get("channel") or {}
     return bool(info.get("is_member") or info.get("is_im"))
+
+
+def forget_message(report: ForgetReport, *, dm: bool) -> str:
+    """The confirmation of ``/variance forget``: what was deleted."""
+    if report.nothing:
+        return "I had nothing stored from " + ("this conversation." if dm else "you in this channel.")
+    parts = []
+    if report.items:
+        whose = "our" if dm else "your questions and my answers in"
+        plural = "s" if report.conversations != 1 else ""
+        parts.append(f"{whose} {report.conversations} conversation{plural} ({report.items} stored items)")
+    if report.datasets:
+        names = ", ".join(code_span(name) for name in report.datasets[:5])
+        more = f" and {len(report.datasets) - 5} more" if len(report.datasets) > 5 else ""
+        parts.append(f"the data read from {names}{more}, with any overrides")
+    return (
+        "Forgotten: " + "; ".join(parts) + ". It is deleted from my storage; later answers start afresh. "
+        "Messages already posted in Slack stay until you delete them."
+    )
+
+
+async def handle_forget(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
+    team = str(command.get("team_id", ""))
+    channel = str(command.get("channel_id", ""))
+    report = await forget(deps, team, channel, str(command.get("user_id", "")))
+    await respond(text=forget_message(report, dm=channel.startswith("D")), response_type="ephemeral")
 
 
 async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -92,4 +121,7 @@ def register(app: Any, deps: BotDeps) -> None:
             await ack(text=HELP)
             return
         await ack()
+        if text.lower() == "forget":
+            deps.spawn(handle_forget(deps, command, respond), name="forget")
+            return
         deps.spawn(handle_command(deps, command, respond), name="command")

@@ -52,6 +52,7 @@ async def handle_direct_message(
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=event.get("ts"),
         ),
     )
 

@@ -66,7 +66,7 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
         # Nothing in this thread: fall back on the channel's latest file, as /variance does, in a context of
         # this thread's own (its overrides must not change the numbers of the thread that loaded the file).
         latest = deps.store.latest_in_channel(channel_key(team, channel))
-        stored = deps.store.adopt(conversation_id, latest[1]) if latest is not None else None
+        stored = deps.store.adopt(conversation_id, latest[1], owner=event.get("user")) if latest else None
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return
@@ -83,6 +83,7 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=ts,
         ),
     )
 
