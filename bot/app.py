@@ -28,7 +28,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -39,7 +38,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import BotDeps, new_budget
-from bot.config import ConfigError, Mode, Settings
+from bot.config import ConfigError, Mode, Settings, redact_url
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
 from bot.files import WorkerPool, worker_count
 from bot.listeners import deletions, register_all
@@ -222,17 +221,6 @@ def _request_fields(body: Any, request: AsyncBoltRequest) -> dict[str, Any]:
         "retry": retry,
         "retry_reason": (request.headers.get("x-slack-retry-reason") or [None])[0],
     }
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its userinfo (``https://user:pass@host/`` → ``https://host/``) or query string."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:
-        return "(an unparseable URL)"
 
 
 # ----------------------------------------------------------------------------------------------------

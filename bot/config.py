@@ -1,7 +1,8 @@
 """The bot's settings, read from the environment once at start and validated before anything connects.
 
 Everything has a default except the credentials. :meth:`Settings.from_env` raises :class:`ConfigError` naming
-every missing or malformed variable at once (never their values: tokens stay out of messages and logs).
+every missing or malformed variable at once (never their values: a value may be a secret set in the wrong
+variable, so no message or log shows one).
 
 Environment
 -----------
@@ -27,7 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
@@ -36,6 +37,22 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_FILE_HOST = "files.slack.com"
 
 Mode = Literal["socket", "http"]
+
+
+def _shape(raw: str) -> str:
+    """What a rejected value looks like, without the value: it may be a secret pasted into the wrong variable."""
+    return f"got {len(raw)} characters that are not a number"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``https://user:pass@host/`` → ``https://host/``) or query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(an unparseable URL)"
 
 
 class ConfigError(ValueError):
@@ -60,7 +77,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
-            f"Settings(slack_api_url={self.slack_api_url!r}, socket_mode={self.app_token is not None}, "
+            f"Settings(slack_api_url={redact_url(self.slack_api_url)!r}, socket_mode={self.app_token is not None}, "
             f"max_file_bytes={self.max_file_bytes}, workers={self.workers})"
         )
 
@@ -129,10 +146,10 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
+                problems.append(f"{name} must be a number ({_shape(raw)})")
                 return default
             if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+                problems.append(f"{name} must be at least {minimum:g}")
                 return default
             return value
 

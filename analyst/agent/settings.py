@@ -32,7 +32,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class SettingsError(ValueError):
-    """An environment variable with a value we cannot use; the message names the variable and the fix."""
+    """An environment variable with a value we cannot use; the message names the variable and the fix, never
+    the value (it may be a secret set in the wrong variable)."""
 
 
 def _default_data_dir(env: Mapping[str, str]) -> Path:
@@ -72,7 +73,7 @@ class AgentSettings:
         if api in {"chat", "chat_completion", "chatcompletions"}:
             api = "chat_completions"
         if api not in ("responses", "chat_completions"):
-            raise SettingsError(f"VARIANCE_API must be 'responses' or 'chat_completions', not {api!r}.")
+            raise SettingsError("VARIANCE_API must be 'responses' or 'chat_completions'.")
         data_dir = env.get("VARIANCE_DATA_DIR")
         return cls(
             api_key=(env.get("OPENAI_API_KEY") or "").strip() or None,
@@ -112,9 +113,9 @@ def _number(
         value = int(raw) if integer else float(raw)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise SettingsError(f"{name} must be {kind}, not {raw!r}.") from None
+        raise SettingsError(f"{name} must be {kind}.") from None
     if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum:g}, not {raw!r}.")
+        raise SettingsError(f"{name} must be at least {minimum:g}.")
     return value
 
 
@@ -124,4 +125,4 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}.")
+    raise SettingsError(f"{name} must be 1 or 0.")
