@@ -88,9 +88,45 @@ def bolt_request(raw: bytes, request: web.Request) -> AsyncBoltRequest:
         parsed = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)  # type: ignore[arg-type]
     except (ValueError, TypeError, AttributeError, KeyError, IndexError):
         raise BadRequest(400, "malformed_body") from None
-    if not isinstance(parsed.body, dict):
-        raise BadRequest(400, "not_an_object")
+    if not isinstance(parsed.body, dict) or not _expected_shape(parsed.body):
+        raise BadRequest(400, "not_an_object" if not isinstance(parsed.body, dict) else "unexpected_shape")
     return parsed
+
+
+# Fields Slack always sends as strings, and as objects or lists of objects: a signed body with other shapes
+# is refused at the door rather than left to fail somewhere inside Bolt or a listener.
+_TEXT_FIELDS = ("type", "command", "text", "team_id", "channel_id", "user_id", "response_url", "event_id")
+_EVENT_TEXT_FIELDS = ("type", "subtype", "channel", "channel_type", "user", "text", "ts", "thread_ts", "deleted_ts",
+                      "file_id", "team", "bot_id")
+_HANDLED_EVENTS = frozenset({"message", "app_mention", "file_deleted"})
+_OBJECT_FIELDS = ("team", "channel", "user", "container", "message", "view", "enterprise", "previous_message")
+
+
+def _expected_shape(body: dict[str, Any]) -> bool:
+    def text_or_absent(obj: dict[str, Any], names: Sequence[str]) -> bool:
+        return all(obj.get(name) is None or isinstance(obj[name], str) for name in names)
+
+    def objects(value: Any) -> bool:
+        return value is None or (isinstance(value, list) and all(isinstance(item, dict) for item in value))
+
+    if not text_or_absent(body, _TEXT_FIELDS) or not objects(body.get("authorizations")):
+        return False
+    if not objects(body.get("actions")):
+        return False
+    if not all(body.get(name) is None or isinstance(body[name], (dict, str)) for name in _OBJECT_FIELDS):
+        return False
+    event = body.get("event")
+    if event is None:
+        return True
+    if not isinstance(event, dict) or not isinstance(event.get("type", ""), str):
+        return False
+    if event.get("type") not in _HANDLED_EVENTS:  # other events are not ours to judge: Bolt ignores them
+        return True
+    if not text_or_absent(event, _EVENT_TEXT_FIELDS):
+        return False
+    return objects(event.get("files")) and all(
+        event.get(name) is None or isinstance(event[name], dict) for name in ("previous_message", "message")
+    )
 
 
 def create_app(

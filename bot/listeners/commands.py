@@ -77,7 +77,10 @@ async def handle_forget(deps: BotDeps, command: dict[str, Any], respond: AsyncRe
     team = str(command.get("team_id", ""))
     channel = str(command.get("channel_id", ""))
     report = await forget(deps, team, channel, str(command.get("user_id", "")))
-    await respond(text=forget_message(report, dm=channel.startswith("D")), response_type="ephemeral")
+    try:
+        await respond(text=forget_message(report, dm=channel.startswith("D")), response_type="ephemeral")
+    except (aiohttp.ClientError, TimeoutError, SlackApiError) as error:  # deleted anyway; only the receipt is lost
+        log_line("error", where="forget.respond", channel=channel, error=type(error).__name__)
 
 
 async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:

@@ -20,6 +20,8 @@ from tests.bot.helpers import SMALL_CSV, answers_in, final_answers
 from tests.fakes.openai_server import FakeOpenAI, text
 from tests.fakes.slack_server import FakeSlack
 
+LONG_ANSWER = " ".join(f"Line {i}: marketing moved by {i}.00." for i in range(300))
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -75,7 +77,7 @@ async def test_serve_http_process(tmp_path: Path) -> None:
                 upload = slack.add_message(DM, files=[file_obj])
                 await post_event(http, port, dm_event(upload.ts, files=[file_obj]))
                 await slack.wait_for(lambda: len(final_answers(slack, DM)) == 1, timeout=30)
-                openai.script(text(" ".join(f"Line {i}: marketing moved by {i}.00." for i in range(300)), chunk=5, delay=0.02))
+                openai.script(text(LONG_ANSWER, chunk=5, delay=0.02))
                 question = slack.add_message(DM, text="why is marketing over budget?")
                 await post_event(http, port, dm_event(question.ts, "why is marketing over budget?"))
                 await slack.wait_for(lambda: "Line 1:" in answers_in(slack, DM)[-1].visible, timeout=30)

@@ -12,8 +12,17 @@ import pytest
 
 from bot.config import Settings
 from bot.files import WorkerPool
-from tests.bot.conftest import CHANNEL, DM, TEAM, BotUnderTest, base_env, dm_event, event_envelope, mention_event
-from tests.bot.conftest import start_bot
+from tests.bot.conftest import (
+    CHANNEL,
+    DM,
+    TEAM,
+    BotUnderTest,
+    base_env,
+    dm_event,
+    event_envelope,
+    mention_event,
+    start_bot,
+)
 from tests.bot.helpers import SMALL_CSV, final_answers
 from tests.fakes.openai_server import FakeOpenAI, text
 
