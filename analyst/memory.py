@@ -11,6 +11,8 @@ The agent's history lives in the Agents SDK's tables (``agent_sessions``, ``agen
   overwritten with zeros) and every deletion here ends with a ``wal_checkpoint(TRUNCATE)``, so neither the
   database nor its write-ahead log keeps a copy of the deleted text.
 - **Retention.** :func:`purge_older_than` deletes items older than the retention period.
+- **No resurrection.** A deletion leaves a mark (place, speaker, source, time) in ``deletion_marks``; a run that
+  started before it and finishes after it stores nothing the deletion covered (:func:`suppressed`).
 
 Conversation ids are ``team:channel`` (a DM, or ``/variance`` in a channel) or ``team:channel:thread_ts``; a
 *place* (``team:channel``) covers the conversation of that id and every thread under it.
@@ -32,6 +34,8 @@ DB_NAME = "conversations.sqlite3"
 SESSIONS_TABLE = "agent_sessions"  # the Agents SDK's default table names (SQLiteSession)
 MESSAGES_TABLE = "agent_messages"
 TURNS_TABLE = "conversation_turns"
+MARKS_TABLE = "deletion_marks"
+MARK_LIFETIME_SECONDS = 86400.0  # far longer than any run lasts
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -75,6 +79,26 @@ def create_turns_schema(conn: sqlite3.Connection) -> None:
     conn.execute(
         f"""CREATE TRIGGER IF NOT EXISTS {TURNS_TABLE}_follow AFTER DELETE ON {MESSAGES_TABLE}
             BEGIN DELETE FROM {TURNS_TABLE} WHERE message_id = old.id; END"""
+    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} (place TEXT NOT NULL, speaker TEXT, source TEXT, at REAL)")
+
+
+def suppressed(
+    conn: sqlite3.Connection, session_id: str, *, speaker: str | None, source: str | None, since: float
+) -> bool:
+    """True when a deletion made after ``since`` covers what this session would store now."""
+    row = conn.execute(
+        f"""SELECT 1 FROM {MARKS_TABLE} WHERE at >= ? AND (? = place OR substr(?, 1, length(place) + 1) = place || ':')
+            AND (speaker IS NULL OR speaker = ?) AND (source IS NULL OR source = ?) LIMIT 1""",
+        (since, session_id, session_id, speaker, source),
+    ).fetchone()
+    return row is not None
+
+
+def _mark(conn: sqlite3.Connection, place: str, *, speaker: str | None = None, source: str | None = None) -> None:
+    conn.execute(
+        f"INSERT INTO {MARKS_TABLE} (place, speaker, source, at) VALUES (?, ?, ?, ?)",
+        (place, speaker, source, time.time()),
     )
 
 
@@ -169,6 +193,7 @@ def forget_place(path: Path, place: str, *, speaker: str | None = None) -> Forgo
     if conn is None:
         return Forgotten()
     with contextlib.closing(conn):
+        _mark(conn, place, speaker=speaker)
         if speaker is None:
             return _delete(conn, _in_place("session_id"), _place_args(place))
         return _delete(
@@ -184,6 +209,7 @@ def forget_source(path: Path, place: str, source: str) -> Forgotten:
     if conn is None:
         return Forgotten()
     with contextlib.closing(conn):
+        _mark(conn, place, source=source)
         return _delete(
             conn,
             f"id IN (SELECT message_id FROM {TURNS_TABLE} WHERE source = ? AND {_in_place('session_id')})",
@@ -198,4 +224,5 @@ def purge_older_than(path: Path, seconds: float, *, now: float | None = None) ->
         return Forgotten()
     cutoff = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime((time.time() if now is None else now) - seconds))
     with contextlib.closing(conn):
+        conn.execute(f"DELETE FROM {MARKS_TABLE} WHERE at < ?", (time.time() - MARK_LIFETIME_SECONDS,))
         return _delete(conn, "created_at < ?", (cutoff,))

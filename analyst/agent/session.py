@@ -9,6 +9,7 @@ stores is attributed to the person who asked (``speaker``) and the chat message 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class ConversationSession(SQLiteSession):
         memory.prepare_store(db_path)
         self.speaker = speaker
         self.source = source
+        self.opened_at = time.time()  # a deletion after this moment also covers what this session stores later
         super().__init__(session_id, db_path, **kwargs)
 
     @staticmethod
@@ -45,5 +47,8 @@ class ConversationSession(SQLiteSession):
         memory.create_turns_schema(conn)
 
     def _insert_items(self, conn: sqlite3.Connection, items: list[TResponseInputItem]) -> None:
+        # A forget or a deleted message while this run was going: what it covers is not written back.
+        if memory.suppressed(conn, self.session_id, speaker=self.speaker, source=self.source, since=self.opened_at):
+            return
         super()._insert_items(conn, items)
         memory.record_turn(conn, self.session_id, len(items), speaker=self.speaker, source=self.source)

@@ -215,3 +215,34 @@ def test_dataset_max_hours_setting() -> None:
     assert Settings.from_env(env, load_agent=False).dataset_max_age_seconds == 7200
     env.pop("VARIANCE_DATASET_MAX_HOURS")
     assert Settings.from_env(env, load_agent=False).dataset_max_age_seconds == 24 * 3600
+
+
+async def test_forget_during_a_running_answer_keeps_it_from_being_stored(
+    bot: BotUnderTest, openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    await upload_dm_file(bot, 1)
+    openai.script(text(" ".join(f"Zeppelin line {i}." for i in range(200)), chunk=4, delay=0.01))
+    message = bot.slack.add_message(DM, text=SECRET_QUESTION)
+    assert await bot.send_event(dm_event(message.ts, SECRET_QUESTION)) == 200
+    await bot.slack.wait_for(lambda: "line 1." in bot.slack.bot_messages(DM)[-1].visible, timeout=20)
+    await forget(bot, DM)
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=30)
+    await bot.deps.idle(timeout=10)
+    assert disk_mentions(tmp_path, "zeppelin") == []
+
+
+async def test_retention_purge_also_runs_periodically(bot: BotUnderTest, openai: FakeOpenAI, tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.retention import purge_loop
+
+    await upload_dm_file(bot, 1)
+    openai.script(text(SECRET_ANSWER))
+    await ask_dm(bot, SECRET_QUESTION, 2)
+    with sqlite3.connect(tmp_path / "conversations.sqlite3") as conn:
+        conn.execute("UPDATE agent_messages SET created_at = datetime('now', '-31 days')")
+    loop = asyncio.create_task(purge_loop(bot.deps, interval=0.01))
+    try:
+        await bot.slack.wait_for(lambda: disk_mentions(tmp_path, "zeppelin") == [], timeout=10)
+    finally:
+        loop.cancel()
