@@ -220,15 +220,25 @@ def test_dataset_max_hours_setting() -> None:
 async def test_forget_during_a_running_answer_keeps_it_from_being_stored(
     bot: BotUnderTest, openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    await upload_dm_file(bot, 1)
-    openai.script(text(" ".join(f"Zeppelin line {i}." for i in range(200)), chunk=4, delay=0.01))
-    message = bot.slack.add_message(DM, text=SECRET_QUESTION)
-    assert await bot.send_event(dm_event(message.ts, SECRET_QUESTION)) == 200
-    await bot.slack.wait_for(lambda: "line 1." in bot.slack.bot_messages(DM)[-1].visible, timeout=20)
-    await forget(bot, DM)
-    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=30)
+    # Someone else's turn comes first in the thread, so what follows it is history worth keeping.
+    file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
+    openai.script(text("Walrus budgets are fine."))
+    first = bot.slack.add_message(CHANNEL, text="<@UBOT> and the walrus pool?", files=[file_obj], user=OTHER_USER)
+    event = mention_event(CHANNEL, first.ts, "<@UBOT> and the walrus pool?", files=[file_obj], user=OTHER_USER)
+    assert await bot.send_event(event) == 200
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 1, timeout=20)
     await bot.deps.idle(timeout=10)
-    assert disk_mentions(tmp_path, "zeppelin") == []
+    # My question streams; I ask the bot to forget me while it does.
+    openai.script(text(" ".join(f"Zeppelin line {i}." for i in range(200)), chunk=4, delay=0.01))
+    mine = bot.slack.add_message(CHANNEL, text=f"<@UBOT> {SECRET_QUESTION}", thread_ts=first.ts)
+    event = mention_event(CHANNEL, mine.ts, f"<@UBOT> {SECRET_QUESTION}", thread_ts=first.ts)
+    assert await bot.send_event(event) == 200
+    await bot.slack.wait_for(lambda: "line 1." in bot.slack.bot_messages(CHANNEL)[-1].visible, timeout=20)
+    assert "1 conversation" in await forget(bot, CHANNEL)
+    await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=30)
+    await bot.deps.idle(timeout=10)
+    assert disk_mentions(tmp_path, "zeppelin") == []  # the answer that ended after the forget was not stored
+    assert disk_mentions(tmp_path, "walrus")
 
 
 async def test_retention_purge_also_runs_periodically(bot: BotUnderTest, openai: FakeOpenAI, tmp_path: Path) -> None:
