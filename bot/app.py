@@ -245,7 +245,7 @@ def _request_fields(body: Any, request: AsyncBoltRequest) -> dict[str, Any]:
     event = obj(body.get("event"))
     team = scalar(body.get("team_id"), obj(body.get("team")).get("id"), event.get("team"))
     channel = scalar(event.get("channel"), body.get("channel_id"), obj(body.get("channel")).get("id"))
-    retry = (request.headers.get("x-slack-retry-num") or [None])[0]
+    retry = next(iter(request.headers.get("x-slack-retry-num") or []), None)
     return {
         "type": scalar(body.get("type")) or ("command" if body.get("command") else None),
         "event": scalar(event.get("type")),
@@ -255,7 +255,7 @@ def _request_fields(body: Any, request: AsyncBoltRequest) -> dict[str, Any]:
         "channel": channel,
         "event_id": scalar(body.get("event_id")),
         "retry": retry,
-        "retry_reason": (request.headers.get("x-slack-retry-reason") or [None])[0],
+        "retry_reason": next(iter(request.headers.get("x-slack-retry-reason") or []), None),
     }
 
 
@@ -284,8 +284,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         print(f"variance-bot serve: {error}", file=sys.stderr)
         return 2
     configure_logging()
-    agent = settings.agent
-    register_secrets([settings.bot_token, settings.signing_secret, settings.app_token, agent and agent.api_key])
+    model_key = settings.agent.api_key if settings.agent else None
+    register_secrets([settings.bot_token, settings.signing_secret, settings.app_token, model_key])
     port = args.port if args.port is not None else (3000 if args.http else None)
     try:
         return asyncio.run(serve(settings, http=args.http, host=args.host, port=port))
