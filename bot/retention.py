@@ -16,7 +16,6 @@ The file work runs in a worker thread, so the event loop never waits on the disk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,5 +115,7 @@ async def purge_loop(deps: BotDeps, interval: float = PURGE_INTERVAL_SECONDS) ->
     """Purge every ``interval`` seconds until cancelled (the first purge runs at start, before serving)."""
     while True:
         await asyncio.sleep(interval)
-        with contextlib.suppress(Exception):
+        try:
             await purge_expired(deps)
+        except OSError as error:  # the data folder unreadable for a moment: the next round tries again
+            log_line("error", where="retention", error=type(error).__name__)

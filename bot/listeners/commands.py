@@ -60,9 +60,12 @@ def forget_message(report: ForgetReport, *, dm: bool) -> str:
         return "I had nothing stored from " + ("this conversation." if dm else "you in this channel.")
     parts = []
     if report.items:
-        whose = "our" if dm else "your questions and my answers in"
-        plural = "s" if report.conversations != 1 else ""
-        parts.append(f"{whose} {report.conversations} conversation{plural} ({report.items} stored items)")
+        items = f"{report.items} stored item{'s' if report.items != 1 else ''}"
+        if dm:
+            parts.append(f"our conversation here ({items})")
+        else:
+            count = f"{report.conversations} conversation{'s' if report.conversations != 1 else ''}"
+            parts.append(f"your questions and my answers in {count} here ({items})")
     if report.datasets:
         names = ", ".join(code_span(name) for name in report.datasets[:5])
         more = f" and {len(report.datasets) - 5} more" if len(report.datasets) > 5 else ""

@@ -93,7 +93,7 @@ async def test_forget_in_a_dm_deletes_memory_and_dataset_from_disk(
     assert disk_mentions(tmp_path, "zeppelin")  # it was stored
 
     confirmation = await forget(bot, DM)
-    assert "1 conversation" in confirmation and "q3.csv" in confirmation, confirmation
+    assert "our conversation here (2 stored items)" in confirmation and "q3.csv" in confirmation, confirmation
     assert disk_mentions(tmp_path, "zeppelin") == []
     assert disk_mentions(tmp_path, "helium") == []
     assert (await bot.healthz())["datasets"] == 0
