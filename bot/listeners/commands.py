@@ -102,7 +102,7 @@ async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
         await respond(text=NO_DATASET_HERE, response_type="ephemeral")
         return
     # The channel is a conversation of its own: its overrides don't reach the thread that loaded the file.
-    stored = deps.store.adopt(channel_key(team, channel), latest[1])
+    stored = deps.store.adopt(channel_key(team, channel), latest[1], owner=command.get("user_id"))
     question = "" if text.lower() == "report" else text
     await answer(
         deps,
