@@ -74,6 +74,7 @@ class AnswerRequest:
     stored: StoredDataset | None = None  # the dataset to use when no new file is given
     event_id: str | None = None
     user: str | None = None
+    source_ts: str | None = None  # the user's message (its ts): a deleted message drops the turn it produced
 
     @property
     def wants_report(self) -> bool:
@@ -120,12 +121,16 @@ class BotDeps:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     async def close(self, *, shutdown_workers: bool = True) -> None:
-        """Stop every running answer (each ends in a final state), then release resources."""
-        self.running.cancel_all()
+        """Stop every running answer (each ends in a final state saying the bot restarts), then release resources.
+
+        The answer tasks are cancelled with the restart message as the reason; cancelling the analyst runs
+        first would end them as if the user had pressed Stop.
+        """
         for task in list(self.tasks):
             task.cancel(SHUTDOWN)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        self.running.cancel_all()  # anything still running outside a task
         # After the answers: their final edits go through the budget's schedulers.
         await self.budget.aclose()
         if self._http is not None:
@@ -277,6 +282,7 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
         channel=channel_key(request.team, request.channel),
         report_markdown=result.report_markdown,
         memory_bytes=result.memory_bytes,
+        owner=request.user,
     )
 
 
@@ -291,13 +297,23 @@ async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
     return markdown
 
 
-def _start_run(deps: BotDeps, question: str, context: AnalysisContext, conversation_id: str) -> AnalystRun:
+def _start_run(
+    deps: BotDeps,
+    question: str,
+    context: AnalysisContext,
+    conversation_id: str,
+    *,
+    speaker: str | None = None,
+    source: str | None = None,
+) -> AnalystRun:
     # The agents SDK loads on first use, not when the bot is imported. Without model settings the run ends at
     # once with a "no API key configured" failure, which the writer shows.
     from analyst.agent import AgentSettings, start_run
 
     settings = deps.settings.agent or AgentSettings()
-    return start_run(question, context, conversation_id=conversation_id, settings=settings)
+    return start_run(
+        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+    )
 
 
 def new_budget(settings: Settings) -> SlackBudget:
@@ -353,7 +369,14 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             markdown = await _unless_stopped(control, report_markdown(deps, stored))
             outcome = await writer.write_markdown(with_note(markdown, stored.context, request.entry))
         else:
-            run = _start_run(deps, request.question, stored.context, request.conversation_id)
+            run = _start_run(
+                deps,
+                request.question,
+                stored.context,
+                request.conversation_id,
+                speaker=request.user,
+                source=request.source_ts,
+            )
             control.attach(run)
             outcome = await writer.write(NotedRun(run, stored.context, request.entry))
     except _Stopped:

@@ -1,7 +1,8 @@
 """The bot's settings, read from the environment once at start and validated before anything connects.
 
 Everything has a default except the credentials. :meth:`Settings.from_env` raises :class:`ConfigError` naming
-every missing or malformed variable at once (never their values: tokens stay out of messages and logs).
+every missing or malformed variable at once (never their values: a value may be a secret set in the wrong
+variable, so no message or log shows one).
 
 Environment
 -----------
@@ -13,6 +14,7 @@ Environment
 - ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
   used conversation's dataset is dropped first.
 - ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
+- ``VARIANCE_DATASET_MAX_HOURS`` (24): a dataset is dropped this long after its file was read, however used.
 - ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
 - ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
 - ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
@@ -33,7 +35,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.limits import DM_KEYWORD, Allowlist, LimitSettings
 
@@ -45,6 +47,22 @@ _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 SLACK_FILE_HOST = "files.slack.com"
 
 Mode = Literal["socket", "http"]
+
+
+def _shape(raw: str) -> str:
+    """What a rejected value looks like, without the value: it may be a secret pasted into the wrong variable."""
+    return f"got {len(raw)} characters that are not a number"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``https://user:pass@host/`` → ``https://host/``) or query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(an unparseable URL)"
 
 
 class ConfigError(ValueError):
@@ -60,6 +78,7 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
+    dataset_max_age_seconds: float = 24 * 3600.0
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
@@ -70,7 +89,7 @@ class Settings:
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
-            f"Settings(slack_api_url={self.slack_api_url!r}, socket_mode={self.app_token is not None}, "
+            f"Settings(slack_api_url={redact_url(self.slack_api_url)!r}, socket_mode={self.app_token is not None}, "
             f"max_file_bytes={self.max_file_bytes}, workers={self.workers})"
         )
 
@@ -139,16 +158,17 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
+                problems.append(f"{name} must be a number ({_shape(raw)})")
                 return default
             if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+                problems.append(f"{name} must be at least {minimum:g}")
                 return default
             return value
 
         max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
         memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
         idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
@@ -211,6 +231,7 @@ class Settings:
             max_file_bytes=int(max_file_mb * 1024 * 1024),
             dataset_memory_bytes=int(memory_mb * 1024 * 1024),
             dataset_idle_seconds=idle_minutes * 60.0,
+            dataset_max_age_seconds=max_hours * 3600.0,
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             workers=int(workers),

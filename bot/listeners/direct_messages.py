@@ -79,6 +79,7 @@ async def answer_direct_message(deps: BotDeps, body: dict[str, Any], event: dict
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=event.get("ts"),
         ),
     )
 

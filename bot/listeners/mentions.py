@@ -96,7 +96,7 @@ async def answer_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
         # Nothing in this thread: fall back on the channel's latest file, as /variance does, in a context of
         # this thread's own (overrides made here or in the thread that loaded the file stay where they were made).
         latest = deps.store.latest_in_channel(channel_key(team, channel))
-        stored = deps.store.adopt(conversation_id, latest[1]) if latest is not None else None
+        stored = deps.store.adopt(conversation_id, latest[1], owner=event.get("user")) if latest else None
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return
@@ -113,6 +113,7 @@ async def answer_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=ts,
         ),
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.answers import SHUTDOWN
 from bot.config import Settings
 from bot.files import WorkerPool
 from bot.listeners.actions import ALREADY_FINISHED
@@ -245,7 +246,8 @@ async def test_shutdown_finalises_running_answers(
         await bot.http.close()
         await runner.cleanup()  # what SIGTERM leads to in `serve`
     final = answers_in(slack, DM)[-1]
-    assert final.markdown_text is not None and final.markdown_text.endswith("_Stopped._")
+    # A restart is not the user pressing Stop: the message says why it ended and what to do.
+    assert final.markdown_text is not None and final.markdown_text.endswith(f"⚠️ {SHUTDOWN}")
     assert final.markdown_text.startswith("Line 0:")
     assert not bot.deps.tasks
     assert bot.deps.budget.schedulers() == {}  # closed after the answers' final edits
