@@ -142,13 +142,18 @@ async def with_charts(
     writer: AnswerWriter,
 ) -> AsyncIterator[AnalystEvent]:
     """Pass the run's events through; upload each chart the agent drew into the answer's thread, in a task."""
-    async for event in events:
-        if isinstance(event, ToolFinished) and event.name == "make_chart" and event.ok:
-            chart = stored.context.charts.take(event.call_id)
-            if chart is not None:
-                thread = request.thread_ts or (writer.message_ts[0] if writer.message_ts else None)
-                deps.spawn(upload_chart(deps, request, thread, chart), name="chart-upload")
-        yield event
+    try:
+        async for event in events:
+            if isinstance(event, ToolFinished) and event.name == "make_chart" and event.ok:
+                chart = stored.context.charts.take(event.call_id)
+                if chart is not None:
+                    thread = request.thread_ts or (writer.message_ts[0] if writer.message_ts else None)
+                    deps.spawn(upload_chart(deps, request, thread, chart), name="chart-upload")
+            yield event
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:  # a writer that stops early closes the run at once, not when it is collected
+            await close()
 
 
 def wants_pack(question: str) -> bool:
