@@ -144,7 +144,9 @@ class StreamedAnswer:
                     break
         except Exception as error:
             log.warning("the final message of an answer failed: %s", type(error).__name__)
-        return StreamOutcome(delivered=bool(self._stream.closed) or self.fell_back, chunks=self.chunks, final=self._shown_text)
+        return StreamOutcome(
+            delivered=bool(self._stream.closed) or self.fell_back, chunks=self.chunks, final=self._shown_text
+        )
 
 
 async def collect_answer(events: AsyncIterator[AnalystEvent]) -> str:

@@ -104,7 +104,14 @@ def _jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
         raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    return {"kty": "RSA", "use": "sig", "kid": kid, "n": b64(numbers.n), "e": b64(numbers.e), "endorsements": ["msteams"]}
+    return {
+        "kty": "RSA",
+        "use": "sig",
+        "kid": kid,
+        "n": b64(numbers.n),
+        "e": b64(numbers.e),
+        "endorsements": ["msteams"],
+    }
 
 
 def make_test_ca(directory: Path) -> tuple[Path, Path, Path]:
@@ -287,7 +294,9 @@ class FakeTeams:
         }
         payload.update(claims or {})
         if algorithm == "HS256":
-            return jwt.encode(payload, "not-a-key-but-long-enough-for-hmac-sha256!", algorithm="HS256", headers={"kid": kid})
+            return jwt.encode(
+                payload, "not-a-key-but-long-enough-for-hmac-sha256!", algorithm="HS256", headers={"kid": kid}
+            )
         signing = key if key is not None else self._key
         return jwt.encode(payload, signing, algorithm="RS256", headers={"kid": kid})
 
@@ -541,15 +550,26 @@ async def _main(port: int, file_port: int, openai_port: int, ready_file: str) ->
 
     async def message(request: web.Request) -> web.Response:
         data = await request.json()
-        files = [(f["name"], fake.host_file(f["name"], base64.b64decode(f["content_b64"]))) for f in data.get("files", [])]
-        return web.json_response(fake.message(data.get("text", ""), conversation=data["conversation"], user=data["user"], files=files))
+        files = [
+            (f["name"], fake.host_file(f["name"], base64.b64decode(f["content_b64"]))) for f in data.get("files", [])
+        ]
+        return web.json_response(
+            fake.message(data.get("text", ""), conversation=data["conversation"], user=data["user"], files=files)
+        )
 
     async def calls(request: web.Request) -> web.Response:
         origin = float(request.query.get("since", "0"))
         return web.json_response(
             [
-                {"conversation": c.conversation, "method": c.method, "status": c.status, "kind": c.kind,
-                 "text": c.text, "at": c.at - origin, "stream": c.stream_info}
+                {
+                    "conversation": c.conversation,
+                    "method": c.method,
+                    "status": c.status,
+                    "kind": c.kind,
+                    "text": c.text,
+                    "at": c.at - origin,
+                    "stream": c.stream_info,
+                }
                 for c in fake.calls
             ]
         )
@@ -563,8 +583,13 @@ async def _main(port: int, file_port: int, openai_port: int, ready_file: str) ->
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(
-            {"throttled": fake.throttled, "ignored_retry_after": fake.ignored_retry_after,
-             "token_requests": fake.token_requests, "calls": len(fake.calls), "model_requests": len(model.requests)}
+            {
+                "throttled": fake.throttled,
+                "ignored_retry_after": fake.ignored_retry_after,
+                "token_requests": fake.token_requests,
+                "calls": len(fake.calls),
+                "model_requests": len(model.requests),
+            }
         )
 
     control.router.add_post("/_control/deliver", deliver)

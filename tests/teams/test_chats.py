@@ -22,7 +22,9 @@ def _finals(teams: FakeTeams, conversation: str) -> list:  # type: ignore[type-a
 async def _send_file(teams: FakeTeams, bot: RunningBot, content: bytes, *, user: str = "user-1") -> None:
     url = teams.host_file("budget_vs_actual.csv", content, "text/csv")
     conversation = f"a:personal-{user}"
-    await teams.deliver(bot.url, teams.message("", conversation=conversation, user=user, files=[("budget_vs_actual.csv", url)]))
+    await teams.deliver(
+        bot.url, teams.message("", conversation=conversation, user=user, files=[("budget_vs_actual.csv", url)])
+    )
     await teams.wait_for(lambda t: len(_finals(t, conversation)) == 1)
     await bot.deps.idle(timeout=20)
 
@@ -143,6 +145,9 @@ async def test_bad_files_get_a_readable_answer_and_the_bot_stays_up(
     # still answering
     model.script(text("Fine now.", chunk=4))
     url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
-    await teams.deliver(bot.url, teams.message("and now?", conversation="a:bad-2", user="user-a:bad-2", files=[("budget_vs_actual.csv", url)]))
+    await teams.deliver(
+        bot.url,
+        teams.message("and now?", conversation="a:bad-2", user="user-a:bad-2", files=[("budget_vs_actual.csv", url)]),
+    )
     await teams.wait_for(lambda t: len(_finals(t, "a:bad-2")) == 2)
     assert _finals(teams, "a:bad-2")[-1].text == "Fine now."

@@ -81,8 +81,14 @@ async def test_a_stray_env_file_cannot_change_the_bots_settings(tmp_path: Path, 
             bot = f"http://127.0.0.1:{port}/api/messages"
             async with aiohttp.ClientSession() as session, session.post(bot, json=teams.message("hello")) as response:
                 assert response.status == 401  # authentication is on
-            assert await teams.deliver(bot, teams.message("hi", conversation="a:x"), token=teams.token(
-                audience="99999999-9999-4999-8999-999999999999")) == 401  # the .env app id is not ours
+            assert (
+                await teams.deliver(
+                    bot,
+                    teams.message("hi", conversation="a:x"),
+                    token=teams.token(audience="99999999-9999-4999-8999-999999999999"),
+                )
+                == 401
+            )  # the .env app id is not ours
             model.script(text("Answered by the configured model.", chunk=8))
             url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
             activity = teams.message("why?", files=[("budget_vs_actual.csv", url)])

@@ -30,7 +30,7 @@ async def test_calls_to_one_conversation_stay_inside_every_window() -> None:
             inside = [t for t in times[i:] if t < times[i] + window]
             assert len(inside) <= count, (count, window)
     # 60 per 30 s is the binding limit over a long stream
-    assert 95 <= times[-1] <= 100
+    assert 90 <= times[-1] <= 100
 
 
 async def test_conversations_are_paced_independently() -> None:
