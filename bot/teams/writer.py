@@ -172,8 +172,10 @@ def shown_text(text: str) -> str:
 # The deterministic report as an Adaptive Card
 
 
-def _money(value: Any) -> str:
-    return f"{value:,.2f}" if isinstance(value, int | float) else "n/a"
+def _money(value: Any, *, signed: bool = False) -> str:
+    if not isinstance(value, int | float):
+        return "n/a"
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
 
 
 def _pct(value: Any) -> str:
@@ -194,21 +196,21 @@ def report_card(report: Mapping[str, Any], filename: str) -> tuple[str, dict[str
     variance = totals.get("variance")
     summary = (
         f"{filename}: {actual_name} {_money(totals.get('actual'))} vs {reference} {_money(totals.get('reference'))}, "
-        f"variance {_money(variance)} ({_pct(totals.get('variance_pct'))})."
+        f"variance {_money(variance, signed=True)} ({_pct(totals.get('variance_pct'))})."
     )
     facts = [
         {"title": _shown(actual_name), "value": _money(totals.get("actual"))},
         {"title": _shown(reference), "value": _money(totals.get("reference"))},
-        {"title": "Variance", "value": f"{_money(variance)} ({_pct(totals.get('variance_pct'))})"},
+        {"title": "Variance", "value": f"{_money(variance, signed=True)} ({_pct(totals.get('variance_pct'))})"},
     ]
     if isinstance(report.get("net_impact"), int | float):
-        facts.append({"title": "Net impact on profit", "value": _money(report["net_impact"])})
+        facts.append({"title": "Net impact on profit", "value": _money(report["net_impact"], signed=True)})
     for row in report.get("by_account_type") or []:
         kind = str(row.get("account_type", "")).replace("_", " ")
         facts.append(
             {
                 "title": _shown(kind.capitalize() or "Other"),
-                "value": f"{_money(row.get('variance'))} ({_pct(row.get('variance_pct'))})",
+                "value": f"{_money(row.get('variance'), signed=True)} ({_pct(row.get('variance_pct'))})",
             }
         )
     drivers = report.get("top_drivers") or {}
@@ -236,7 +238,7 @@ def report_card(report: Mapping[str, Any], filename: str) -> tuple[str, dict[str
                 "facts": [
                     {
                         "title": _shown(_label(row, keys)),
-                        "value": f"{_money(row.get('variance'))} ({_pct(row.get('variance_pct'))})",
+                        "value": f"{_money(row.get('variance'), signed=True)} ({_pct(row.get('variance_pct'))})",
                     }
                     for row in rows[:3]
                 ],

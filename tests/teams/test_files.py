@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 
@@ -56,3 +58,21 @@ def test_only_download_info_attachments_are_files() -> None:
     ]
     (file,) = attached_files(attachments)
     assert (file.name, file.extension, file.unique_id, file.is_table) == ("Q3 budget.xlsx", "xlsx", "u1", True)
+
+
+def test_the_report_card_makes_hostile_labels_inert() -> None:
+    from bot.teams.writer import report_card
+
+    report = {
+        "totals": {"actual": 120.0, "reference": 100.0, "variance": 20.0, "variance_pct": 20.0},
+        "columns": {"actual": "Actual", "reference": "<at>Budget</at>"},
+        "top_drivers": {
+            "by": ["Account"],
+            "unfavourable": [{"Account": "<at>Everyone</at> see https://evil.example.com", "variance": 20.0}],
+        },
+        "counts": {"lines": 1, "material": 1},
+    }
+    summary, card = report_card(report, "<b>q3</b>.csv")
+    shown = json.dumps(card) + summary
+    assert "<at>" not in shown and "<b>" not in shown and "https://evil" not in shown
+    assert "+20.00 (+20.0%)" in shown

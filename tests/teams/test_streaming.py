@@ -66,7 +66,7 @@ async def test_file_alone_gets_the_report_as_an_adaptive_card(
     facts = {f["title"]: f["value"] for f in card["content"]["body"][1]["facts"]}
     assert facts["Actual"] == "49,733,395.15"
     assert facts["Budget"] == "49,109,900.00"
-    assert facts["Variance"] == "623,495.15 (+1.3%)"
+    assert facts["Variance"] == "+623,495.15 (+1.3%)"
     assert "budget_vs_actual" in final.text
     assert model.requests == []  # the report needs no model call
 
