@@ -264,4 +264,4 @@ def report_card(report: Mapping[str, Any], filename: str) -> tuple[str, dict[str
         "version": "1.5",
         "body": body,
     }
-    return summary, {"contentType": CARD_TYPE, "content": card}
+    return _shown(summary), {"contentType": CARD_TYPE, "content": card}
