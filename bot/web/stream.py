@@ -1,0 +1,74 @@
+"""The web surface's writer side: Server-Sent Events frames, and model text made inert while it streams.
+
+:func:`bot.textfilter.neutralise` works on whole text: whether ``example`` becomes a domain name or ``@chan`` a
+broadcast depends on what follows. :class:`InertText` therefore holds back the last word of the streamed text and
+emits only a prefix whose neutralised form can no longer change (up to the last whitespace), so every byte the page receives is exactly what
+neutralising the whole answer at the end would have produced, and nothing is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.textfilter import neutralise
+
+
+def sse_frame(data: dict[str, Any], *, event: str | None = None) -> bytes:
+    """One SSE event: an optional ``event:`` line and one ``data:`` line of compact JSON (which never contains a
+    raw newline, so a single data line always carries the whole payload)."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+def _safe_cut(raw: str) -> int:
+    """The end of the longest prefix of ``raw`` whose neutralisation is final: the start of the last run of
+    whitespace. Every rule of the filter decides from the word it is in plus, at most, one run of whitespace and
+    the character after it; a decision that waits on that run only ever inserts at or after the run's start."""
+    index = len(raw) - 1
+    while index >= 0 and not raw[index].isspace():
+        index -= 1
+    while index > 0 and raw[index - 1].isspace():
+        index -= 1
+    return max(index, 0)
+
+
+class InertText:
+    """Neutralise text that arrives in pieces. ``feed()`` returns what may be sent now; ``flush()`` the rest.
+
+    Use one instance per stretch of model text (a turn between tool calls); the concatenation of everything
+    returned equals ``neutralise(all the text fed)``.
+    """
+
+    def __init__(self) -> None:
+        self._raw = ""
+        self._sent = ""  # neutralise(self._raw[:cut]) for the last cut sent
+
+    @property
+    def raw(self) -> str:
+        return self._raw
+
+    def feed(self, text: str) -> str:
+        self._raw += text
+        cut = _safe_cut(self._raw)
+        if cut == 0:
+            return ""
+        prefix = neutralise(self._raw[:cut])
+        # Belt and braces: only ever extend what was sent, and only with what the whole text agrees with.
+        if len(prefix) <= len(self._sent) or not neutralise(self._raw).startswith(prefix):
+            return ""
+        return self._extend(prefix)
+
+    def flush(self) -> str:
+        """Everything not yet sent (the text is complete)."""
+        return self._extend(neutralise(self._raw))
+
+    def _extend(self, target: str) -> str:
+        if not target.startswith(self._sent):  # cannot happen with the filter's rules; never resend text
+            return ""
+        out, self._sent = target[len(self._sent) :], target
+        return out
