@@ -187,7 +187,7 @@
         return [typeName(row.account_type), amount(row.actual), amount(row.reference), signed(row.variance),
           percent(row.variance_pct), row.favourable];
       });
-      root.append(table(["Type", "Actual", capitalise(refWord), "Variance", "Var %", ""], rows));
+      root.append(table(["Type", "Actual", capitalise(refWord), "Variance", "Var %", "F/U"], rows));
     }
 
     const drivers = report.top_drivers || {};
@@ -196,7 +196,7 @@
       const list = (pair[1] || []).filter(function (row) { return !row.more; }).slice(0, 5);
       if (!list.length) return;
       root.append(el("h3", "", pair[0]));
-      root.append(table(["Line", "Variance", "Var %", ""], list.map(function (row) {
+      root.append(table(["Line", "Variance", "Var %", "F/U"], list.map(function (row) {
         const label = keys.map(function (key) { return row[key]; }).filter(Boolean).join(" · ") || "(total)";
         return [label, signed(row.variance), percent(row.variance_pct), row.favourable, row.material];
       })));
@@ -207,6 +207,7 @@
       notes.push(whole.format(counts.material || 0) + " of " + whole.format(counts.lines) + " lines are material" +
         (report.materiality ? " (" + materialityText(report.materiality) + ")" : "") + ".");
     }
+    notes.push("F = favourable, U = unfavourable: revenue above " + refWord + " or costs below it is favourable.");
     if (counts.excluded_rows) notes.push(whole.format(counts.excluded_rows) + " total/subtotal rows were left out of the sums, so nothing is double-counted.");
     (report.warnings || []).slice(0, 4).forEach(function (warning) { notes.push(warning); });
     if (notes.length) {
@@ -232,34 +233,39 @@
     return tile;
   }
 
-  // rows: [label, ...numbers, favourable(bool|null), material(bool, optional)]
+  // rows: [label, ...numbers, favourable(bool|null), material(bool, optional)]. The last header is the F/U column:
+  // F (favourable) or U (unfavourable), as variance reports write it, with the word for screen readers.
   function table(headers, rows) {
     const wrap = el("div", "table-wrap");
     const t = el("table");
     const head = el("thead");
     const headRow = el("tr");
     headers.forEach(function (name, index) {
-      const th = cell("th", name, index > 0 && index < headers.length - 1 ? "num" : "");
+      const th = cell("th", name, index > 0 && index < headers.length - 1 ? "num" : index === headers.length - 1 ? "verdict" : "");
       th.scope = "col";
       headRow.append(th);
     });
-    if (headers[headers.length - 1] === "") headRow.lastChild.append(el("span", "visually-hidden", "Assessment"));
     head.append(headRow);
     const body = el("tbody");
     rows.forEach(function (row) {
       const tr = el("tr");
       const numbers = headers.length - 2;
-      tr.append(cell("td", row[0]));
       const favourable = row[numbers + 1];
+      const label = cell("td", row[0]);
+      if (row[numbers + 2] === true) label.append(document.createTextNode(" "), el("span", "badge material", "Material"));
+      tr.append(label);
       for (let i = 1; i <= numbers; i += 1) {
         let className = "num";
         if (headers[i] === "Variance" && typeof favourable === "boolean") className += favourable ? " good" : " bad";
         tr.append(cell("td", row[i], className));
       }
-      const verdict = el("td");
-      if (favourable === true) verdict.append(el("span", "badge good", "Favourable"));
-      if (favourable === false) verdict.append(el("span", "badge bad", "Unfavourable"));
-      if (row[numbers + 2] === true) verdict.append(document.createTextNode(" "), el("span", "badge material", "Material"));
+      const verdict = el("td", "verdict");
+      if (typeof favourable === "boolean") {
+        const badge = el("span", "badge " + (favourable ? "good" : "bad"), favourable ? "F" : "U");
+        badge.setAttribute("aria-hidden", "true");
+        badge.title = favourable ? "Favourable" : "Unfavourable";
+        verdict.append(badge, el("span", "visually-hidden", favourable ? "Favourable" : "Unfavourable"));
+      }
       tr.append(verdict);
       body.append(tr);
     });
