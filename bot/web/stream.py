@@ -1,8 +1,8 @@
 """The web surface's writer side: Server-Sent Events frames, and model text made inert while it streams.
 
 :func:`bot.textfilter.neutralise` works on whole text: whether ``example`` becomes a domain name or ``@chan`` a
-broadcast depends on what follows. :class:`InertText` therefore holds back the last word of the streamed text and
-emits only a prefix whose neutralised form can no longer change (up to the last whitespace), so every byte the page receives is exactly what
+broadcast depends on what follows. :class:`InertText` therefore holds back the text after the last whitespace and
+emits only a prefix whose neutralised form can no longer change, so every byte the page receives is exactly what
 neutralising the whole answer at the end would have produced, and nothing is ever sent twice.
 """
 

@@ -221,7 +221,10 @@ new MutationObserver(() => {
 CONTRAST_FAILURES = """
 function rgb(value) { const m = value.match(/[\\d.]+/g) || ['0','0','0','0']; return m.map(Number); }
 function lum(c) {
-  const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+  const [r, g, b] = c.slice(0, 3).map((v) => {
+    v /= 255;
+    return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
   return 0.2126 * r + 0.7152 * g + 0.0722 * b;
 }
 function background(node) {
@@ -240,7 +243,9 @@ document.querySelectorAll('body *').forEach((node) => {
   const fg = lum(rgb(style.color)), bg = lum(background(node));
   const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
   const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && +style.fontWeight >= 700);
-  if (ratio < (large ? 3 : 4.5)) failures.push(node.tagName + '.' + node.className + ' "' + node.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  if (ratio < (large ? 3 : 4.5)) {
+    failures.push(`${node.tagName}.${node.className} "${node.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+  }
 });
 return failures;
 """
@@ -273,7 +278,8 @@ def _ask_with_keyboard(driver: Any, question: str) -> None:
 
 def _answer_state(driver: Any) -> str | None:
     return driver.execute_script(
-        "const a = document.querySelectorAll('article.answer'); return a.length ? a[a.length - 1].dataset.state || null : null;"
+        "const a = document.querySelectorAll('article.answer');"
+        "return a.length ? a[a.length - 1].dataset.state || null : null;"
     )
 
 
