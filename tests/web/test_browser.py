@@ -24,7 +24,7 @@ from analyst.agent import AgentSettings
 from bot.files import WorkerPool
 from bot.web.app import STATE_KEY, create_web_app
 from bot.web.settings import WebSettings
-from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, hang, text, tool_call
+from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, error, hang, text, tool_call
 from tests.web.helpers import EXAMPLE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -117,6 +117,8 @@ class LiveServer:
         )
         if self.scenario == "hang":
             return hang("Let me look at the marketing lines ")
+        if self.scenario == "fail":
+            return error(503)
         if not after_tool:
             return tool_call("breakdown", {"by": ["Department"]})
         return text(ANSWER, chunk=8, delay=0.04 if self.scenario == "slow" else 0.005)
@@ -410,3 +412,38 @@ def test_unreadable_upload_shows_the_servers_message(browser: Any, live: LiveSer
     assert "error" in status.get_attribute("class")
     assert browser.find_element(By.ID, "question").get_attribute("disabled") is not None
 
+
+
+def test_a_file_dropped_on_the_page_is_read(browser: Any, live: LiveServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(live.url + "/")
+    browser.execute_script(
+        """
+        const file = new File([arguments[0]], arguments[1], {type: 'text/csv'});
+        const transfer = new DataTransfer();
+        transfer.items.add(file);
+        const zone = document.getElementById('dropzone');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }
+        """,
+        EXAMPLE.read_text(encoding="utf-8"),
+        EXAMPLE.name,
+    )
+    _wait(browser, lambda d: d.find_element(By.ID, "report").is_displayed())
+    assert "budget_vs_actual.csv" in browser.find_element(By.ID, "report").text
+    assert browser.find_element(By.ID, "question").get_attribute("disabled") is None
+
+
+def test_a_model_failure_is_shown_and_the_stream_closed(browser: Any, live: LiveServer) -> None:
+    from selenium.webdriver.common.by import By
+
+    live.scenario = "fail"
+    _open_and_upload(browser, live)
+    _ask_with_keyboard(browser, "Why is marketing over budget?")
+    _wait(browser, lambda d: _answer_state(d) == "error")
+    state_line = browser.find_element(By.CSS_SELECTOR, "article.answer .answer-state")
+    assert state_line.is_displayed() and state_line.text and "Traceback" not in state_line.text
+    assert browser.execute_script("return window.__sources.map(s => s.readyState)") == [2]
+    assert browser.find_element(By.ID, "ask").is_enabled()

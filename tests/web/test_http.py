@@ -300,3 +300,22 @@ def _fields(settings) -> dict:
 
 async def test_unused_helpers_compile(web_chat) -> None:
     assert collect_stream and aiohttp
+
+
+async def test_shutdown_ends_a_running_answer_with_an_error_event(web_chat, fake: FakeOpenAI) -> None:
+    fake.script(hang("Looking "))
+    dataset = await upload_example(web_chat.http, web_chat.url)
+    params = {"message": "Why?", "dataset": dataset}
+    events = []
+    async with web_chat.http.get(f"{web_chat.url}/api/chat/stream", params=params) as response:
+        async with asyncio.timeout(20):
+            cleanup = None
+            async for event in sse_events(response):
+                events.append(event)
+                if event.data and "delta" in event.data and cleanup is None:
+                    cleanup = asyncio.ensure_future(web_chat.runner.cleanup())
+            await cleanup
+    events = without_comments(events)
+    assert deltas(events) == "Looking "
+    assert events[-1].event == "error" and "restarting" in events[-1].data["error"]
+    await fake.wait_for(lambda f: f.streams_open == 0, timeout=10)
