@@ -385,6 +385,7 @@ def test_dropped_connection_reconnects_without_duplicated_text(
     body = (By.CSS_SELECTOR, "article.answer .answer-body")
     _wait(browser, lambda d: "Marketing spent" in d.find_element(*body).text)
     assert browser.find_element(By.ID, "stop").is_displayed()
+    assert not browser.find_element(By.ID, "suggestions").is_displayed()
     _save(browser, screenshots, "web-chat-streaming.png")
     assert live.drop_connections() >= 1
     _wait(browser, lambda d: "Reconnecting" in d.find_element(By.CSS_SELECTOR, "article.answer").text)
