@@ -41,12 +41,13 @@ class InertText:
     """Neutralise text that arrives in pieces. ``feed()`` returns what may be sent now; ``flush()`` the rest.
 
     Use one instance per stretch of model text (a turn between tool calls); the concatenation of everything
-    returned equals ``neutralise(all the text fed)``.
+    returned equals ``neutralise(all the text fed)``. Each step neutralises only a window (the word before the
+    last cut and the new text), so an answer costs time in proportion to its length, not its square.
     """
 
     def __init__(self) -> None:
         self._raw = ""
-        self._sent = ""  # neutralise(self._raw[:cut]) for the last cut sent
+        self._cut = 0  # raw text before this position has been sent, neutralised
 
     @property
     def raw(self) -> str:
@@ -55,20 +56,21 @@ class InertText:
     def feed(self, text: str) -> str:
         self._raw += text
         cut = _safe_cut(self._raw)
-        if cut == 0:
-            return ""
-        prefix = neutralise(self._raw[:cut])
-        # Belt and braces: only ever extend what was sent, and only with what the whole text agrees with.
-        if len(prefix) <= len(self._sent) or not neutralise(self._raw).startswith(prefix):
-            return ""
-        return self._extend(prefix)
+        return self._advance(cut) if cut > self._cut else ""
 
     def flush(self) -> str:
         """Everything not yet sent (the text is complete)."""
-        return self._extend(neutralise(self._raw))
+        return self._advance(len(self._raw)) if len(self._raw) > self._cut else ""
 
-    def _extend(self, target: str) -> str:
-        if not target.startswith(self._sent):  # cannot happen with the filter's rules; never resend text
-            return ""
-        out, self._sent = target[len(self._sent) :], target
-        return out
+    def _advance(self, cut: int) -> str:
+        # The window starts at the word that ends at the last cut: every decision the filter makes at or after
+        # that cut looks back at most into that word ("]" before "(", a scheme before ":", a domain name).
+        start = self._cut
+        while start > 0 and not self._raw[start - 1].isspace():
+            start -= 1
+        before = neutralise(self._raw[start : self._cut])
+        window = neutralise(self._raw[start:cut])
+        if not window.startswith(before):  # cannot happen with the filter's rules; never resend text
+            window, before = neutralise(self._raw[:cut]), neutralise(self._raw[: self._cut])
+        self._cut = cut
+        return window[len(before) :]

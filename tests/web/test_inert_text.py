@@ -9,7 +9,8 @@ from bot.textfilter import neutralise
 from bot.web.stream import InertText, sse_frame
 
 PIECES = ["@channel", "@here", "evil.example.com", "https", "://", ":", "javascript", "<", "b>", "](", "[x]",
-          "(", " ", "\n", "  ", "ok", "Q3", ".", "co", "m", "@", "all", "] (", "x.io/p", "Total", "1,234.56"]
+          "(", " ", "\n", "  ", "ok", "Q3", ".", "co", "m", "@", "all", "] (", "x.io/p", "Total", "1,234.56",
+          "\u200b", "|", "---:", "**", "mailto", "tel", "ftp", "www", "a.b.c", "\t", "-", "<@U1>", "<!here>"]
 
 
 def stream(pieces: list[str]) -> str:
