@@ -8,9 +8,10 @@ Routes (the contract):
   asks before it reconnects).
 - ``GET /api/chat/stream?message=<text>&dataset=<id>[&conversation=<id>]`` → ``text/event-stream``: unnamed events
   ``{"delta": "<text>"}``, ``event: tool`` ``{"tool_name", "status": "started"|"finished", "label"}``, then
-  either ``{"done": true, "conversation": "<id>"}`` or ``event: error`` ``{"error": "<readable>"}``, and the
-  stream ends. ``: keep-alive`` comments while nothing else is sent (tools running, a slow model). A client that
-  disconnects cancels the run. ``file_path`` → 400; unknown dataset → 404.
+  either ``{"done": true, "conversation": "<id>"}`` (with ``"final"`` when the completed answer differs from the
+  streamed text) or ``event: error`` ``{"error": "<readable>"}``, and the stream ends. ``: keep-alive`` comments
+  while nothing else is sent (tools running, a slow model). A client that disconnects cancels the run.
+  ``file_path`` → 400; unknown dataset → 404.
 
 Every ``/api/`` request is checked here: the access token when one is set (``Authorization: Bearer`` or
 ``?token=``), same-origin only (a page on another site cannot drive the chat), and, when no token is set, a
@@ -213,6 +214,9 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except web.HTTPException as error:
         status = error.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (nginx's code for it)
         raise
     except Exception:
         log.exception("web request failed: %s %s", request.method, request.path)
@@ -435,7 +439,9 @@ class _Answer:
             else:
                 await self._fail(neutralise(event.user_message), f"failed:{event.kind.value}")
             return True
-        # Other events (charts, when the analyst emits them) get their own named SSE events here.
+        # The hook for events beyond text and tools: a chart (when the analyst emits one) becomes
+        # `event: chart` {"url": "/api/charts/<id>.png", "alt": "..."}, which the page already shows inline
+        # (EXTRA_EVENTS in static/app.js). Unknown events are skipped, never sent raw.
         return False
 
     async def _end_segment(self) -> None:
