@@ -333,11 +333,12 @@ def test_upload_ask_and_read_a_streamed_markdown_answer(browser: Any, live: Live
     _save(browser, screenshots, "web-chat-answer.png")
 
 
-def test_keyboard_focus_is_visible(browser: Any, live: LiveServer) -> None:
+def test_keyboard_focus_is_visible(browser: Any, live: LiveServer, screenshots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     browser.get(live.url + "/")
+    assert browser.execute_script(CONTRAST_FAILURES) == []
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)  # the skip link comes first
     assert browser.switch_to.active_element.get_attribute("class") == "skip-link"
@@ -348,6 +349,7 @@ def test_keyboard_focus_is_visible(browser: Any, live: LiveServer) -> None:
         "const s = getComputedStyle(document.activeElement); return [s.outlineStyle, parseFloat(s.outlineWidth)]"
     )
     assert outline[0] != "none" and outline[1] >= 2
+    _save(browser, screenshots, "web-chat-start.png")
 
 
 def test_stop_ends_the_answer_and_the_model_call(browser: Any, live: LiveServer) -> None:

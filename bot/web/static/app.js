@@ -132,6 +132,10 @@
       setUploadStatus(data.error || "The server refused the file (HTTP " + response.status + ").", true);
       return;
     }
+    if (state.dataset && els.conversation.querySelector("article.answer")) {
+      // Questions from here on are about the new file, in a new conversation.
+      els.conversation.append(el("p", "file-divider", "Now analysing " + file.name));
+    }
     state.dataset = data.dataset;
     state.filename = file.name;
     state.conversation = null;
