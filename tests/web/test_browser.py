@@ -103,7 +103,7 @@ class LiveServer:
     def __init__(self, workers: WorkerPool, data_dir: Path) -> None:
         self.workers = workers
         self.data_dir = data_dir
-        self.scenario = "answer"  # what the fake model does: answer | hang | slow
+        self.scenario = "answer"  # what the fake model does: answer | hang | slow | fail
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="web-test-server", daemon=True)
         self.fake: FakeOpenAI | None = None
@@ -121,7 +121,10 @@ class LiveServer:
             return error(503)
         if not after_tool:
             return tool_call("breakdown", {"by": ["Department"]})
-        return text(ANSWER, chunk=8, delay=0.04 if self.scenario == "slow" else 0.005)
+        if self.scenario == "slow":  # slow once (about 12 s, time to cut the connection), then quick
+            self.scenario = "answer"
+            return text(ANSWER, chunk=8, delay=0.1)
+        return text(ANSWER, chunk=8, delay=0.005)
 
     def call(self, make: Callable[[], Any], timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(make(), self.loop).result(timeout)
@@ -208,14 +211,20 @@ TRACK_EVENT_SOURCES = """
 })();
 """
 
-# Records every label the tool indicator shows while it is visible.
+# Records every label the tool indicator shows while it is visible, and every answer state line shown
+# ("Reconnecting in 1 s…"), however briefly.
 RECORD_TOOL_LABELS = """
 window.__toolLabels = [];
-new MutationObserver(() => {
-  document.querySelectorAll('.tool-indicator:not([hidden]) .tool-label').forEach((node) => {
+window.__states = [];
+function record(list, selector) {
+  document.querySelectorAll(selector).forEach((node) => {
     const label = node.textContent;
-    if (window.__toolLabels[window.__toolLabels.length - 1] !== label) window.__toolLabels.push(label);
+    if (label && list[list.length - 1] !== label) list.push(label);
   });
+}
+new MutationObserver(() => {
+  record(window.__toolLabels, '.tool-indicator:not([hidden]) .tool-label');
+  record(window.__states, '.answer-state:not([hidden])');
 }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
 """
 
@@ -390,8 +399,9 @@ def test_dropped_connection_reconnects_without_duplicated_text(
     assert not browser.find_element(By.ID, "suggestions").is_displayed()
     _save(browser, screenshots, "web-chat-streaming.png")
     assert live.drop_connections() >= 1
-    _wait(browser, lambda d: "Reconnecting" in d.find_element(By.CSS_SELECTOR, "article.answer").text)
     _wait(browser, lambda d: _answer_state(d) == "done")
+    states = browser.execute_script("return window.__states")
+    assert any(state.startswith("Connection lost. Reconnecting in") for state in states), states
     answer = browser.find_element(*body)
     assert answer.text.count(UNIQUE_SENTENCE) == 1
     assert len(answer.find_elements(By.TAG_NAME, "h2")) == 1
