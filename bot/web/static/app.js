@@ -179,7 +179,13 @@
     if (report.net_impact !== undefined && report.net_impact !== null) {
       const good = report.favourable === true;
       const verdict = report.favourable === null || report.favourable === undefined ? "" : good ? "favourable" : "unfavourable";
-      const tile = kpi("Effect on profit", compact(report.net_impact, true), verdict ? capitalise(verdict) : "");
+      const headline = report.headline || {};
+      let detail = verdict ? capitalise(verdict) : "";
+      if (headline.measure === "effect_on_profit" && typeof headline.value_pct === "number") {
+        const adjective = { budget: "budgeted", plan: "planned", prior: "prior-period" }[refWord] || refWord;
+        detail += (detail ? ", " : "") + percent(headline.value_pct) + " of " + adjective + " profit";
+      }
+      const tile = kpi("Effect on profit", compact(report.net_impact, true), detail);
       if (verdict) tile.classList.add(good ? "good" : "bad");
       kpis.append(tile);
     }
