@@ -59,6 +59,7 @@ SCOPE = "web"
 MAX_QUESTION_CHARS = 4000
 _ID = re.compile(r"[0-9a-f]{32}")
 _STOP_GRACE_S = 5.0
+PURGE_INTERVAL_S = 3600.0
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -104,6 +105,7 @@ class WebState:
     owns_workers: bool
     runs: set[Any] = field(default_factory=set)  # the analyst runs streaming now (cancelled at shutdown)
     closing: bool = False
+    purging: asyncio.Task[None] | None = None
 
 
 STATE_KEY = web.AppKey("web_state", WebState)
@@ -142,7 +144,9 @@ def create_web_app(
     state = WebState(
         settings=settings,
         store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes, idle_seconds=settings.dataset_idle_seconds
+            memory_cap_bytes=settings.dataset_memory_bytes,
+            idle_seconds=settings.dataset_idle_seconds,
+            max_age_seconds=settings.dataset_max_age_seconds,
         ),
         workers=workers or WorkerPool(worker_count(settings.workers)),
         limits=limits or RunLimits(settings.limits),
@@ -169,6 +173,33 @@ async def _on_startup(app: web.Application) -> None:
     await state.workers.warm_up()
     # The agents SDK takes about 2 s to import: do it now, off the loop, not on the first question.
     await asyncio.to_thread(importlib.import_module, "analyst.agent")
+    if state.settings.agent is not None:
+        # The conversation memory is the Slack bot's (same file): the same retention, whichever process runs.
+        await _purge_expired(state)
+        state.purging = asyncio.get_running_loop().create_task(_purge_loop(state), name="web-retention")
+
+
+async def _purge_expired(state: WebState) -> None:
+    from analyst import memory
+
+    agent = state.settings.agent
+    if agent is None:
+        return
+    try:
+        forgotten = await asyncio.to_thread(
+            memory.purge_older_than, memory.db_path(agent.data_dir), agent.retention_days * 86400.0
+        )
+    except Exception as error:  # housekeeping: the next pass tries again
+        log.warning("retention purge failed: %s", type(error).__name__)
+        return
+    if forgotten.items:
+        log_line("privacy", surface="web", action="retention", items=forgotten.items)
+
+
+async def _purge_loop(state: WebState) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_S)
+        await _purge_expired(state)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -181,6 +212,10 @@ async def _on_shutdown(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     state = app[STATE_KEY]
+    if state.purging is not None:
+        state.purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await state.purging
     if state.owns_workers:
         state.workers.shutdown()
 

@@ -7,7 +7,9 @@ Environment (besides the analyst's ``OPENAI_*``, ``VARIANCE_MODEL``, ``VARIANCE_
   ``/api/`` request must carry it (``Authorization: Bearer <token>`` or ``?token=<token>``). At least 16
   characters.
 - ``VARIANCE_MAX_FILE_MB`` (50), ``VARIANCE_DATASET_MEMORY_MB`` (1024), ``VARIANCE_DATASET_IDLE_MINUTES`` (120),
-  ``VARIANCE_WORKERS`` (2): the same file, memory and worker limits as the Slack bot.
+  ``VARIANCE_DATASET_MAX_HOURS`` (24), ``VARIANCE_WORKERS`` (2): the same file, memory and worker limits as the
+  Slack bot; ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10),
+  ``VARIANCE_WORKSPACE_MAX_RUNNING`` (20): the same answer limits (0 turns one off), per client address.
 
 Without ``OPENAI_API_KEY`` the page still uploads files and shows their report; a question then ends with an
 error event saying which variable to set.
@@ -52,6 +54,7 @@ class WebSettings:
     max_file_bytes: int = 50 * 1024 * 1024
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
+    dataset_max_age_seconds: float = 24 * 3600.0
     workers: int = 2
     limits: LimitSettings = field(default_factory=LimitSettings)
     # Seconds without an event before the stream sends an SSE comment, so proxies and browsers keep it open.
@@ -95,7 +98,24 @@ class WebSettings:
         max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
         memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
         idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
+
+        def count(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit():
+                problems.append(f"{name} must be a whole number (0 turns the limit off), got {raw[:40]!r}")
+                return default
+            return int(raw)
+
+        defaults = LimitSettings()
+        limits = LimitSettings(
+            user_max_running=count("VARIANCE_USER_MAX_RUNNING", defaults.user_max_running),
+            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", defaults.user_questions_per_min),
+            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", defaults.workspace_max_running),
+        )
 
         agent = None
         try:
@@ -114,6 +134,8 @@ class WebSettings:
             max_file_bytes=int(max_file_mb * 1024 * 1024),
             dataset_memory_bytes=int(memory_mb * 1024 * 1024),
             dataset_idle_seconds=idle_minutes * 60.0,
+            dataset_max_age_seconds=max_hours * 3600.0,
             workers=int(workers),
+            limits=limits,
             agent=agent,
         )

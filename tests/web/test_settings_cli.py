@@ -94,3 +94,15 @@ def test_web_command_serves_until_sigterm(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_answer_limits_and_dataset_age_come_from_the_bots_variables() -> None:
+    from bot.limits import LimitSettings
+
+    env = {"VARIANCE_USER_MAX_RUNNING": "0", "VARIANCE_USER_QUESTIONS_PER_MIN": "3", "VARIANCE_DATASET_MAX_HOURS": "2"}
+    settings = WebSettings.from_env(env)
+    assert settings.limits == LimitSettings(user_max_running=0, user_questions_per_min=3, workspace_max_running=20)
+    assert settings.dataset_max_age_seconds == 7200.0
+    with pytest.raises(ConfigError) as raised:
+        WebSettings.from_env({"VARIANCE_WORKSPACE_MAX_RUNNING": "lots"})
+    assert "VARIANCE_WORKSPACE_MAX_RUNNING" in str(raised.value)
