@@ -1,9 +1,10 @@
 """The web surface's writer side: Server-Sent Events frames, and model text made inert while it streams.
 
-:func:`bot.textfilter.neutralise` works on whole text: whether ``example`` becomes a domain name or ``@chan`` a
-broadcast depends on what follows. :class:`InertText` therefore holds back the text after the last whitespace and
-emits only a prefix whose neutralised form can no longer change, so every byte the page receives is exactly what
-neutralising the whole answer at the end would have produced, and nothing is ever sent twice.
+:func:`bot.textfilter.neutralise` works on whole text: whether ``example`` becomes a domain name, ``@chan`` a
+mention or ``https :`` a scheme depends on what follows, up to the next word. :class:`InertText` therefore holds
+back the last complete word and whatever follows it, and emits only a prefix whose neutralised form can no longer
+change, so the page receives exactly what neutralising the whole answer at the end would produce, and nothing is
+ever sent twice.
 """
 
 from __future__ import annotations
@@ -26,23 +27,38 @@ KEEP_ALIVE = b": keep-alive\n\n"
 
 
 def _safe_cut(raw: str) -> int:
-    """The end of the longest prefix of ``raw`` whose neutralisation is final: the start of the last run of
-    whitespace. Every rule of the filter decides from the word it is in plus, at most, one run of whitespace and
-    the character after it; a decision that waits on that run only ever inserts at or after the run's start."""
-    index = len(raw) - 1
-    while index >= 0 and not raw[index].isspace():
+    """The end of the longest prefix of ``raw`` whose neutralisation is final: the start of the whitespace before
+    the last complete word. Every rule of the filter decides from the word it is in, the word before it, and at
+    most the next word (``]`` before ``(``, a scheme before ``:`` and ``//``)."""
+    index = len(raw)
+    while index > 0 and not raw[index - 1].isspace():  # a word still being written
         index -= 1
     while index > 0 and raw[index - 1].isspace():
         index -= 1
-    return max(index, 0)
+    while index > 0 and not raw[index - 1].isspace():  # the last complete word: the lookahead of the rest
+        index -= 1
+    while index > 0 and raw[index - 1].isspace():
+        index -= 1
+    return index
+
+
+def _output_offset(raw: str, out: str, position: int) -> int:
+    """Where ``raw[:position]`` ends in ``out`` (``raw`` with zero-width spaces inserted), before any inserted at
+    ``position`` itself."""
+    i = j = 0
+    while i < position:
+        if out[j] == raw[i]:
+            i += 1
+        j += 1
+    return j
 
 
 class InertText:
     """Neutralise text that arrives in pieces. ``feed()`` returns what may be sent now; ``flush()`` the rest.
 
     Use one instance per stretch of model text (a turn between tool calls); the concatenation of everything
-    returned equals ``neutralise(all the text fed)``. Each step neutralises only a window (the word before the
-    last cut and the new text), so an answer costs time in proportion to its length, not its square.
+    returned equals ``neutralise(all the text fed)``. Each step neutralises only a window (from the word before
+    the last cut to the end), so an answer costs time in proportion to its length, not its square.
     """
 
     def __init__(self) -> None:
@@ -63,14 +79,14 @@ class InertText:
         return self._advance(len(self._raw)) if len(self._raw) > self._cut else ""
 
     def _advance(self, cut: int) -> str:
-        # The window starts at the word that ends at the last cut: every decision the filter makes at or after
-        # that cut looks back at most into that word ("]" before "(", a scheme before ":", a domain name).
+        # The window starts at the word that ends at the last cut (the left context of every decision after it)
+        # and runs to the end of the text (their right context).
         start = self._cut
         while start > 0 and not self._raw[start - 1].isspace():
             start -= 1
-        before = neutralise(self._raw[start : self._cut])
-        window = neutralise(self._raw[start:cut])
-        if not window.startswith(before):  # cannot happen with the filter's rules; never resend text
-            window, before = neutralise(self._raw[:cut]), neutralise(self._raw[: self._cut])
+        window = self._raw[start:]
+        out = neutralise(window)
+        begin = _output_offset(window, out, self._cut - start)
+        end = len(out) if cut == len(self._raw) else _output_offset(window, out, cut - start)
         self._cut = cut
-        return window[len(before) :]
+        return out[begin:end]

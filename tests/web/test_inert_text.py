@@ -10,7 +10,8 @@ from bot.web.stream import InertText, sse_frame
 
 PIECES = ["@channel", "@here", "evil.example.com", "https", "://", ":", "javascript", "<", "b>", "](", "[x]",
           "(", " ", "\n", "  ", "ok", "Q3", ".", "co", "m", "@", "all", "] (", "x.io/p", "Total", "1,234.56",
-          "\u200b", "|", "---:", "**", "mailto", "tel", "ftp", "www", "a.b.c", "\t", "-", "<@U1>", "<!here>"]
+          "\u200b", "|", "---:", "**", "mailto", "tel", "ftp", "www", "a.b.c", "\t", "-", "<@U1>", "<!here>",
+          "//", "foo", " : ", "]", "@john.doe", "q3.csv", "пример.рф"]
 
 
 def stream(pieces: list[str]) -> str:
@@ -30,9 +31,17 @@ def test_any_split_gives_the_whole_texts_neutralisation(parts: list[str], data: 
 
 def test_text_streams_word_by_word_not_at_the_end() -> None:
     inert = InertText()
-    assert inert.feed("Marketing is ") == "Marketing is"
-    assert inert.feed("over budget") == " over"
-    assert inert.flush() == " budget"
+    assert inert.feed("Marketing is ") == "Marketing"  # the last complete word waits for the next one
+    assert inert.feed("over budget") == " is"
+    assert inert.feed(" by 4.8% ") == " over budget by"
+    assert inert.flush() == " 4.8% "
+
+
+def test_a_scheme_decided_by_the_next_word_is_never_sent_twice() -> None:
+    inert = InertText()
+    pieces = ["see https:", " ", "//x", " ok"]
+    out = "".join(inert.feed(p) for p in pieces) + inert.flush()
+    assert out == neutralise("see https: //x ok")
 
 
 def test_a_split_domain_is_still_broken() -> None:
