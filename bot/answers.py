@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -31,13 +30,13 @@ from bot.files import (
     FileRejected,
     ReadResult,
     SlackFile,
-    WorkerPool,
     build_report_markdown,
     download,
     read_table,
 )
 from bot.logs import AnswerLog
 from bot.render import DEFAULT_LIMITS, AnswerOutcome, AnswerWriter, BudgetLimit, DeliveryError, SlackBudget
+from bot.workers import JobTimedOut, PoolClosed, WorkerFailed, WorkerOutOfMemory, WorkerPool
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -209,8 +208,37 @@ async def resolve_file(deps: BotDeps, file: SlackFile) -> SlackFile:
     return SlackFile.from_object(obj) if isinstance(obj, dict) else file
 
 
-async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_entry: AnswerLog) -> StoredDataset:
-    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected."""
+def _reader_failed(error: WorkerFailed, name: str) -> FileRejected:
+    """What the person who sent the file is told when its reader was stopped or lost."""
+    if isinstance(error, JobTimedOut):
+        message = (
+            f"Reading {name} took longer than {error.seconds:g} seconds, so I stopped. Send a smaller export "
+            "(fewer lines or periods, or just the sheet with the table), or save it as CSV."
+        )
+    elif isinstance(error, WorkerOutOfMemory):
+        limit = f" ({error.limit_mb} MB)" if error.limit_mb else ""
+        message = (
+            f"Reading {name} needed more memory than I allow for one file{limit}, so I stopped. Send a smaller "
+            "export (fewer lines or periods, or just the sheet with the table)."
+        )
+    elif isinstance(error, PoolClosed):
+        message = SHUTDOWN
+    else:
+        message = f"Something went wrong while reading {name}, so I stopped. Try again, or send it as CSV."
+    return FileRejected(message, reason=error.reason)
+
+
+async def load_file(
+    deps: BotDeps,
+    request: AnswerRequest,
+    file: SlackFile,
+    log_entry: AnswerLog,
+    *,
+    on_wait: Callable[[int], object] | None = None,
+) -> StoredDataset:
+    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected.
+
+    ``on_wait(place)`` is called while every reader is busy (see :meth:`WorkerPool.run`)."""
     started = asyncio.get_running_loop().time()
     try:
         file = await resolve_file(deps, file)
@@ -229,13 +257,10 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
     log_entry.file_bytes = len(content)
     try:
         result: ReadResult = await deps.workers.run(
-            read_table, content, file.name, settings.max_file_bytes, request.wants_report
+            read_table, content, file.name, settings.max_file_bytes, request.wants_report, on_wait=on_wait
         )
-    except BrokenProcessPool as error:  # the reader died (out of memory, killed): the pool is renewed
-        raise FileRejected(
-            f"I ran out of room while reading {file.name}. Try a smaller export (fewer lines or periods).",
-            reason="worker_died",
-        ) from error
+    except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
+        raise _reader_failed(error, file.name) from error
     del content
     if result.dataset is None:
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
@@ -258,7 +283,10 @@ async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
     if cached is not None:
         return cached
     dataset, options = stored.context.dataset, stored.context.options
-    markdown = await deps.workers.run(build_report_markdown, dataset, options)
+    try:
+        markdown = await deps.workers.run(build_report_markdown, dataset, options)
+    except WorkerFailed as error:
+        raise _reader_failed(error, stored.filename) from error
     stored.cache_report(markdown, dataset, options)
     return markdown
 
@@ -318,7 +346,14 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             return None
         stored = request.stored
         if request.new_file is not None:
-            stored = await _unless_stopped(control, load_file(deps, request, request.new_file, log_entry))
+            name = request.new_file.name
+
+            def waiting(place: int) -> None:
+                line = f"Waiting for a free reader for {name} ({_ordinal(place)} in line)…"
+                writer.show_status(line if place else f"Reading {name}…")
+
+            work = load_file(deps, request, request.new_file, log_entry, on_wait=waiting)
+            stored = await _unless_stopped(control, work)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
@@ -351,6 +386,11 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             log_entry.slack_error = outcome.slack_error
         log_entry.emit()
     return outcome
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 async def _fail(writer: AnswerWriter, message: str) -> AnswerOutcome | None:

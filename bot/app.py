@@ -31,9 +31,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
-from bot.files import WorkerPool, worker_count
 from bot.listeners import register_all
 from bot.logs import configure_logging, log_line
+from bot.workers import WorkerPool, worker_count
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -64,7 +64,12 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         ),
         dedupe=Deduplicator(),
         running=RunningAnswers(),
-        workers=workers or WorkerPool(worker_count(settings.workers)),
+        workers=workers
+        or WorkerPool(
+            worker_count(settings.workers),
+            job_timeout_s=settings.file_timeout_s,
+            memory_limit_mb=settings.worker_memory_mb,
+        ),
         budget=new_budget(settings),
     )
     owns_workers = workers is None

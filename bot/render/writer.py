@@ -232,6 +232,12 @@ class AnswerWriter:
             self._start_error = err
             raise
 
+    def show_status(self, label: str | None) -> None:
+        """Show ``label`` as the live message's ⏳ status line (e.g. "waiting for a free reader") until the
+        next status; paced like every live edit. No-op before :meth:`start` or after the final state."""
+        self._status = label
+        self._submit_live()
+
     async def retire_unconfirmed(self, message: str, *, attempts: int = 5, first_wait: float = 2.0) -> bool:
         """After :meth:`start` failed with ``post_unconfirmed``: the placeholder may have landed all the same.
 

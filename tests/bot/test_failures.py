@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.files import WorkerPool
+from bot.workers import WorkerPool
 from bot.listeners.actions import ALREADY_FINISHED
 from tests.bot.conftest import DM, BotUnderTest, base_env, dm_event, mention_event, start_bot
 from tests.bot.helpers import (
