@@ -263,7 +263,10 @@ class ReadResult:
 
 
 def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool) -> ReadResult:
-    """Worker-process job: parse the file (and build the deterministic report). Never raises."""
+    """Worker-process job: parse the file (and build the deterministic report).
+
+    Raises only :class:`MemoryError` (the worker pool reports it with the worker's limit); everything else
+    becomes a message for the user."""
     try:
         from analyst.ingest import load_dataset
         from bot.conversations import dataset_memory
@@ -272,9 +275,11 @@ def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool)
         report = build_report_markdown(dataset) if with_report else None
         return ReadResult(dataset, report, dataset_memory(dataset))
     except IngestError as error:
+        if isinstance(error.__cause__, MemoryError):
+            raise MemoryError from error  # the pool replaces the worker and says which limit was hit
         return ReadResult(None, None, 0, error=str(error))
     except MemoryError:
-        return ReadResult(None, None, 0, error=f"{filename} is too big for me to read in memory.")
+        raise
     except Exception as error:  # any parser surprise: a message, never a traceback in Slack
         return ReadResult(None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__}).")
 

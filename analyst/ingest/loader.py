@@ -246,6 +246,8 @@ def _read_csv(
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
             frame = _read_body(source, options, table.footer_lines, upload, table.first_body_line)
     except pd.errors.ParserError as exc:
+        if "out of memory" in str(exc):  # pandas' C tokenizer reports a failed allocation as a parser error
+            raise MemoryError from exc
         raise IngestError(_parser_message(str(exc), table.first_body_line)) from exc
     if len(frame) > limits.max_rows:
         raise IngestError(
