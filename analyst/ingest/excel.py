@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -62,7 +63,9 @@ def read_xlsx(data: bytes, limits: IngestLimits) -> SheetTable:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it does not read
             workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged part surfaces as any of a dozen types (XML, zlib, openpyxl's own)
         raise IngestError(
             "This Excel file could not be opened (it may be damaged, password-protected or not really "
             ".xlsx). "
@@ -70,7 +73,10 @@ def read_xlsx(data: bytes, limits: IngestLimits) -> SheetTable:
         ) from exc
     try:
         for worksheet in workbook.worksheets:
-            table = _read_sheet(worksheet, limits)
+            try:
+                table = _read_sheet(worksheet, limits)
+            except (SyntaxError, zlib.error, zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise IngestError(_DAMAGED) from exc  # malformed sheet XML (SyntaxError: ParseError), bad CRC
             if table is not None:
                 return table
     finally:
