@@ -149,7 +149,7 @@ def _rows(worksheet: object, limits: IngestLimits) -> Iterator[tuple[int, list[o
     rows, more than :data:`MAX_CELLS` filled cells, text longer than Excel allows or :data:`MAX_TEXT_CHARS`
     in all; an element nested deeper than a sheet has, or a cell with thousands of parts, is damage.
     """
-    from openpyxl.worksheet._reader import CELL_TAG, DATA_TAG, ROW_TAG, WorkSheetParser
+    from openpyxl.worksheet._reader import CELL_TAG, DATA_TAG, ROW_TAG, VALUE_TAG, WorkSheetParser
     from openpyxl.xml.functions import iterparse
 
     book = worksheet.parent  # type: ignore[attr-defined]
@@ -221,12 +221,10 @@ def _rows(worksheet: object, limits: IngestLimits) -> Iterator[tuple[int, list[o
                 cell_depth = -1
                 parser.row_counter = row_number
                 try:
-                    cell = parser.parse_cell(element)
+                    column, value = _plain_cell(element, parser, VALUE_TAG) or _cell(parser.parse_cell(element))
                 except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
                     raise IngestError(_DAMAGED) from exc
-                value = cell["value"]
                 if not is_blank_cell(value):
-                    column = cell["column"]
                     if column > limits.max_columns:
                         raise IngestError(
                             f"The sheet has a filled cell in column {_column_letter(column)} (column {column:,}); "
@@ -255,6 +253,48 @@ def _rows(worksheet: object, limits: IngestLimits) -> Iterator[tuple[int, list[o
             else:
                 element.clear()
     yield from flush()
+
+
+_COLUMNS: dict[str, int] = {}
+_DIGITS = "0123456789"
+
+
+def _plain_cell(element: Any, parser: Any, value_tag: str) -> tuple[int, object] | None:
+    """``(column, value)`` of the cells nearly every sheet is made of (a number without a date format, or a
+    shared string, with its reference), read without openpyxl's general parser; ``None`` for any other cell."""
+    kind = element.get("t")
+    ref = element.get("r")
+    if ref is None or (kind is not None and kind != "n" and kind != "s"):
+        return None
+    style = element.get("s")
+    if style is not None and style != "0" and int(style) in parser.date_formats:
+        return None
+    letters = ref.rstrip(_DIGITS)
+    column = _COLUMNS.get(letters)
+    if column is None:
+        if not letters.isalpha() or not letters.isupper() or len(letters) > 3:
+            return None
+        column = 0
+        for letter in letters:
+            column = column * 26 + ord(letter) - 64
+        _COLUMNS[letters] = column
+    parser.col_counter = column
+    text = element.findtext(value_tag)
+    if not text:
+        return column, None
+    if kind == "s":
+        return column, parser.shared_strings[int(text)]
+    return column, _number(text)
+
+
+def _number(text: str) -> float | int:
+    if "." in text or "E" in text or "e" in text:
+        return float(text)
+    return int(text)
+
+
+def _cell(parsed: dict[str, Any]) -> tuple[int, object]:
+    return parsed["column"], parsed["value"]
 
 
 def _row_number(text: str) -> int:
