@@ -277,14 +277,16 @@ async def load_file(
     )
 
 
-async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
+async def report_markdown(
+    deps: BotDeps, stored: StoredDataset, *, on_wait: Callable[[int], object] | None = None
+) -> str:
     """The conversation's deterministic report, under its options (account-type overrides, materiality)."""
     cached = stored.cached_report()
     if cached is not None:
         return cached
     dataset, options = stored.context.dataset, stored.context.options
     try:
-        markdown = await deps.workers.run(build_report_markdown, dataset, options)
+        markdown = await deps.workers.run(build_report_markdown, dataset, options, on_wait=on_wait)
     except WorkerFailed as error:
         raise _reader_failed(error, stored.filename) from error
     stored.cache_report(markdown, dataset, options)
@@ -347,17 +349,14 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         stored = request.stored
         if request.new_file is not None:
             name = request.new_file.name
-
-            def waiting(place: int) -> None:
-                line = f"Waiting for a free reader for {name} ({_ordinal(place)} in line)…"
-                writer.show_status(line if place else f"Reading {name}…")
-
+            waiting = _waiting_status(writer, f" for {name}", f"Reading {name}…")
             work = load_file(deps, request, request.new_file, log_entry, on_wait=waiting)
             stored = await _unless_stopped(control, work)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
-            markdown = await _unless_stopped(control, report_markdown(deps, stored))
+            waiting = _waiting_status(writer, "", None)
+            markdown = await _unless_stopped(control, report_markdown(deps, stored, on_wait=waiting))
             outcome = await writer.write_markdown(markdown)
         else:
             run = _start_run(deps, request.question, stored.context, request.conversation_id)
@@ -386,6 +385,15 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             log_entry.slack_error = outcome.slack_error
         log_entry.emit()
     return outcome
+
+
+def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Callable[[int], None]:
+    """The pool's ``on_wait``: the message shows its place in line while every reader is busy, then ``after``."""
+
+    def show(place: int) -> None:
+        writer.show_status(f"Waiting for a free reader{what} ({_ordinal(place)} in line)…" if place else after)
+
+    return show
 
 
 def _ordinal(n: int) -> str:

@@ -122,29 +122,39 @@ class _Worker:
     def __init__(self, process: Any, conn: Connection) -> None:
         self.process = process
         self.conn = conn
+        self.calling = False
 
     @property
     def pid(self) -> int | None:
         return int(self.process.pid) if self.process.pid is not None else None
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, Any]:
-        """Runs in a thread: send the job, wait for its outcome (unpickling off the event loop)."""
+        """Runs in a thread: send the job, wait for its outcome (unpickling off the event loop).
+
+        Only this thread closes the connection of a worker that dies during a call: closed from another
+        thread, its descriptor could be reused by a new worker's pipe before this thread reads from it, and the
+        read would steal that worker's answer."""
+        self.calling = True
         try:
             self.conn.send((fn, args))
             return self.conn.recv()  # type: ignore[no-any-return]
         except (EOFError, OSError):
+            self.conn.close()
             return ("died", None)
+        finally:
+            self.calling = False
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             self.process.kill()
-        with contextlib.suppress(Exception):
-            self.conn.close()
 
     def reap(self) -> int | None:
-        """Wait for the (killed or finished) process and return its exit code."""
+        """Wait for the (killed or finished) process and return its exit code; close an idle connection."""
         with contextlib.suppress(Exception):
             self.process.join(5)
+        if not self.calling:
+            with contextlib.suppress(Exception):
+                self.conn.close()
         return self.process.exitcode  # type: ignore[no-any-return]
 
 
