@@ -13,8 +13,9 @@ bot while it reads 20 MB. A file is untrusted input, so the pool does not trust 
 - while every worker is busy, a job waits in line, and ``run(..., on_wait=...)`` is told its place, so the
   person who sent the file sees "waiting for a free reader" rather than a silent stall.
 
-``RLIMIT_DATA`` counts private writable mappings, reserved or not. Arrow's default allocator reserves a
-gigabyte up front, so the workers use Arrow's system allocator: the limit then follows what is really used.
+``RLIMIT_DATA`` counts private writable mappings, reserved or not. Arrow's default allocator (jemalloc or
+mimalloc) reserves a gigabyte up front, so the workers use Arrow's system allocator
+(``ARROW_DEFAULT_MEMORY_POOL=system``): the limit then follows what is really used.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ DEFAULT_JOB_TIMEOUT_S = 60.0
 # Two workers of 384 MB, the bot itself and the fork server stay under about 1 GB together.
 DEFAULT_MEMORY_LIMIT_MB = 384
 _PRELOAD = ["analyst.ingest", "analyst.report", "bot.files"]
+
+
+# How a worker dies when an allocation fails where Python can't turn it into MemoryError: killed by the kernel's
+# OOM killer, or aborted (std::bad_alloc) or crashed by native code that did not expect malloc to fail.
+_MEMORY_DEATHS = frozenset({-signal.SIGKILL, -signal.SIGABRT, -signal.SIGSEGV, -signal.SIGBUS})
 
 
 class WorkerFailed(Exception):
@@ -82,12 +88,6 @@ class PoolState:
 def _worker_main(conn: Connection, memory_limit_bytes: int | None) -> None:
     """A worker's life: run jobs sent over ``conn`` until it is closed (or the process is killed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the bot, which ends its workers
-    try:
-        import pyarrow
-
-        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    except ImportError:
-        pass
     if memory_limit_bytes:
         resource.setrlimit(resource.RLIMIT_DATA, (memory_limit_bytes, memory_limit_bytes))
     while True:
@@ -226,7 +226,7 @@ class WorkerPool:
         self._discard(worker)
         if self._closed:
             raise PoolClosed("the bot is shutting down")
-        if code == -signal.SIGKILL and self.memory_limit_mb:  # most likely the kernel's OOM killer
+        if code in _MEMORY_DEATHS and self.memory_limit_mb:
             raise WorkerOutOfMemory(self.memory_limit_mb)
         raise WorkerFailed(f"the worker exited with code {code}")
 
@@ -263,6 +263,9 @@ class WorkerPool:
         """Start one worker process (blocking: call it in a thread)."""
         with self._lock:
             if self._context is None:
+                # Arrow picks its allocator when it loads, from the environment: the fork server (and so every
+                # worker) inherits this process's environment when it starts.
+                os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
                 method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
                 context = multiprocessing.get_context(method)
                 if method == "forkserver":
