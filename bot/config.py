@@ -54,7 +54,7 @@ class Settings:
     update_budget_per_minute: int = 45
     workers: int = 2
     file_timeout_s: float = 60.0  # wall-clock limit of one file job in a worker
-    worker_memory_mb: int = 384  # memory limit of each worker process (0: none)
+    worker_memory_mb: int = 512  # memory limit of each worker process (0: none)
     # Imported only when read from the environment, so that importing the config does not load the agent SDK.
     agent: AgentSettings | None = None
 
@@ -143,7 +143,7 @@ class Settings:
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
         file_timeout = number("VARIANCE_FILE_TIMEOUT_S", 60, minimum=0.001)
-        worker_memory = number("VARIANCE_WORKER_MEMORY_MB", 384, minimum=0)
+        worker_memory = number("VARIANCE_WORKER_MEMORY_MB", 512, minimum=0)
 
         agent = None
         if load_agent:

@@ -40,8 +40,9 @@ log = logging.getLogger("variance.workers")
 T = TypeVar("T")
 
 DEFAULT_JOB_TIMEOUT_S = 60.0
-# Two workers of 384 MB, the bot itself and the fork server stay under about 1 GB together.
-DEFAULT_MEMORY_LIMIT_MB = 384
+# Two workers of 512 MB (of which about 160 MB is pandas and the parsers, shared with the fork server), the bot
+# itself and the fork server stay under about 1 GB together.
+DEFAULT_MEMORY_LIMIT_MB = 512
 _PRELOAD = ["analyst.ingest", "analyst.report", "bot.files"]
 
 
