@@ -56,13 +56,38 @@ class SheetTable:
 
 
 def read_xlsx(data: bytes, limits: IngestLimits) -> SheetTable:
+    for _, table in iter_sheet_tables(data, limits):
+        if table is not None:
+            return table
+    raise IngestError(
+        "No sheet in this workbook has a table with a header row and amounts below it. "
+        "Put the data on the first sheet with one header row (for example Account, Budget, Actual)."
+    )
+
+
+def iter_sheet_tables(data: bytes, limits: IngestLimits) -> Iterator[tuple[str, SheetTable | None]]:
+    """Every sheet of a workbook in order, with its table (``None`` when it has no header row with amounts
+    below it). Sheets are read one at a time, so only the caller decides what to keep."""
+    workbook = _open_workbook(data)
+    try:
+        for worksheet in workbook.worksheets:
+            try:
+                table = _read_sheet(worksheet, limits)
+            except (SyntaxError, zlib.error, zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise IngestError(_DAMAGED) from exc  # malformed sheet XML (SyntaxError: ParseError), bad CRC
+            yield str(worksheet.title), table
+    finally:
+        workbook.close()
+
+
+def _open_workbook(data: bytes) -> Any:
     check_archive(data)
     try:
         import openpyxl
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it does not read
-            workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except MemoryError:
         raise
     except Exception as exc:  # a damaged part surfaces as any of a dozen types (XML, zlib, openpyxl's own)
@@ -71,20 +96,6 @@ def read_xlsx(data: bytes, limits: IngestLimits) -> SheetTable:
             ".xlsx). "
             "Open it in Excel and save it again as .xlsx or CSV."
         ) from exc
-    try:
-        for worksheet in workbook.worksheets:
-            try:
-                table = _read_sheet(worksheet, limits)
-            except (SyntaxError, zlib.error, zipfile.BadZipFile, EOFError, OSError) as exc:
-                raise IngestError(_DAMAGED) from exc  # malformed sheet XML (SyntaxError: ParseError), bad CRC
-            if table is not None:
-                return table
-    finally:
-        workbook.close()
-    raise IngestError(
-        "No sheet in this workbook has a table with a header row and amounts below it. "
-        "Put the data on the first sheet with one header row (for example Account, Budget, Actual)."
-    )
 
 
 _DAMAGED = (
