@@ -61,7 +61,7 @@ async def test_a_file_over_the_time_limit_is_stopped_and_the_reader_replaced(bot
     (reader,) = pool.pids
     await upload(bot, ledger_csv(8 * 1024 * 1024), "ledger.csv")
     reply = await final_reply(bot)
-    assert "Reading ledger.csv took longer than 0.3 seconds, so I stopped." in reply
+    assert "Reading `ledger.csv` took longer than 0.3 seconds, so I stopped." in reply
     assert pool.replaced == 1
     await wait_until(lambda: not process_alive(reader))
     pool.job_timeout_s = 60  # the next, small file is read by the replacement
@@ -74,7 +74,7 @@ async def test_a_file_over_the_memory_limit_is_stopped_and_the_reader_replaced(b
     pool = bot.deps.workers
     await upload(bot, ledger_csv(8 * 1024 * 1024), "ledger.csv")
     reply = await final_reply(bot)
-    assert "Reading ledger.csv needed more memory than I allow for one file (200 MB)" in reply
+    assert "Reading `ledger.csv` needed more memory than I allow for one file (200 MB)" in reply
     assert pool.replaced == 1
     await upload(bot, SMALL_CSV, "q3.csv")
     assert "Marketing" in await final_reply(bot, 2)
