@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 import uuid
@@ -66,27 +65,30 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
-from bot.render.markdown import split_markdown, split_point
-from bot.render.scheduler import (
+from bot.render.delivery import (
+    CONTENT_REFUSED,
+    METADATA_EVENT_TYPE,
+    STREAM_CONFLICT,
     DeliveryError,
-    FailureClass,
-    Priority,
-    SlackBudget,
-    Slot,
+    PostSettings,
+    SlackDoor,
     classify_slack_error,
+    transient,
 )
+from bot.render.markdown import split_markdown, split_point
+from bot.render.modes import NativeStream
+from bot.render.pacing import Priority, SlackBudget, Slot
 
 logger = logging.getLogger(__name__)
 
 STOP_ACTION_ID = "stop_answer"
-METADATA_EVENT_TYPE = "variance_answer"
+FEEDBACK_ACTION_ID = "answer_feedback"
+__all__ = ["FEEDBACK_ACTION_ID", "METADATA_EVENT_TYPE", "STOP_ACTION_ID", "AnswerWriter", "WriterSettings"]
 STOPPED_LINE = "_Stopped._"
 CRASH_LINE = "⚠️ Something went wrong while writing this answer. Please try again."
 UNEXPECTED_END_LINE = "⚠️ The answer ended unexpectedly. Please try again."
 EMPTY_ANSWER_LINE = "⚠️ The analyst returned an empty answer. Please rephrase the question."
 SURPLUS_LINE = "_(This part was replaced by the answer above.)_"
-# Slack refused the content itself: editing again can't help.
-CONTENT_REFUSED = frozenset({"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"})
 FinalState = Literal["answered", "failed", "stopped", "slack_error"]
 
 
@@ -108,6 +110,19 @@ class WriterSettings:
     # spent), post the final as a new message and delete the placeholder instead: chat.postMessage and
     # chat.delete have budgets of their own. None: always wait for the edit.
     repost_final_after: float | None = 3.0
+    # When to post a placeholder if no text has come: 0 posts it at start (the first text is then an edit);
+    # a delay lets the first text ride on the post itself (no chat.update), showing a placeholder only when
+    # text is slow to come; None never posts one (an assistant thread shows its status instead).
+    placeholder_after: float | None = 0.0
+    # Stream natively (chat.startStream/appendStream/stopStream) where Slack allows it: a reply in a thread of
+    # a DM or an assistant thread. Falls back to edits when the workspace's stream windows are full or Slack
+    # refuses. See bot.render.modes.
+    native_stream: bool = False
+    # 👍/👎 buttons under a finished answer (value: "up|<answer_id>|<conversation_id>").
+    feedback_buttons: bool = False
+    # assistant.threads.setStatus while tools run (assistant threads only).
+    assistant_status: bool = False
+    status_text: str = "is looking at your numbers…"
 
 
 @dataclass
@@ -135,6 +150,7 @@ class _Render:
     markdown: str
     final: bool
     has_text: bool
+    feedback: bool = False  # a finished answer's last message: 👍/👎 under it
 
 
 @dataclass
@@ -143,14 +159,6 @@ class _Msg:
     slot: Slot[_Render] | None = None
     final_text: str | None = None  # what its final edit says (queued or delivered)
     final_future: asyncio.Future[None] | None = None
-
-
-def _without_retries(client: AsyncWebClient) -> AsyncWebClient:
-    if not client.retry_handlers:
-        return client
-    clone = copy.copy(client)
-    clone.retry_handlers = []
-    return clone
 
 
 def _with_line(text: str, line: str) -> str:
@@ -171,14 +179,32 @@ class AnswerWriter:
         answer_id: str | None = None,
         settings: WriterSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        conversation_id: str = "",
+        recipient_user_id: str | None = None,
     ) -> None:
-        self.client = _without_retries(client)
         self.budget = budget
         self.team_id = team_id
         self.channel = channel
         self.thread_ts = thread_ts
         self.answer_id = answer_id or uuid.uuid4().hex[:16]
+        self.conversation_id = conversation_id
+        self.recipient_user_id = recipient_user_id
         self.settings = settings or WriterSettings()
+        # Every text this answer sends goes through this door (text filter, exactly-once posts).
+        self.door = SlackDoor(
+            client,
+            budget,
+            team_id,
+            channel,
+            self.answer_id,
+            thread_ts,
+            PostSettings(self.settings.post_attempts, self.settings.post_backoff, self.settings.lookup_settle),
+        )
+        self.client = self.door.client
+        self._stream: NativeStream | None = None
+        self._stream_starting: asyncio.Task[bool] | None = None
+        self._placeholder_timer: asyncio.Task[None] | None = None
+        self._status_slot: Slot[str] | None = None
         self._clock = clock
         self._scheduler = budget.scheduler(team_id, "chat.update")
         self._msgs: list[_Msg] = []
@@ -187,7 +213,6 @@ class AnswerWriter:
         self._live_from = 0
         self._status: str | None = None
         self._slot_counter = 0
-        self._suspect_duplicates = False
         self._finalised: AnswerOutcome | None = None
         self._finalising: asyncio.Task[AnswerOutcome] | None = None
         self._start_error: DeliveryError | None = None
@@ -195,15 +220,9 @@ class AnswerWriter:
         # whoever awaits it is cancelled, and its message is recorded when it lands, so the finalisation
         # edits it rather than post the part again.
         self._posting: asyncio.Task[str] | None = None
-        # Parts whose post may have landed (ambiguous failure, lookup failed), with when it was tried:
-        # they are looked up again at the end and never posted blindly.
-        self._unconfirmed: dict[int, float] = {}
         self._overflow_error: DeliveryError | None = None  # a continuation could not be posted: stop posting
         # counters
-        self._posts = 0
         self._deletes = 0
-        self._post_ratelimited = 0
-        self._post_retries = 0
         self._slot_stats: list[Slot[_Render]] = []
         self._first_delta_at: float | None = None
         self._first_text_at: float | None = None
@@ -238,7 +257,7 @@ class AnswerWriter:
         Look for it again a few times, with growing waits, and if it is there end it with ``message`` (no Stop
         button), so no placeholder is ever left saying "Analyzing". True when one was found and ended.
         """
-        since_wall = self._unconfirmed.get(0)
+        since_wall = self.door.unconfirmed.get(0)
         if since_wall is None or self._msgs:
             return False
         wait = first_wait
@@ -246,7 +265,7 @@ class AnswerWriter:
             await self.budget.sleep(wait)
             wait = min(30.0, wait * 2)
             try:
-                found = await self._our_messages(self.thread_ts, since_wall)
+                found = await self.door.our_messages(self.thread_ts, since_wall)
             except DeliveryError:
                 continue
             for m in found:
@@ -415,12 +434,15 @@ class AnswerWriter:
         key = f"{self.channel}:{msg.ts}:{self.answer_id}:{self._slot_counter}"
 
         async def send(render: _Render) -> None:
-            if render.final:
-                await self.client.chat_update(channel=self.channel, ts=msg.ts, markdown_text=render.markdown)
-            else:
-                await self.client.chat_update(
-                    channel=self.channel, ts=msg.ts, text=self._fallback(render), blocks=self._blocks(render)
-                )
+            try:
+                await self.door.update(msg.ts, **self._content(render))
+            except SlackApiError as exc:
+                if classify_slack_error(exc).code != STREAM_CONFLICT:
+                    raise
+                # Still a live native stream (its stop failed or is late): stop it, then edit.
+                with contextlib.suppress(SlackApiError):
+                    await self.door.stop_stream(msg.ts, None, None)
+                await self.door.update(msg.ts, **self._content(render))
             if render.has_text and self._first_text_at is None:
                 self._first_text_at = self._clock()
 
@@ -447,8 +469,28 @@ class AnswerWriter:
         slot = self._open_slot(msg)
         await slot.finish(render)
 
+    def _feedback_block(self) -> dict[str, Any]:
+        def button(vote: str, emoji: str) -> dict[str, Any]:
+            value = f"{vote}|{self.answer_id}|{self.conversation_id}"
+            return {"text": {"type": "plain_text", "text": emoji}, "accessibility_label": vote, "value": value}
+
+        return {
+            "type": "context_actions",
+            "block_id": "answer_feedback",
+            "elements": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": FEEDBACK_ACTION_ID,
+                    "positive_button": button("up", "👍"),
+                    "negative_button": button("down", "👎"),
+                }
+            ],
+        }
+
     def _blocks(self, render: _Render) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = [{"type": "markdown", "text": render.markdown}]
+        if render.feedback:
+            blocks.append(self._feedback_block())
         if self.settings.stop_button and not render.final:
             blocks.append(
                 {
@@ -472,100 +514,15 @@ class AnswerWriter:
         limit = self.settings.fallback_chars
         return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
-    def _metadata(self, part: int) -> dict[str, Any]:
-        payload = {"answer_id": self.answer_id, "part": part}
-        return {"event_type": METADATA_EVENT_TYPE, "event_payload": payload}
-
     async def _post(self, render: _Render, *, part: int, thread_ts: str | None = None) -> str:
-        """Post one message of this answer, exactly once. Raises DeliveryError."""
-        thread = thread_ts if thread_ts is not None else self.thread_ts
-        kwargs: dict[str, Any] = {"channel": self.channel, "metadata": self._metadata(part)}
-        if thread:
-            kwargs["thread_ts"] = thread
-        if render.final:
-            kwargs["markdown_text"] = render.markdown
-        else:
-            kwargs["text"] = self._fallback(render)
-            kwargs["blocks"] = self._blocks(render)
-        attempts = 0
-        while True:
-            started_wall = time.time()
-            try:
-                async with self.budget.post_turn(self.team_id, self.channel):
-                    started_wall = time.time()
-                    resp = await self.client.chat_postMessage(**kwargs)
-                self._posts += 1
-                return str(resp["ts"])
-            except Exception as exc:
-                info = classify_slack_error(exc)
-            if info.kind == FailureClass.RATE_LIMITED:
-                self._post_ratelimited += 1
-                self.budget.post_ratelimited(self.team_id, self.channel, info.retry_after)
-                continue
-            if info.kind == FailureClass.FATAL:
-                raise DeliveryError(info.code)
-            attempts += 1
-            self._post_retries += 1
-            if info.ambiguous:
-                await self.budget.sleep(self.settings.lookup_settle)
-                self._suspect_duplicates = True
-                try:
-                    found = await self._find_posted(part, thread, started_wall)
-                except DeliveryError:
-                    # It may be in Slack: never post this part blindly again (see the module docstring).
-                    self._unconfirmed.setdefault(part, started_wall)
-                    raise
-                if found is not None:
-                    self._posts += 1
-                    return found
-            if attempts >= self.settings.post_attempts:
-                raise DeliveryError(info.code)
-            await self.budget.sleep(min(8.0, self.settings.post_backoff * 2 ** (attempts - 1)))
+        """Post one message of this answer, exactly once (see bot.render.delivery). Raises DeliveryError."""
+        return await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
 
-    async def _our_messages(self, thread: str | None, since_wall: float) -> list[dict[str, Any]]:
-        """This answer's messages in Slack (found by metadata). Raises DeliveryError if Slack can't tell."""
-        # Only messages from just before the attempt on (a long thread has many pages), every page of them.
-        oldest = f"{since_wall - 10:.6f}"
-        out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _page in range(50):
-            resp = await self._lookup_page(thread, oldest, cursor)
-            for m in resp.get("messages") or []:
-                payload = (m.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("answer_id") == self.answer_id and all(m.get("ts") != o.get("ts") for o in out):
-                    out.append(m)
-            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                break
-        return out
-
-    async def _lookup_page(self, thread: str | None, oldest: str, cursor: str | None) -> Any:
-        for attempt in range(3):
-            try:
-                if thread:
-                    return await self.client.conversations_replies(
-                        channel=self.channel,
-                        ts=thread,
-                        oldest=oldest,
-                        include_all_metadata=True,
-                        limit=200,
-                        cursor=cursor,
-                    )
-                return await self.client.conversations_history(
-                    channel=self.channel, oldest=oldest, include_all_metadata=True, limit=100, cursor=cursor
-                )
-            except Exception as exc:
-                info = classify_slack_error(exc)
-                if info.kind == FailureClass.FATAL or attempt == 2:
-                    raise DeliveryError("post_unconfirmed", exc) from exc
-                await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
-        raise DeliveryError("post_unconfirmed")
-
-    async def _find_posted(self, part: int, thread: str | None, since_wall: float) -> str | None:
-        for m in await self._our_messages(thread, since_wall):
-            if (m.get("metadata") or {}).get("event_payload", {}).get("part") == part:
-                return str(m["ts"])
-        return None
+    def _content(self, render: _Render) -> dict[str, Any]:
+        """A message's content fields for chat.postMessage / chat.update."""
+        if render.final and not render.feedback:
+            return {"markdown_text": render.markdown}
+        return {"text": self._fallback(render), "blocks": self._blocks(render)}
 
     async def _delete(self, ts: str) -> bool:
         """Delete one of this answer's messages, paced and retried by the workspace's chat.delete budget."""
@@ -576,7 +533,7 @@ class AnswerWriter:
         async def send(_payload: object) -> None:
             nonlocal gone
             try:
-                await self.client.chat_delete(channel=self.channel, ts=ts)
+                await self.door.delete(ts)
             except SlackApiError as exc:
                 if classify_slack_error(exc).code != "message_not_found":
                     raise
@@ -627,10 +584,10 @@ class AnswerWriter:
                     futures.append((msg, shown, self._queue_final(msg, shown)))
                 continue
             root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
-            if i in self._unconfirmed:
+            if i in self.door.unconfirmed:
                 # This part's post may have landed: find it and edit it; if Slack still can't tell, stop.
                 try:
-                    found = await self._find_posted(i, root, self._unconfirmed[i])
+                    found = await self.door.find_posted(i, root, self.door.unconfirmed[i])
                 except DeliveryError as err:
                     error = err.code
                     break
@@ -659,7 +616,7 @@ class AnswerWriter:
         if error is None and len(futures) == 1 and len(self._msgs) == 1:
             futures = await self._repost_if_stuck(futures[0])
         error = await self._await_finals(futures) or error
-        if self._suspect_duplicates and self._msgs:
+        if self.door.suspect_duplicates and self._msgs:
             await self._sweep_duplicates()
         delivered = error is None
         outcome = self._outcome(state if delivered else "slack_error", doc, delivered=delivered, error=error)
@@ -782,9 +739,9 @@ class AnswerWriter:
     async def _sweep_duplicates(self) -> None:
         keep = {m.ts for m in self._msgs}
         try:
-            found = await self._our_messages(self.thread_ts or self._msgs[0].ts, time.time() - 600)
+            found = await self.door.our_messages(self.thread_ts or self._msgs[0].ts, time.time() - 600)
             if not self.thread_ts:
-                found += await self._our_messages(None, time.time() - 600)
+                found += await self.door.our_messages(None, time.time() - 600)
         except DeliveryError:
             return
         for m in found:
@@ -805,10 +762,10 @@ class AnswerWriter:
             message_ts=[m.ts for m in self._msgs if m.final_text != ""],
             delivered=delivered,
             edits=sum(s.sent for s in stats),
-            posts=self._posts,
+            posts=self.door.counters.posts,
             deletes=self._deletes,
-            ratelimited=sum(s.ratelimited for s in stats) + self._post_ratelimited,
-            retries=sum(s.retries for s in stats) + self._post_retries,
+            ratelimited=sum(s.ratelimited for s in stats) + self.door.counters.post_ratelimited,
+            retries=sum(s.retries for s in stats) + self.door.counters.post_retries,
             slack_error=error,
             time_to_first_text=first,
             final_text=doc,
@@ -821,8 +778,7 @@ def _failed(fut: asyncio.Future[None]) -> bool:
 
 def _transient(exc: BaseException) -> bool:
     """A final that failed for reasons that may pass (5xx, timeouts, resets outlasting the retries)."""
-    cause = exc.cause if isinstance(exc, DeliveryError) else exc
-    return cause is not None and classify_slack_error(cause).kind != FailureClass.FATAL
+    return transient(exc)
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:
