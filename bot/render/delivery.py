@@ -225,6 +225,13 @@ class SlackDoor:
             kwargs["blocks"] = _clean_blocks(blocks)
         return await self.client.chat_stopStream(**{k: v for k, v in kwargs.items() if v is not None})
 
+    async def set_status(self, thread_ts: str, status: str) -> Any:
+        """assistant.threads.setStatus: the status line and its loading message (the same text)."""
+        clean = neutralise(status)
+        return await self.client.assistant_threads_setStatus(
+            channel_id=self.channel, thread_ts=thread_ts, status=clean, loading_messages=[clean]
+        )
+
     # -- exactly-once posts
 
     def metadata(self, part: int) -> dict[str, Any]:

@@ -205,6 +205,7 @@ class AnswerWriter:
         self._stream_starting: asyncio.Task[bool] | None = None
         self._placeholder_timer: asyncio.Task[None] | None = None
         self._status_slot: Slot[str] | None = None
+        self._feedback_msg: _Msg | None = None  # the message that ends with 👍/👎
         self._clock = clock
         self._scheduler = budget.scheduler(team_id, "chat.update")
         self._msgs: list[_Msg] = []
@@ -236,11 +237,22 @@ class AnswerWriter:
         return [m.ts for m in self._msgs]
 
     async def start(self, tool_label: str | None = None) -> str:
-        """Post the placeholder now and return its ts. Raises :class:`DeliveryError` if Slack refuses."""
+        """Acknowledge the question.
+
+        With ``placeholder_after == 0``: post the placeholder now and return its ts (raises
+        :class:`DeliveryError` if Slack refuses). Otherwise nothing is posted yet (returns ``""``): the
+        assistant status says the bot is at work, and a placeholder is posted only if no text has come by
+        ``placeholder_after``, so the first text usually rides on the post itself.
+        """
         if self._msgs:
             return self._msgs[0].ts
         if self._start_error is not None:
             raise self._start_error
+        if self.settings.placeholder_after != 0.0:
+            if self._status is None:
+                self._status = tool_label
+            self._acknowledge()
+            return ""
         if self._posting is None:
             self._status = tool_label
             self._post_live(self._live_render(), part=0)
@@ -331,6 +343,7 @@ class AnswerWriter:
                     self._submit_live()
                 elif isinstance(event, ToolStarted):
                     self._status = event.label or event.name
+                    self._set_status(self._status)
                     self._submit_live()
                 elif isinstance(event, ToolFinished):
                     self._status = None
@@ -352,6 +365,69 @@ class AnswerWriter:
                 with contextlib.suppress(Exception):
                     await aclose()
 
+    def _acknowledge(self) -> None:
+        """Assistant status now; a placeholder later if no text has come by then (see :meth:`start`)."""
+        if self._placeholder_timer is not None or self._finalising is not None:
+            return
+        self._set_status(self._status)
+        after = self.settings.placeholder_after
+        if after is not None and after > 0:
+            self._placeholder_timer = asyncio.ensure_future(self._placeholder_later(after))
+
+    async def _placeholder_later(self, after: float) -> None:
+        await self.budget.sleep(after)
+        if not self._live_started():
+            self._post_live(self._live_render(), part=0)
+
+    def _live_started(self) -> bool:
+        return bool(self._msgs) or self._posting is not None or self._stream_starting is not None
+
+    def _begin_live(self) -> None:
+        """Show the first text: as a native stream where one may start, else as the first post."""
+        if self._live_started() or len(self._text.strip()) < self.settings.first_text_min_chars:
+            return
+        if self._placeholder_timer is not None:
+            self._placeholder_timer.cancel()
+        if self.settings.native_stream and self.thread_ts:
+            self._stream_starting = asyncio.ensure_future(self._start_stream(self.thread_ts))
+        else:
+            self._post_live(self._live_render(), part=0)
+
+    async def _start_stream(self, thread_ts: str) -> bool:
+        stream = NativeStream(
+            self.door,
+            self.budget,
+            thread_ts=thread_ts,
+            recipient_team_id=self.team_id if self.recipient_user_id else None,
+            recipient_user_id=self.recipient_user_id,
+        )
+        if await stream.start(self._text.lstrip()):
+            self._stream = stream
+            self._msgs.append(_Msg(str(stream.ts)))
+            if self._first_text_at is None:
+                self._first_text_at = self._clock()
+            stream.offer(self._text.lstrip())
+            return True
+        if self._finalising is None or not self._finalising.done():
+            self._post_live(self._live_render(), part=0)  # edits instead
+        return False
+
+    def _set_status(self, label: str | None) -> None:
+        """assistant.threads.setStatus (assistant threads): what the bot is doing, through its own budget."""
+        if not self.settings.assistant_status or not self.thread_ts or self._finalising is not None:
+            return
+        if self._status_slot is None:
+            sched = self.budget.scheduler(self.team_id, "assistant.threads.setStatus")
+            thread_ts = self.thread_ts
+
+            async def send(text: str) -> None:
+                await self.door.set_status(thread_ts, text)
+
+            self._status_slot = sched.open(f"{self.channel}:{thread_ts}:{self.answer_id}:status", send)
+            self._status_slot.first_shown()
+        text = label or self.settings.status_text
+        self._status_slot.submit(text, Priority.FIRST_VISIBLE)
+
     def _live_render(self) -> _Render:
         body = self._text[self._live_from :].strip()
         status = self._status
@@ -363,6 +439,10 @@ class AnswerWriter:
 
     def _submit_live(self) -> None:
         if not self._msgs:
+            self._begin_live()
+            return
+        if self._stream is not None and self._msgs[-1].ts == self._stream.ts:
+            self._stream.offer(self._text.lstrip())
             return
         slot = self._msgs[-1].slot
         if slot is None or slot.closed:
@@ -386,7 +466,8 @@ class AnswerWriter:
             if not part.strip():  # nothing worth a message before the cut
                 break
             current = self._msgs[-1]
-            self._queue_final(current, part.strip())
+            if not await self._end_stream(current, part.strip(), None):
+                self._queue_final(current, part.strip())
             self._closed_parts.append(part)
             self._live_from += cut
             root = self.thread_ts or self._msgs[0].ts
@@ -412,8 +493,10 @@ class AnswerWriter:
             self._msgs.append(msg)
             self._last_live = render
             slot = self._open_slot(msg)
-            if part > 0:
-                slot.first_shown()  # a continuation: the answer is already visible
+            if render.has_text and self._first_text_at is None:
+                self._first_text_at = self._clock()  # the first text rode on the post
+            if part > 0 or render.has_text:
+                slot.first_shown()  # a continuation, or the first text is already there
 
         task.add_done_callback(landed)
         return task
@@ -451,9 +534,30 @@ class AnswerWriter:
         self._slot_stats.append(slot)
         return slot
 
-    def _queue_final(self, msg: _Msg, shown: str) -> asyncio.Future[None]:
+    async def _end_stream(self, msg: _Msg, shown: str, blocks: list[dict[str, Any]] | None) -> bool:
+        """If ``msg`` is the live native stream, stop it with ``shown`` as its final part.
+
+        True when the message now shows exactly that (no edit needed).
+        """
+        stream = self._stream
+        if stream is None or stream.ts != msg.ts:
+            return False
+        self._stream = None
+        end = await stream.end(shown, blocks)
+        if end is None or not end.exact:
+            return False
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        msg.final_text, msg.final_future = shown, done
+        return True
+
+    def _queue_final(self, msg: _Msg, shown: str, feedback: bool | None = None) -> asyncio.Future[None]:
         """Queue ``shown`` as the final content of ``msg`` (after any final already queued for it)."""
-        render = _Render(shown, final=True, has_text=True)
+        if feedback is None:
+            feedback = msg is self._feedback_msg
+        elif feedback:
+            self._feedback_msg = msg
+        render = _Render(shown, final=True, has_text=True, feedback=feedback)
         if msg.final_future is None and msg.slot is not None and not msg.slot.closed:
             fut = msg.slot.submit_final(render)
         else:
@@ -569,19 +673,31 @@ class AnswerWriter:
         return self._finalising
 
     async def _run_finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
+        if self._placeholder_timer is not None:
+            self._placeholder_timer.cancel()
+        if self._status_slot is not None:
+            self._status_slot.close()  # Slack clears the status when the reply lands
+        if self._stream_starting is not None:
+            await asyncio.wait({self._stream_starting})
         await self._settle_posting()
         terminal_at = self._terminal_at if self._terminal_at is not None else self._clock()
         error: str | None = None
         parts = self._plan_parts(doc)
+        feedback = self.settings.feedback_buttons and state == "answered"
         futures: list[tuple[_Msg, str, asyncio.Future[None]]] = []
         for i, shown in enumerate(parts):
+            last = feedback and i == len(parts) - 1
             if i < len(self._msgs):
                 msg = self._msgs[i]
+                blocks = [self._feedback_block()] if last else None
+                if await self._end_stream(msg, shown, blocks):
+                    futures.append((msg, shown, msg.final_future))  # type: ignore[arg-type]
+                    continue
                 fut = msg.final_future
-                if msg.final_text == shown and fut is not None and not _failed(fut):
+                if msg.final_text == shown and fut is not None and not _failed(fut) and not last:
                     futures.append((msg, shown, fut))
                 else:  # not queued yet, different, or it failed (e.g. transient failures outlasted the retries)
-                    futures.append((msg, shown, self._queue_final(msg, shown)))
+                    futures.append((msg, shown, self._queue_final(msg, shown, last)))
                 continue
             root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
             if i in self.door.unconfirmed:
@@ -597,11 +713,14 @@ class AnswerWriter:
                     futures.append((msg, shown, self._queue_final(msg, shown)))
                     continue
             try:
-                ts = await self._post(_Render(shown, final=True, has_text=True), part=i, thread_ts=root)
+                render = _Render(shown, final=True, has_text=True, feedback=last)
+                ts = await self._post(render, part=i, thread_ts=root)
             except DeliveryError as err:
                 error = err.code
                 break
             self._msgs.append(_Msg(ts, final_text=shown))
+            if last:
+                self._feedback_msg = self._msgs[-1]
             if self._first_text_at is None:
                 self._first_text_at = self._clock()
         for msg in self._msgs[len(parts) :]:
@@ -649,9 +768,11 @@ class AnswerWriter:
         done, _ = await asyncio.wait({fut}, timeout=after)
         if done or not msg.slot.withdraw_final():
             return [entry]
+        feedback = msg is self._feedback_msg
         try:
             # A distinct part number: the lookup after an ambiguous failure must not mistake the placeholder.
-            ts = await self._post(_Render(shown, final=True, has_text=True), part=1000, thread_ts=self.thread_ts)
+            render = _Render(shown, final=True, has_text=True, feedback=feedback)
+            ts = await self._post(render, part=1000, thread_ts=self.thread_ts)
         except DeliveryError:
             msg.final_future = None
             return [(msg, shown, self._queue_final(msg, shown))]  # back to the edit path
@@ -659,6 +780,8 @@ class AnswerWriter:
         if self._first_text_at is None:
             self._first_text_at = self._clock()
         new = _Msg(ts, final_text=shown)
+        if feedback:
+            self._feedback_msg = new
         self._msgs[0] = new
         if not await self._delete(msg.ts):
             # The placeholder stays: turn it into a pointer rather than leave it saying "Analyzing".
@@ -725,11 +848,15 @@ class AnswerWriter:
         if index != len(self._msgs) - 1 or (index == 0 and len(self._msgs) > 1):
             return False
         thread = self.thread_ts if index == 0 else (self.thread_ts or self._msgs[0].ts)
+        feedback = msg is self._feedback_msg
         try:
-            ts = await self._post(_Render(shown, final=True, has_text=True), part=2000 + index, thread_ts=thread)
+            render = _Render(shown, final=True, has_text=True, feedback=feedback)
+            ts = await self._post(render, part=2000 + index, thread_ts=thread)
         except DeliveryError:
             return False
         new = _Msg(ts, final_text=shown)
+        if feedback:
+            self._feedback_msg = new
         if await self._delete(msg.ts):
             self._msgs[index] = new
             return True
