@@ -28,9 +28,9 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.deps import BotDeps, new_budget
 from bot.files import WorkerPool, worker_count
 from bot.listeners import register_all
 from bot.logs import configure_logging, log_line

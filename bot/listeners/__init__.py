@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.answers import BotDeps
+from bot.deps import BotDeps
 
 
 def register_all(app: Any, deps: BotDeps) -> None:

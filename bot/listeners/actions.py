@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.answers import BotDeps
+from bot.deps import BotDeps
 from bot.logs import log_line
 
 STOP_ACTION_ID = "stop_answer"

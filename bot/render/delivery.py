@@ -53,6 +53,8 @@ TRANSIENT_ERRORS = frozenset({"internal_error", "service_unavailable", "fatal_er
 CONTENT_REFUSED = frozenset({"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"})
 STREAM_GONE = "message_not_in_streaming_state"
 STREAM_CONFLICT = "streaming_state_conflict"
+
+
 class FailureClass(IntEnum):
     RATE_LIMITED = 0
     TRANSIENT = 1

@@ -63,6 +63,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Send = Callable[[P], Awaitable[object]]
 
+
 class Priority(IntEnum):
     INTERMEDIATE = 0
     FIRST_VISIBLE = 1

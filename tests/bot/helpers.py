@@ -32,8 +32,13 @@ def expected_report(content: bytes, filename: str) -> str:
 
 
 def is_final(message: FakeMessage) -> bool:
-    """A message in its final state: plain markdown_text, no live blocks (no Stop button, no ⏳)."""
-    return message.markdown_text is not None and not message.blocks
+    """A message in its final state: no Stop button, no ⏳ (Markdown; 👍/👎 under a finished answer)."""
+    return bool(message.visible) and stop_button_value(message) is None and "⏳" not in message.visible
+
+
+def shown_text(message: FakeMessage) -> str:
+    """What a person reads in the message (the text filter's zero-width spaces are invisible)."""
+    return message.visible.replace("\u200b", "")
 
 
 def answers_in(slack: FakeSlack, channel: str) -> list[FakeMessage]:

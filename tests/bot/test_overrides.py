@@ -12,7 +12,7 @@ from analyst.ingest import load_dataset
 from analyst.report import build_report
 from bot.conversations import channel_key, thread_conversation_id
 from tests.bot.conftest import CHANNEL, TEAM, BotUnderTest, mention_event
-from tests.bot.helpers import SMALL_CSV, expected_report, final_answers
+from tests.bot.helpers import SMALL_CSV, expected_report, final_answers, shown_text
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 
 ADVERTISING_AS_REVENUE = tool_call(
@@ -61,7 +61,7 @@ async def test_an_override_in_a_new_thread_stays_in_that_thread(bot: BotUnderTes
     follow = bot.slack.add_message(CHANNEL, text="<@UBOT>", thread_ts=thread_a)
     assert await bot.send_event(mention_event(CHANNEL, follow.ts, "<@UBOT>", thread_ts=thread_a)) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 3, timeout=20)
-    assert final_answers(bot.slack, CHANNEL)[-1].markdown_text == expected_report(SMALL_CSV, "q3.csv")
+    assert shown_text(final_answers(bot.slack, CHANNEL)[-1]) == expected_report(SMALL_CSV, "q3.csv")
     assert len(bot.slack.file_downloads) == 1
 
 
@@ -78,7 +78,7 @@ async def test_variance_overrides_shape_its_report_and_stay_in_the_channel(
     status, _ = await bot.send_command("report")
     assert status == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 3, timeout=20)
-    assert final_answers(bot.slack, CHANNEL)[-1].markdown_text == report_with_advertising_as_revenue()
+    assert shown_text(final_answers(bot.slack, CHANNEL)[-1]) == report_with_advertising_as_revenue()
 
     stored_a = bot.deps.store.get(thread_conversation_id(TEAM, CHANNEL, thread_a))
     stored_channel = bot.deps.store.get(channel_key(TEAM, CHANNEL))

@@ -77,7 +77,11 @@ async def test_slow_first_text_gets_a_placeholder_then_the_text(
     parent = slack.add_message("C1", text="q")
     gate = asyncio.Event()
     writer = AnswerWriter(
-        client, budget, team_id="T0001", channel="C1", thread_ts=parent.ts,
+        client,
+        budget,
+        team_id="T0001",
+        channel="C1",
+        thread_ts=parent.ts,
         settings=WriterSettings(placeholder_after=0.05),
     )
     await writer.start(tool_label="Reading q3.csv…")
@@ -94,7 +98,12 @@ async def test_native_stream_carries_the_answer_without_edits_and_ends_with_feed
 ) -> None:
     parent = slack.add_message("D1", text="why is marketing over?")
     writer = AnswerWriter(
-        client, budget, team_id="T0001", channel="D1", thread_ts=parent.ts, settings=STREAM,
+        client,
+        budget,
+        team_id="T0001",
+        channel="D1",
+        thread_ts=parent.ts,
+        settings=STREAM,
         conversation_id="T0001:D1",
     )
     await writer.start()
@@ -193,9 +202,7 @@ async def test_streams_are_admitted_only_while_the_tier_2_windows_have_room(
     outcomes = []
     for channel in ("D1", "D2"):
         parent = slack.add_message(channel, text="q")
-        writer = AnswerWriter(
-            client, budget, team_id="T0001", channel=channel, thread_ts=parent.ts, settings=STREAM
-        )
+        writer = AnswerWriter(client, budget, team_id="T0001", channel=channel, thread_ts=parent.ts, settings=STREAM)
         await writer.start()
         outcomes.append(await writer.write(events(ANSWER)))
     await budget.aclose()
@@ -254,9 +261,7 @@ async def test_hostile_model_output_never_reaches_slack_live_in_any_mode(
     modes = {"C1": WriterSettings(), "C2": LAZY, "D3": STREAM}
     for channel, settings in modes.items():
         parent = slack.add_message(channel, text="q")
-        writer = AnswerWriter(
-            client, budget, team_id="T0001", channel=channel, thread_ts=parent.ts, settings=settings
-        )
+        writer = AnswerWriter(client, budget, team_id="T0001", channel=channel, thread_ts=parent.ts, settings=settings)
         await writer.start(tool_label="Reading <@U123> [x](https://evil.example).csv…")
         # The hostile text arrives in pieces that split its markup across deltas.
         outcome = await writer.write(events(HOSTILE, chunk=3, tools=("Filtering to <!channel>…",)))
