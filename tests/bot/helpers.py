@@ -32,8 +32,9 @@ def expected_report(content: bytes, filename: str) -> str:
 
 
 def is_final(message: FakeMessage) -> bool:
-    """A message in its final state: no Stop button, no ⏳ (Markdown; 👍/👎 under a finished answer)."""
-    return bool(message.visible) and stop_button_value(message) is None and "⏳" not in message.visible
+    """A message in its final state: not a live stream, no Stop button, no ⏳ (👍/👎 under a finished answer)."""
+    live = message.streaming_since is not None or stop_button_value(message) is not None
+    return bool(message.visible) and not live and "⏳" not in message.visible
 
 
 def shown_text(message: FakeMessage) -> str:

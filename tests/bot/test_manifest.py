@@ -21,7 +21,16 @@ def test_manifest_scopes_events_and_modes() -> None:
     # conversations.replies (files earlier in a thread) and conversations.info (/variance membership check)
     assert {"channels:history", "groups:history", "channels:read", "groups:read", "im:read"} <= scopes
     assert not {"chat:write.public", "files:write", "channels:join", "users:read"} & scopes
-    assert set(_list_after(text, "bot_events")) == {"app_mention", "message.im"}
+    assert set(_list_after(text, "bot_events")) == {
+        "app_mention",
+        "message.im",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
+    }
+    # The assistant container: its feature, the scope for status/prompts/titles, at least 3 suggested prompts.
+    assert "assistant:write" in scopes
+    assert re.search(r"^  assistant_view:\n    assistant_description: .+", text, re.MULTILINE)
+    assert len(re.findall(r"^      - title: .+", text, re.MULTILINE)) >= 3
     assert "command: /variance" in text
     assert re.search(r"interactivity:\n\s+is_enabled: true", text)
     assert "socket_mode_enabled: true" in text
