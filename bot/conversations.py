@@ -146,9 +146,7 @@ class ConversationStore:
         if existing is not None and (existing is source or existing.file_id == source.file_id):
             return existing
         options = source.context.options
-        context = AnalysisContext(
-            source.context.dataset, replace(options, account_types=dict(options.account_types))
-        )
+        context = AnalysisContext(source.context.dataset, replace(options, account_types=dict(options.account_types)))
         entry = StoredDataset(
             context=context,
             file_id=source.file_id,

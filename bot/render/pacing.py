@@ -38,6 +38,13 @@ The clock and the sleep are injectable so the logic can be tested in virtual tim
 channel with short bursts. Calls are made by the caller-supplied ``send`` coroutine (the writer's
 ``AsyncWebClient`` call), never retried inside slack_sdk: don't pass a client with
 ``AsyncRateLimitErrorRetryHandler`` (it sleeps inside the call, blocking the scheduler).
+
+One budget per (workspace, method), shared by every answer (:data:`DEFAULT_LIMITS`): ``chat.update`` and
+``chat.delete`` (Tier 3), ``chat.startStream``/``chat.stopStream`` (Tier 2), ``chat.appendStream`` (Tier 4),
+``assistant.threads.setStatus``; posts are paced per channel. The writer plans across them: first texts ride on
+posts, native streams carry live text where they are admitted (:meth:`SlackBudget.admit_stream`), edits the rest.
+How a window is counted is behind :class:`RollingWindow` (:class:`InProcessWindow` today); sharing the budget
+between bot processes is a Redis implementation passed as :attr:`SlackBudget.window_factory`.
 """
 
 from __future__ import annotations

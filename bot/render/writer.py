@@ -1,11 +1,24 @@
-"""One answer in Slack: placeholder → throttled edits → overflow into the thread → final state.
+"""One answer in Slack, its state machine: acknowledged → first text → live text → [overflow] → final state.
 
 Lifecycle::
 
-    writer = AnswerWriter(client, budget, team_id="T1", channel="C1", thread_ts=mention_ts)
-    await writer.start(tool_label=None)           # posts "⏳ Analyzing…" at once, returns its ts
+    writer = AnswerWriter(client, budget, team_id="T1", channel="C1", thread_ts=mention_ts, settings=...)
+    await writer.start(tool_label=None)           # acknowledge (see below)
     outcome = await writer.write(run)             # consumes AnalystEvents until Done/Failed
     # or: await writer.fail("I couldn't read that file: ...")  /  await writer.write_markdown(report_md)
+
+How each step is paid for (every Slack method has its own budget, see :mod:`bot.render.pacing`):
+
+- **Acknowledge** without a ``chat.update``: in an assistant thread the status line (``setStatus``); else,
+  with ``placeholder_after > 0``, nothing until the first text, which rides on the ``chat.postMessage``
+  itself (per-channel budget); a "⏳" placeholder is posted only when no text has come by then.
+  ``placeholder_after == 0`` posts the placeholder at once (while a file is read; today's behaviour).
+- **Live text** through a delivery mode (:mod:`bot.render.modes`): a native stream where one may start (a
+  thread in a DM or the assistant container, admitted by the workspace's Tier-2 windows), else coalesced
+  edits through the workspace's ``chat.update`` scheduler.
+- **Final**: the stream's stop carries the tail (no edit when the final text extends what was streamed),
+  else one final edit; a final kept waiting by a spent edit window is reposted (post + delete).
+- Every text goes out through :class:`bot.render.delivery.SlackDoor` (the text filter, exactly-once posts).
 
 Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the same way by the fake):
 
@@ -16,7 +29,10 @@ Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the 
   the Stop button: it may not be combined with ``text`` or ``blocks`` (``invalid_arguments``). The button
   has ``action_id`` :data:`STOP_ACTION_ID` and ``value`` = :attr:`AnswerWriter.answer_id`.
 - **Final** edit: ``markdown_text`` only (the button disappears): exactly ``Done.final_text``, or the
-  text so far plus an error line (``⚠️ ...``) or ``_Stopped._``.
+  text so far plus an error line (``⚠️ ...``) or ``_Stopped._``. With ``feedback_buttons`` an answered
+  question's last message is ``blocks`` (the markdown block and a ``context_actions`` block of 👍/👎
+  ``feedback_buttons``) plus a ``text`` fallback instead. A native stream shows no Stop button while live
+  (a stream carries blocks only when it stops).
 - **Overflow**: a message holds at most ``max_chars`` (11,000 of Slack's 12,000 for Markdown). When the
   live text outgrows it (minus room for the status line), the live message is closed at a clean Markdown
   boundary (:mod:`bot.render.markdown`: paragraph or list item, never inside a table or code block) and
