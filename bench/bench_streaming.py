@@ -179,10 +179,9 @@ async def scenario(mode: str, window: str, n: int, *, words: int, rate: float, s
         if window == "busy":
             for method, calls in BUSY.items():
                 slack.spend(method, calls, 40.0)
-                log = budget.scheduler(slack.team_id, method)._window_log
                 now = time.monotonic()
-                for i in range(calls):
-                    await log.record(now - 40.0 + 40.0 * (i + 0.5) / calls)
+                times = [now - 40.0 + 40.0 * (i + 0.5) / calls for i in range(calls)]
+                await budget.scheduler(slack.team_id, method).count_earlier(times)
         parents = [slack.user_message(f"D{i:03d}") for i in range(n)]
 
         async def one(i: int) -> None:

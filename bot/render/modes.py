@@ -92,6 +92,10 @@ class NativeStream:
         self.broken: str | None = None  # why appending stopped (the final part then goes in by an edit)
         self._slot: Slot[str] | None = None
         self._admitted = False
+        # One call on the stream at a time: an append still in flight when the answer ends must land (or
+        # fail) before the stop's tail is worked out, or its piece would be appended twice.
+        self._calls = asyncio.Lock()
+        self._ended = False
 
     async def start(self, raw: str) -> bool:
         """Start the stream with the first text; False (nothing shown) when the workspace can't take one now."""
@@ -119,7 +123,11 @@ class NativeStream:
             self._slot.submit(text, Priority.INTERMEDIATE)
 
     async def _append(self, raw: str) -> None:
-        if self.broken is not None or self.ts is None:
+        async with self._calls:
+            await self._append_locked(raw)
+
+    async def _append_locked(self, raw: str) -> None:
+        if self._ended or self.broken is not None or self.ts is None:
             return
         target = stable_text(raw)
         if not target.startswith(self.sent):
@@ -143,6 +151,11 @@ class NativeStream:
     async def end(self, final_part: str, blocks: list[dict[str, Any]] | None) -> LiveEnd | None:
         if self._slot is not None:
             self._slot.close()
+        async with self._calls:
+            self._ended = True
+            return await self._stop(final_part, blocks)
+
+    async def _stop(self, final_part: str, blocks: list[dict[str, Any]] | None) -> LiveEnd | None:
         if self.ts is None:
             self._release()
             return None
@@ -172,9 +185,3 @@ class NativeStream:
         if self._admitted:
             self._admitted = False
             self.budget.stream_ended(self.door.team_id)
-
-
-async def settle(task: asyncio.Task[Any] | None) -> None:
-    """Wait for a task without taking its exception (the task's owner reads it)."""
-    if task is not None and not task.done():
-        await asyncio.wait({task})

@@ -55,7 +55,6 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -92,41 +91,58 @@ class BudgetLimit:
 
 
 class RollingWindow(Protocol):
-    """The calls one (workspace, method) budget made in the last ``window`` seconds.
+    """The calls one (workspace, method) budget made in the last ``window`` seconds, in flight ones included.
 
     The seam for sharing a budget between bot processes: :class:`InProcessWindow` counts in this process; a
-    Redis implementation (a sorted set per workspace x method, one atomic script per call) replaces it by
-    passing its class as :attr:`SlackBudget.window_factory`. Nothing else changes: schedulers ask
-    :meth:`usage` before choosing what to send and :meth:`record` each call when it completes.
+    Redis implementation (a sorted set per workspace x method: one atomic script prunes, counts and adds in
+    :meth:`acquire`; :meth:`complete` re-scores the member) replaces it by passing its class as
+    :attr:`SlackBudget.window_factory`. Schedulers ask :meth:`usage` to choose what to send, claim a unit with
+    :meth:`acquire` (atomic: two processes cannot both take the last one) and :meth:`complete` it when the call
+    returns, so a call counts from when Slack had it and our window never looks emptier than Slack's.
     """
 
     async def usage(self, now: float) -> tuple[int, float]:
         """(calls counted now, when the oldest of them leaves the window; ``inf`` when none)."""
         ...
 
-    async def record(self, now: float) -> None:
-        """Count one call, completed at ``now``."""
+    async def acquire(self, now: float, limit: float) -> object | None:
+        """Count one call starting now if fewer than ``limit`` are counted; its token, or None."""
+        ...
+
+    async def complete(self, token: object, now: float) -> None:
+        """The call ``token`` returned at ``now``: it counts from then."""
         ...
 
 
 class InProcessWindow:
-    """:class:`RollingWindow` in this process's memory (a deque of completion times)."""
+    """:class:`RollingWindow` in this process's memory."""
 
     def __init__(self, team_id: str, method: str, limit: BudgetLimit) -> None:
         self.key = (team_id, method)
         self.window = limit.window
-        self._stamps: deque[float] = deque()
+        self._stamps: dict[int, float] = {}  # token -> when the call counts from
+        self._tokens = itertools.count()
 
     def _prune(self, now: float) -> None:
-        while self._stamps and self._stamps[0] <= now - self.window:
-            self._stamps.popleft()
+        for token in [t for t, at in self._stamps.items() if at <= now - self.window]:
+            del self._stamps[token]
 
     async def usage(self, now: float) -> tuple[int, float]:
         self._prune(now)
-        return len(self._stamps), (self._stamps[0] + self.window if self._stamps else math.inf)
+        oldest = min(self._stamps.values(), default=math.inf)
+        return len(self._stamps), oldest + self.window
 
-    async def record(self, now: float) -> None:
-        self._stamps.append(now)
+    async def acquire(self, now: float, limit: float) -> object | None:
+        self._prune(now)
+        if len(self._stamps) >= limit:
+            return None
+        token = next(self._tokens)
+        self._stamps[token] = now
+        return token
+
+    async def complete(self, token: object, now: float) -> None:
+        if isinstance(token, int) and token in self._stamps:
+            self._stamps[token] = max(self._stamps[token], now)
 
 
 WindowFactory = Callable[[str, str, BudgetLimit], RollingWindow]
@@ -333,9 +349,16 @@ class UpdateScheduler(Generic[P]):
         return finals, min(firsts, max(0, self.limit - finals))
 
     async def used(self, now: float | None = None) -> int:
-        """Calls counted in the window now, plus those in flight."""
+        """Calls counted in the window now, those in flight included."""
         counted, _ = await self._window_log.usage(self.clock() if now is None else now)
-        return counted + self._in_flight
+        return counted
+
+    async def count_earlier(self, times: list[float]) -> None:
+        """Count calls made before this scheduler existed (e.g. by a previous process), at ``times``."""
+        for at in times:
+            token = await self._window_log.acquire(at, math.inf)
+            if token is not None:
+                await self._window_log.complete(token, at)
 
     @property
     def paused_until(self) -> float:
@@ -385,7 +408,7 @@ class UpdateScheduler(Generic[P]):
             return None, math.inf  # a finishing send wakes us
         # Calls count from when they complete (no earlier than Slack saw them) and while in flight, so
         # network jitter can't make our window look emptier than Slack's.
-        used = counted + self._in_flight
+        used = counted
         finals_reserved, firsts_reserved = self._reservations()
         progress_ready_at = self._progress_ready_at(now)
         best: Slot[P] | None = None
@@ -442,8 +465,11 @@ class UpdateScheduler(Generic[P]):
                 counted, free_at = await self._window_log.usage(now)
             slot, wake = self._pick(now, counted, free_at)
             if slot is not None:
-                self._start_send(slot, now)
-                continue
+                token = await self._window_log.acquire(now, self.limit)
+                if token is not None:
+                    self._start_send(slot, now, token)
+                    continue
+                wake = min(free_at, now + 0.05)  # another process took the last unit: look again soon
             await self._wait(wake - now)
 
     async def _wait(self, delay: float) -> None:
@@ -463,7 +489,7 @@ class UpdateScheduler(Generic[P]):
                     task.cancel()
             await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
-    def _start_send(self, slot: Slot[P], now: float) -> None:
+    def _start_send(self, slot: Slot[P], now: float, token: object) -> None:
         payload = slot._pending
         seq, priority = slot._seq, slot._priority
         slot._pending = None
@@ -478,11 +504,11 @@ class UpdateScheduler(Generic[P]):
             self._progress_tokens -= 1.0
         slot.last_served = now
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._deliver(slot, payload, seq, priority))  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self._deliver(slot, payload, seq, priority, token))  # type: ignore[arg-type]
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    async def _deliver(self, slot: Slot[P], payload: P, seq: int, priority: Priority) -> None:
+    async def _deliver(self, slot: Slot[P], payload: P, seq: int, priority: Priority, token: object) -> None:
         try:
             await slot._send(payload)
         except asyncio.CancelledError:
@@ -506,7 +532,7 @@ class UpdateScheduler(Generic[P]):
         finally:
             slot._in_flight = False
             slot._first_in_flight = False
-            await self._window_log.record(self.clock())
+            await self._window_log.complete(token, self.clock())
             self._in_flight -= 1
             self._event.set()
 
@@ -621,7 +647,8 @@ class SlackBudget:
         live = self._live_streams.get(team_id, 0)
         if await start.used(now) >= start.limit or await stop.used(now) + live >= stop.limit:
             return False
-        await start._window_log.record(now)
+        if await start._window_log.acquire(now, start.limit) is None:
+            return False
         self._live_streams[team_id] = live + 1
         return True
 

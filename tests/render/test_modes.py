@@ -276,3 +276,17 @@ async def test_hostile_model_output_never_reaches_slack_live_in_any_mode(
         assert "<!channel>" not in text and "<!here" not in text and "<@U123>" not in text
         assert "](https://" not in text and "](" not in text
         assert "evil.example" not in text  # the domain is broken up, so Slack does not autolink it
+
+
+async def test_append_in_flight_when_the_answer_ends_is_not_repeated_by_the_stop(
+    slack: FakeSlack, client: AsyncWebClient, budget: SlackBudget
+) -> None:
+    parent = slack.add_message("D1", text="q")
+    slack.inject("chat.appendStream", delay=0.5)  # the first append is slow: the answer ends meanwhile,
+    slack.inject("chat.stopStream", delay=1.0)  # and a stop sent at once would land after it
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D1", thread_ts=parent.ts, settings=STREAM)
+    await writer.start()
+    outcome = await writer.write(events(ANSWER, chunk=40, delay=0.01))
+    [ts] = outcome.message_ts
+    assert slack.calls_of("chat.appendStream") and slack.calls_of("chat.stopStream")
+    assert shown(slack, "D1", ts) == ANSWER  # every piece once
