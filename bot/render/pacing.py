@@ -353,6 +353,11 @@ class UpdateScheduler(Generic[P]):
         counted, _ = await self._window_log.usage(self.clock() if now is None else now)
         return counted
 
+    async def room(self) -> int:
+        """Units of the window not yet counted nor wanted by a queued payload (negative: oversubscribed)."""
+        queued = sum(1 for s in self._slots.values() if s.pending)
+        return self.limit - await self.used() - queued
+
     async def count_earlier(self, times: list[float]) -> None:
         """Count calls made before this scheduler existed (e.g. by a previous process), at ``times``."""
         for at in times:

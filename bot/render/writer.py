@@ -776,12 +776,19 @@ class AnswerWriter:
     async def _repost_if_stuck(
         self, entry: tuple[_Msg, str, asyncio.Future[None]]
     ) -> list[tuple[_Msg, str, asyncio.Future[None]]]:
-        """Deliver a one-message final by post + delete when the update budget keeps it waiting."""
+        """Deliver a one-message final by post + delete when the update budget keeps it waiting.
+
+        Only while the workspace's ``chat.delete`` window has room for the delete: a repost whose old message
+        can't be deleted soon would leave the answer's beginning shown twice; then the edit is awaited.
+        """
         msg, shown, fut = entry
         after = self.settings.repost_final_after
         if after is None or msg.slot is None:
             return [entry]
+        deletes = self.budget.scheduler(self.team_id, "chat.delete")
         done, _ = await asyncio.wait({fut}, timeout=after)
+        while not done and await deletes.room() <= 0:
+            done, _ = await asyncio.wait({fut}, timeout=1.0)
         if done or not msg.slot.withdraw_final():
             return [entry]
         feedback = msg is self._feedback_msg

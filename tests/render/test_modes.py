@@ -286,7 +286,11 @@ async def test_append_in_flight_when_the_answer_ends_is_not_repeated_by_the_stop
     slack.inject("chat.stopStream", delay=1.0)  # and a stop sent at once would land after it
     writer = AnswerWriter(client, budget, team_id="T0001", channel="D1", thread_ts=parent.ts, settings=STREAM)
     await writer.start()
-    outcome = await writer.write(events(ANSWER, chunk=40, delay=0.01))
+    gate = asyncio.Event()
+    task = asyncio.ensure_future(writer.write(events(ANSWER, chunk=40, delay=0.01, gate=gate, gate_at=3)))
+    await slack.wait_for(lambda: bool(slack.calls_of("chat.appendStream")))  # arrived, not yet applied
+    gate.set()
+    outcome = await task
     [ts] = outcome.message_ts
-    assert slack.calls_of("chat.appendStream") and slack.calls_of("chat.stopStream")
+    assert slack.calls_of("chat.stopStream")
     assert shown(slack, "D1", ts) == ANSWER  # every piece once
