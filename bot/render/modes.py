@@ -102,7 +102,7 @@ class NativeStream:
         if not await self.budget.admit_stream(self.door.team_id):
             return False
         self._admitted = True
-        first = stable_text(raw) or neutralise(raw)
+        first = stable_text(raw)  # may be empty: a stream started before the text (an acknowledgement)
         try:
             self.ts = await self.door.start_stream(self.thread_ts, first, **self.recipient)
         except Exception as exc:
@@ -120,7 +120,7 @@ class NativeStream:
 
     def offer(self, text: str) -> None:
         if self._slot is not None and self.broken is None:
-            self._slot.submit(text, Priority.INTERMEDIATE)
+            self._slot.submit(text, Priority.INTERMEDIATE if self.sent else Priority.FIRST_VISIBLE)
 
     async def _append(self, raw: str) -> None:
         async with self._calls:

@@ -392,18 +392,22 @@ class AnswerWriter:
 
     async def _placeholder_later(self, after: float) -> None:
         await self.budget.sleep(after)
-        if not self._live_started():
-            self._post_live(self._live_render(), part=0)
+        # Text is slow to come: show the answer's message now (a stream that starts empty, or a placeholder).
+        self._begin_live(force=True)
 
     def _live_started(self) -> bool:
         return bool(self._msgs) or self._posting is not None or self._stream_starting is not None
 
-    def _begin_live(self) -> None:
-        """Show the first text: as a native stream where one may start, else as the first post."""
-        if self._live_started() or len(self._text.strip()) < self.settings.first_text_min_chars:
+    def _begin_live(self, *, force: bool = False) -> None:
+        """Show the first text (or, ``force``, whatever there is): as a native stream where one may start,
+        else as the first post."""
+        if self._live_started() or self._finalising is not None:
             return
-        if self._placeholder_timer is not None:
-            self._placeholder_timer.cancel()
+        if not force and len(self._text.strip()) < self.settings.first_text_min_chars:
+            return
+        timer = self._placeholder_timer
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
         if self.settings.native_stream and self.thread_ts:
             self._stream_starting = asyncio.ensure_future(self._start_stream(self.thread_ts))
         else:
@@ -420,7 +424,7 @@ class AnswerWriter:
         if await stream.start(self._text.lstrip()):
             self._stream = stream
             self._msgs.append(_Msg(str(stream.ts)))
-            if self._first_text_at is None:
+            if self._first_text_at is None and stream.sent:
                 self._first_text_at = self._clock()
             stream.offer(self._text.lstrip())
             return True
