@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -33,7 +33,9 @@ from bot.files import (
     read_table,
 )
 from bot.logs import AnswerLog
+from bot.overrides import NotedRun, with_note
 from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, WriterSettings
+from bot.textfilter import neutralise
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -67,6 +69,7 @@ class AnswerRequest:
     event_id: str | None = None
     user: str | None = None
     assistant_thread: bool = False  # a thread in Slack's assistant container (status, native stream)
+    source_ts: str | None = None  # the user's message (its ts): a deleted message drops the turn it produced
 
     @property
     def wants_report(self) -> bool:
@@ -135,10 +138,34 @@ async def _events(*events: AnalystEvent) -> AsyncIterator[AnalystEvent]:
         yield event
 
 
+# A short message refused with 429 was not posted: wait as Slack asks (within reason) and post it again.
+_NOTICE_ATTEMPTS = 3
+_NOTICE_MAX_WAIT_S = 30.0
+
+
+async def call_with_rate_retry(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``call()`` (one Slack Web API call), retried after ``Retry-After`` while Slack answers 429."""
+    for attempt in range(_NOTICE_ATTEMPTS):
+        try:
+            return await call()
+        except SlackApiError as error:
+            if error.response.status_code != 429 or attempt == _NOTICE_ATTEMPTS - 1:
+                raise
+            headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+            try:
+                wait = float(headers.get("retry-after", 1))
+            except (TypeError, ValueError):
+                wait = 1.0
+            await asyncio.sleep(min(max(wait, 0.0), _NOTICE_MAX_WAIT_S))
+    raise AssertionError("unreachable")
+
+
 async def post_notice(deps: BotDeps, channel: str, thread_ts: str | None, text: str) -> None:
     """A short plain message (no dataset yet, unsupported file); failures are logged, never raised."""
     try:
-        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        await call_with_rate_retry(
+            lambda: deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=neutralise(text))
+        )
     except SlackApiError as error:
         log.warning("could not post a notice: %s", error.response.get("error"))
 
@@ -192,6 +219,7 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
         channel=channel_key(request.team, request.channel),
         report_markdown=result.report_markdown,
         memory_bytes=result.memory_bytes,
+        owner=request.user,
     )
 
 
@@ -206,13 +234,23 @@ async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
     return markdown
 
 
-def _start_run(deps: BotDeps, question: str, context: AnalysisContext, conversation_id: str) -> AnalystRun:
+def _start_run(
+    deps: BotDeps,
+    question: str,
+    context: AnalysisContext,
+    conversation_id: str,
+    *,
+    speaker: str | None = None,
+    source: str | None = None,
+) -> AnalystRun:
     # The agents SDK loads on first use, not when the bot is imported. Without model settings the run ends at
     # once with a "no API key configured" failure, which the writer shows.
     from analyst.agent import AgentSettings, start_run
 
     settings = deps.settings.agent or AgentSettings()
-    return start_run(question, context, conversation_id=conversation_id, settings=settings)
+    return start_run(
+        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+    )
 
 
 # The first text rides on the post; a placeholder appears only if none has come by then.
@@ -263,7 +301,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     )
     writer = new_writer(deps, request, answer_id)
     control = AnswerControl()
-    deps.running.add(answer_id, control)
+    deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
     outcome: AnswerOutcome | None = None
     try:
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
@@ -281,11 +319,18 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
             markdown = await _unless_stopped(control, report_markdown(deps, stored))
-            outcome = await writer.write_markdown(markdown)
+            outcome = await writer.write_markdown(with_note(markdown, stored.context, _note_entry(request)))
         else:
-            run = _start_run(deps, request.question, stored.context, request.conversation_id)
+            run = _start_run(
+                deps,
+                request.question,
+                stored.context,
+                request.conversation_id,
+                speaker=request.user,
+                source=request.source_ts,
+            )
             control.attach(run)
-            outcome = await writer.write(run)
+            outcome = await writer.write(NotedRun(run, stored.context, _note_entry(request)))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
     except FileRejected as rejected:
@@ -309,6 +354,11 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             log_entry.slack_error = outcome.slack_error
         log_entry.emit()
     return outcome
+
+
+def _note_entry(request: AnswerRequest) -> Literal["mention", "dm", "command"]:
+    """How the overrides line tells this person to reset: an assistant thread is a DM with the bot."""
+    return "dm" if request.entry == "assistant" else request.entry
 
 
 async def _fail(writer: AnswerWriter, message: str) -> AnswerOutcome | None:

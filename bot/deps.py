@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Settings
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
 from bot.files import WorkerPool
+from bot.limits import Limits, RunLimits
 from bot.render import DEFAULT_LIMITS, BudgetLimit, SlackBudget
 
 log = logging.getLogger("variance.bot")
@@ -34,6 +35,7 @@ class BotDeps:
     running: RunningAnswers
     workers: WorkerPool
     budget: SlackBudget
+    limits: Limits = field(default_factory=RunLimits)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 
@@ -64,12 +66,16 @@ class BotDeps:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     async def close(self, *, shutdown_workers: bool = True) -> None:
-        """Stop every running answer (each ends in a final state), then release resources."""
-        self.running.cancel_all()
+        """Stop every running answer (each ends in a final state saying the bot restarts), then release resources.
+
+        The answer tasks are cancelled with the restart message as the reason; cancelling the analyst runs
+        first would end them as if the user had pressed Stop.
+        """
         for task in list(self.tasks):
             task.cancel(SHUTDOWN)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        self.running.cancel_all()  # anything still running outside a task
         # After the answers: their final edits go through the budget's schedulers.
         await self.budget.aclose()
         if self._http is not None:

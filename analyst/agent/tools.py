@@ -49,6 +49,9 @@ MAX_ROWS = 20
 MAX_OUTPUT_CHARS = 9_000  # ≈ 2,250 tokens at 4 characters a token
 _SHRINK_STEPS = (MAX_ROWS, 10, 5, 2)
 _TEXT_CAP = 60  # characters of any one label shown to the model
+_STRING_CAP = 200  # characters of any one string in a tool output (a 57 KB header cell stays 200 characters)
+# The tools' own fixed guidance is not file text: it is never cut.
+_OWN_TEXT = frozenset({HEADLINE_RULE})
 
 
 class ColumnFilter(BaseModel):
@@ -87,11 +90,22 @@ def _dump(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _capped(value: Any) -> Any:
+    """``value`` with every string (keys included) cut to ``_STRING_CAP`` characters: file text stays bounded data."""
+    if isinstance(value, str):
+        return value if len(value) <= _STRING_CAP or value in _OWN_TEXT else value[: _STRING_CAP - 1] + "…"
+    if isinstance(value, Mapping):
+        return {_capped(k) if isinstance(k, str) else k: _capped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_capped(v) for v in value]
+    return value
+
+
 def _bounded(render: Callable[[int], Mapping[str, Any]]) -> str:
-    """Render with fewer rows until the JSON fits the output budget."""
+    """Render with fewer rows until the JSON fits the output budget (every string capped first)."""
     text = ""
     for rows in _SHRINK_STEPS:
-        text = _dump(render(rows))
+        text = _dump(_capped(render(rows)))
         if len(text) <= MAX_OUTPUT_CHARS:
             return text
     return _dump({"error": "The result is too large to show; add filters or break down by fewer columns."})
@@ -287,7 +301,7 @@ def set_roles(
     if overrides.is_empty():
         return error_output("Give at least one of: actual, reference, period, account, dimensions.")
     ctx.override_roles(overrides)
-    return _dump({"ok": True, "roles": ctx.dataset.roles.to_dict(), "rows": len(ctx.dataset.frame)})
+    return _dump(_capped({"ok": True, "roles": ctx.dataset.roles.to_dict(), "rows": len(ctx.dataset.frame)}))
 
 
 def set_types(ctx: AnalysisContext, assignments: Sequence[tuple[str, str]]) -> str:

@@ -487,6 +487,13 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
     if overrides.period is None and month_column and not headers[month_column].year:
         plan.period_year = _year_for_months(columns, month_column, used)
         used.add(plan.period_year)
+        if plan.period_year and any(
+            label and not label[:1].isdigit() for label in columns.period_labels(plan.period_year)
+        ):
+            plan.warnings.append(
+                f"'{plan.period_year}' holds fiscal years; each month was placed in the calendar year the label "
+                "names (FY2024 + Jan → 2024-01). If your fiscal year starts in another month, say so."
+            )
     if overrides.account_type is not None:
         plan.account_type = overrides.account_type
     else:

@@ -17,16 +17,22 @@ if TYPE_CHECKING:
 MARKDOWN_ROWS = 8
 
 
+def code(name: str, limit: int = 80) -> str:
+    """A file, sheet or column name as one inline code span that it cannot end early (backticks become ˋ)."""
+    flat = " ".join(str(name).split()).replace("`", "\u02cb")
+    return f"`{flat if len(flat) <= limit else flat[: limit - 1] + '…'}`" if flat else "` `"
+
+
 def render_markdown(report: Report, max_rows: int = MARKDOWN_ROWS) -> str:
     f = Formats(report)
     s, ds = report.summary, report.dataset
     ref = report.reference_word
     roles = ds.roles
     h = report.headline
-    where = f" (sheet `{ds.source.sheet}`)" if ds.source.sheet else ""
+    where = f" (sheet {code(ds.source.sheet)})" if ds.source.sheet else ""
     out = [
-        f"**Budget vs actual** for `{ds.source.filename}`{where}: {s.rows:,} rows; actual = `{roles.actual}`, "
-        f"{ref} = `{roles.reference}`" + (f", period = `{roles.period}`" if roles.period else "") + ".",
+        f"**Budget vs actual** for {code(ds.source.filename)}{where}: {s.rows:,} rows; actual = {code(roles.actual)}, "
+        f"{ref} = {code(roles.reference)}" + (f", period = {code(roles.period)}" if roles.period else "") + ".",
         "",
     ]
     title, value, detail = f.headline_pieces(h)

@@ -8,9 +8,10 @@
   dataset is a CSV/XLSX attached to the message, else the one this thread loaded before, else the latest file
   in the context channel (one the bot read there, or the newest table file in its recent history).
 
-Bolt routes every user message in a DM *thread* to the assistant middleware, whether or not the thread belongs
-to the container: messages in threads this process has not seen start (or change context) are handed to the
-direct-message listener unchanged.
+Bolt's middleware takes every message event of a DM *thread* (a user's message, and also edits and deletions,
+which it acknowledges and drops), whether or not the thread belongs to the container. So it only sees the
+container's own events and the users' messages in threads this process saw start; everything else (ordinary DM
+threads, deletions that must reach the deletion listener) passes it by.
 
 Thread contexts live in :class:`ThreadContexts` (memory of this process), not in Bolt's default store, which
 keeps them in the metadata of the bot's first reply and so spends a ``chat.update`` per context change.
@@ -31,9 +32,18 @@ from bot.answers import NO_DATASET, AnswerRequest, answer, post_notice
 from bot.conversations import StoredDataset, channel_key, thread_conversation_id
 from bot.deps import BotDeps
 from bot.files import SlackFile, table_files, unsupported_message
-from bot.listeners.common import first_message_delivery, is_from_a_bot, question_text, team_of
+from bot.listeners.common import (
+    ephemeral_reply,
+    first_message_delivery,
+    is_from_a_bot,
+    question_text,
+    refusal,
+    team_of,
+    within_limits,
+)
 from bot.listeners.direct_messages import handle_direct_message
 from bot.logs import log_line
+from bot.overrides import is_reset, reset_message
 from bot.textfilter import neutralise
 
 GREETING = (
@@ -88,11 +98,33 @@ async def latest_channel_file(deps: BotDeps, channel: str) -> SlackFile | None:
 async def handle_assistant_message(
     deps: BotDeps, contexts: ThreadContexts, body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
 ) -> None:
+    """The allowlists, "reset", and the abuse limits, as for any DM; then the answer."""
+    team = team_of(body, event)
+    channel = str(event["channel"])
+    thread_ts = str(event["thread_ts"])
+    user = event.get("user")
+    reply = ephemeral_reply(deps, channel, user, thread_ts)
+    refused = refusal(deps, team=team, channel=channel, user=user, is_dm=True)
+    if refused is not None:
+        await reply(refused)
+        return
+    question = question_text(event.get("text"), bot_user_id)
+    if is_reset(question) and not event.get("files"):
+        dropped = deps.store.reset_overrides(thread_conversation_id(team, channel, thread_ts))
+        await post_notice(deps, channel, thread_ts, reset_message(dropped))
+        return
+    await within_limits(
+        deps, team, user, reply, lambda: answer_assistant_message(deps, contexts, body, event, question)
+    )
+
+
+async def answer_assistant_message(
+    deps: BotDeps, contexts: ThreadContexts, body: dict[str, Any], event: dict[str, Any], question: str
+) -> None:
     team = team_of(body, event)
     channel = str(event["channel"])
     thread_ts = str(event["thread_ts"])
     conversation_id = thread_conversation_id(team, channel, thread_ts)
-    question = question_text(event.get("text"), bot_user_id)
     attached = event.get("files") or []
     files = table_files(attached)
     if attached and not files:
@@ -127,6 +159,7 @@ async def handle_assistant_message(
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=event.get("ts"),
             assistant_thread=True,
         ),
     )
@@ -169,4 +202,17 @@ def register(app: Any, deps: BotDeps) -> None:
             return
         deps.spawn(handle_assistant_message(deps, contexts, body, event, context.bot_user_id), name="assistant")
 
-    app.use(assistant)
+    async def assistant_threads_only(req: Any, resp: Any, next: Any) -> Any:
+        event = (req.body or {}).get("event") or {}
+        kind = event.get("type")
+        ours = kind in {"assistant_thread_started", "assistant_thread_context_changed"} or (
+            kind == "message"
+            and event.get("channel_type") == "im"
+            and event.get("subtype") in (None, "file_share")
+            and contexts.known(str(event.get("channel")), str(event.get("thread_ts")))
+        )
+        if ours:
+            return await assistant.async_process(req=req, resp=resp, next=next)
+        return await next()
+
+    app.middleware(assistant_threads_only)

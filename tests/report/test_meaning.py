@@ -311,3 +311,9 @@ def test_3_repeated_month_names_without_a_year_are_called_ambiguous() -> None:
     text = "Month,Account,Actual,Budget\nJan,Rent,100,100\nJan,Rent,120,100\nFeb,Rent,110,100\n"
     ds = load_dataset(text.encode(), filename="months.csv")
     assert any("may be different years" in w for w in ds.warnings)
+
+
+def test_3_fiscal_years_with_month_names_say_how_they_were_placed() -> None:
+    ds = load_dataset(b"FY,Month,Account,Actual,Budget\nFY2024,Jan,Rent,10,10\nFY2024,Feb,Rent,12,10\n", filename="f.csv")
+    assert [str(c) for c in ds.frame["period"].cat.categories] == ["2024-01", "2024-02"]
+    assert any("fiscal years" in w for w in ds.warnings)
