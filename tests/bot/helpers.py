@@ -98,9 +98,11 @@ def expected_report(content: bytes, filename: str) -> str:
 
 
 def is_final(message: FakeMessage) -> bool:
-    """A message in its final state: not a live stream, no Stop button, no ⏳ (👍/👎 under a finished answer)."""
+    """An answer in its final state: Markdown (👍/👎 may sit under it), not a live stream, no Stop button, no ⏳.
+
+    Plain-text notices are not answers."""
     live = message.streaming_since is not None or stop_button_value(message) is not None
-    return bool(message.visible) and not live and "⏳" not in message.visible
+    return final_markdown(message) is not None and not live and "⏳" not in message.visible
 
 
 def final_markdown(message: FakeMessage) -> str | None:

@@ -77,8 +77,7 @@ async def test_placeholder_then_edits_then_exact_final(
     ts = await writer.start(tool_label="Reading q3.csv…")
     msg = slack.messages["C1"][ts]
     assert msg.thread_ts == parent.ts
-    # The outgoing text filter breaks what looks like a domain name (q3.csv) with a zero-width space.
-    assert msg.visible == "⏳ Reading q3\u200b.csv…"
+    assert msg.visible == "⏳ Reading q3.csv…"
     actions = [b for b in msg.blocks or [] if b["type"] == "actions"]
     assert actions[0]["elements"][0]["action_id"] == STOP_ACTION_ID
     assert actions[0]["elements"][0]["value"] == writer.answer_id
@@ -175,7 +174,7 @@ async def test_fail_without_a_run_and_static_markdown(
     writer = AnswerWriter(client, budget, team_id="T0001", channel="C1")
     await writer.start()
     outcome = await writer.fail("I couldn't read q3.csv: it is an HTML page, not a CSV.")
-    assert final_texts(slack, outcome) == ["⚠️ I couldn't read q3\u200b.csv: it is an HTML page, not a CSV."]
+    assert final_texts(slack, outcome) == ["⚠️ I couldn't read q3.csv: it is an HTML page, not a CSV."]
 
     report = "# Variance report\n\n" + "\n".join(f"- line {i}: +{i},000" for i in range(3000))
     static = AnswerWriter(client, budget, team_id="T0001", channel="C2")
