@@ -13,6 +13,7 @@ USAGE = """usage: variance-bot <command> [options]
 commands:
   report FILE        deterministic budget-vs-actual report (no Slack or OpenAI account needed)
   ask FILE QUESTION  stream the analyst's answer to a question (needs OPENAI_API_KEY)
+  pack FILE -o XLSX  month-end variance pack: summary, bridge chart, material lines (commentary with a key)
   serve              run the Slack bot (Socket Mode with SLACK_APP_TOKEN, or --http --port N)
 
 run 'variance-bot <command> --help' for the options of a command.
@@ -33,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from analyst.agent.cli import cli_main as ask_main
 
         return ask_main(rest)
+    if command == "pack":
+        from analyst.pack.cli import cli_main as pack_main
+
+        return pack_main(rest)
     if command == "serve":
         from bot.app import cli_main as serve_main
 
