@@ -263,8 +263,10 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     in the assistant container, 👍/👎 under every finished answer."""
     in_dm = request.entry == "dm" or request.channel.startswith("D")
     placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
-    if request.new_file is not None and not request.assistant_thread:
-        placeholder_after = 0.0  # reading a file takes a while: say so at once (with a Stop button)
+    slow_start = request.new_file is not None or uploads.wants_pack(request.question)
+    if slow_start and not request.assistant_thread:
+        # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
+        placeholder_after = 0.0
     return WriterSettings(
         placeholder_after=placeholder_after,
         native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
