@@ -33,9 +33,9 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings, redact_url
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.deps import BotDeps, new_budget
 from bot.door import BadRequest, parse_request, request_fields, verify_signature
 from bot.limits import RunLimits
 from bot.listeners import deletions, register_all
