@@ -209,9 +209,17 @@ def _materiality(ctx: AnalysisContext) -> dict[str, object]:
 
 def summary(ctx: AnalysisContext) -> str:
     from analyst.engine import headline, summarize
+    from analyst.engine.to_date import to_date
 
-    result = summarize(ctx.dataset, ctx.options)
-    lead = headline(ctx.dataset, ctx.options).to_dict()
+    # Later periods with a budget only: compare the periods with actuals, as the report does.
+    scoped = to_date(ctx.dataset, ctx.options)
+    compared = ctx.dataset if scoped is None else scoped.dataset
+    result = summarize(compared, ctx.options)
+    lead = headline(compared, ctx.options).to_dict()
+    if scoped is None:
+        lead["scope"] = {"to_date": False, "compared": list(result.periods), "budget_only": []}
+    else:
+        lead["scope"] = scoped.to_dict() | {"sentence": scoped.sentence()}
     return _bounded(lambda rows: {"headline": lead, "headline_rule": HEADLINE_RULE} | result.to_dict(max_rows=rows))
 
 
@@ -229,13 +237,15 @@ def drivers_of(
     ctx: AnalysisContext, by: Sequence[str] | None, n: int, filters: Mapping[str, list[str]] | None
 ) -> str:
     from analyst.engine import top_drivers
+    from analyst.engine.to_date import periods_with_actuals
 
     n = max(1, min(int(n), 10))
     # Every group is ranked anyway; asking for all of them lets the lists be cut here, where the groups of
     # unknown account type beyond the cut can be counted ("N more") rather than silently dropped.
     every_group = max(1, len(ctx.dataset.frame))
     by_list = list(by) if by else None
-    result = top_drivers(ctx.dataset, by=by_list, n=every_group, filters=filters, opts=ctx.options)
+    to_date_filters = periods_with_actuals(ctx.dataset, ctx.options, filters)  # budget-only periods left out
+    result = top_drivers(ctx.dataset, by=by_list, n=every_group, filters=to_date_filters, opts=ctx.options)
 
     def render(rows: int) -> dict[str, Any]:
         data = result.to_dict(max_rows=min(rows, n))

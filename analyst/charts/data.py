@@ -18,6 +18,7 @@ from typing import Any, Literal
 from analyst.dataset import PERIOD, Dataset
 from analyst.engine import AnalysisError, AnalysisOptions, breakdown, period_view, top_drivers
 from analyst.engine import _core as core
+from analyst.engine.to_date import periods_with_actuals
 
 Favourable = bool | None
 Basis = Literal["profit", "net revenue", "revenue", "costs", "total"]
@@ -195,24 +196,6 @@ def _favourable_of(amount: float) -> Favourable:
 
 def _round(value: float, scale: int) -> float:
     return round(value, scale) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def periods_with_actuals(ds: Dataset, opts: AnalysisOptions | None, filters: Filters | None) -> Filters | None:
-    """``filters`` limited to the periods that have actuals, when some periods have a budget only.
-
-    A full-year budget against actuals to June would make every total look favourable by the second half's
-    budget: the bridge and the bars compare like with like unless the caller chose the periods.
-    """
-    if not ds.has_period:
-        return filters
-    prep = core.prepare(ds, _opts(opts))
-    if filters and any(core.resolve_key(prep, key) in (PERIOD, core.QUARTER_KEY) for key in filters):
-        return filters  # the caller chose the periods
-    rows = period_view(ds, filters=filters, opts=_opts(opts)).to_dict()["periods"]
-    booked = [str(r[PERIOD]) for r in rows if r.get("has_actual", True)]
-    if not booked or len(booked) == len(rows):
-        return filters
-    return {**(filters or {}), PERIOD: booked}
 
 
 # ---------------------------------------------------------------------------------------------- bridge

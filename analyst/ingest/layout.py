@@ -105,6 +105,22 @@ class Columns:
                 self._period_labels[name] = periods.labels_for_uniques(uniques)
         return self._period_labels[name]
 
+    def numeric_months(self, name: str) -> bool:
+        """A column of month numbers (1–12, "01", "1.0"): from now on its period labels are month names, so
+        that it combines with a year column like "Jan".."Dec" do."""
+        uniques = list(self.factorized(name)[1])
+        names: list[str | None] = []
+        for value in uniques:
+            text = "" if value is None or value != value else str(value).strip()
+            number = text[:-2] if text.endswith(".0") else text
+            if not (number.isdigit() and 1 <= int(number) <= 12):
+                return False
+            names.append(periods.MONTHS[int(number) - 1])
+        if not names:
+            return False
+        self._period_labels[name] = names
+        return True
+
     def looks_periodic(self, name: str) -> bool:
         """The column's first values read as months or dates (judged once per column)."""
         if name not in self._periodic:
@@ -536,6 +552,11 @@ def detect_period_column(columns: Columns) -> str | None:
         period = next((c for c in columns.text if not columns.headers[c].year and columns.looks_periodic(c)), None)
     if period is None:
         period = next((c for c in columns.text if columns.headers[c].year and _holds_years(columns, c)), None)
+        if period is not None:
+            # A year column beside a "Month" column of numbers (1–12, "01"): the months are the period, and
+            # combine with the year (see :func:`_year_for_months`).
+            month = next((c for c in named if columns.numeric_months(c)), None)
+            period = month or period
     if period is None:
         period = next((c for c in columns.text if c.strip().casefold() == PERIOD), None)
     return period

@@ -11,7 +11,7 @@ which (:func:`to_date`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from analyst.dataset import PERIOD, Dataset
@@ -77,23 +77,18 @@ class PackData:
 
 def to_date(ds: Dataset, opts: AnalysisOptions) -> tuple[Dataset, str | None]:
     """``ds`` without the periods that have a budget only (and a note naming them), or ``ds`` as it is."""
-    from analyst.charts.data import periods_with_actuals
+    from analyst.engine.to_date import to_date as limit_to_date
 
-    chosen = periods_with_actuals(ds, opts, None)
-    if not chosen:
+    scoped = limit_to_date(ds, opts)
+    if scoped is None:
         return ds, None
-    booked = set(chosen[PERIOD])
-    period = ds.frame[PERIOD]
-    keep = period.astype("str").isin(booked).to_numpy() & period.notna().to_numpy()
-    left_out = [str(p) for p in period.cat.categories if str(p) not in booked]
-    frame = ds.frame[keep].reset_index(drop=True)
-    frame[PERIOD] = frame[PERIOD].cat.remove_unused_categories()
+    left_out = scoped.budget_only
     shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
     note = (
         f"{len(left_out)} {'period has' if len(left_out) == 1 else 'periods have'} no actuals yet ({shown}): "
-        f"the pack compares the {len(booked)} with actuals, budget against actuals to date."
+        f"the pack compares the {len(scoped.compared)} with actuals, budget against actuals to date."
     )
-    return replace(ds, frame=frame), note
+    return scoped.dataset, note
 
 
 def pack_data(ds: Dataset, opts: AnalysisOptions | None = None) -> PackData:

@@ -25,7 +25,7 @@ def code(name: str, limit: int = 80) -> str:
 
 def render_markdown(report: Report, max_rows: int = MARKDOWN_ROWS) -> str:
     f = Formats(report)
-    s, ds = report.summary, report.dataset
+    s, ds = report.whole_file or report.summary, report.dataset
     ref = report.reference_word
     roles = ds.roles
     h = report.headline
@@ -37,6 +37,8 @@ def render_markdown(report: Report, max_rows: int = MARKDOWN_ROWS) -> str:
     ]
     title, value, detail = f.headline_pieces(h)
     out.append(f"**{title}: {value}** ({detail})")
+    if report.scope_sentence:
+        out.append(f"_{report.scope_sentence}_")
     known = [p for p in h.parts if p.account_type is not AccountType.UNKNOWN or not h.mixed]
     if h.mixed or len(known) > 1:
         out += [

@@ -16,6 +16,7 @@ from analyst.engine import _core as core
 from analyst.engine.headline import Headline, headline, headlines_by
 from analyst.engine.options import AccountType, AnalysisOptions, Materiality
 from analyst.engine.periods import PeriodView, period_view
+from analyst.engine.to_date import ToDate, to_date
 from analyst.engine.variance import (
     Breakdown,
     Drivers,
@@ -66,6 +67,17 @@ class Report:
     periods: PeriodView | None
     headline: Headline
     period_headlines: tuple[PeriodHeadline, ...] = ()
+    # Every period's straight sums (JSON ``totals``); ``summary`` is ``whole_file`` limited to ``to_date``.
+    whole_file: VarianceSummary | None = None
+    to_date: ToDate | None = None
+
+    @property
+    def scope_sentence(self) -> str | None:
+        """The one line near the headline when the comparison is to date."""
+        if self.to_date is None:
+            return None
+        sentence = self.to_date.sentence()
+        return sentence[:1].upper() + sentence[1:] + "."
 
     @property
     def reference_word(self) -> str:
@@ -82,6 +94,7 @@ class Report:
 
     @property
     def warnings(self) -> list[str]:
+        # Compared to date, the summary's notes are about the periods compared (the scope line names the rest).
         notes = [*self.dataset.warnings, *self.summary.notes]
         if self.headline.mixed and self.headline.unknown_excluded:
             notes.append(
@@ -105,6 +118,7 @@ class Report:
         ``totals`` keeps its historical meaning (the straight sum of every included line); ``headline`` is the
         number to lead with (see :mod:`analyst.engine.headline`)."""
         s = self.summary
+        whole = self.whole_file or s
         ds = self.dataset
         excluded = ds.excluded_rows if max_rows is None else ds.excluded_rows[:max_rows]
         out: dict[str, Any] = {
@@ -112,12 +126,12 @@ class Report:
             "columns": ds.roles.to_dict(),
             "units": {"unit": ds.unit, "evidence": ds.unit_evidence},
             "materiality": self.materiality.to_dict() | {"rule": self.materiality_rule or "given"},
-            "headline": self.headline.to_dict(),
+            "headline": self.headline.to_dict() | {"scope": self._scope()},
             "totals": {
-                "actual": s.actual,
-                "reference": s.reference,
-                "variance": s.variance,
-                "variance_pct": s.variance_pct,
+                "actual": whole.actual,
+                "reference": whole.reference,
+                "variance": whole.variance,
+                "variance_pct": whole.variance_pct,
             },
             "net_impact": s.net_impact,
             "favourable": s.favourable,
@@ -152,6 +166,11 @@ class Report:
             out["periods"] = periods
         return out
 
+    def _scope(self) -> dict[str, object]:
+        if self.to_date is None:
+            return {"to_date": False, "compared": list((self.whole_file or self.summary).periods), "budget_only": []}
+        return self.to_date.to_dict()
+
     def to_text(self, max_rows: int | None = None) -> str:
         from analyst.report.text import TEXT_ROWS, render_text
 
@@ -172,12 +191,19 @@ def build_report(ds: Dataset, *, by: Sequence[str] = (), opts: AnalysisOptions |
     # small enough to keep).
     finest = list(dict.fromkeys([*line_keys(prep), *([PERIOD] if PERIOD in prep.keys else []), core.TYPE_KEY]))
     core.aggregate(prep, finest)
-    summary = summarize(ds, opts)
-    lines = breakdown_prepared(prep, keys, filters=None, opts=opts)
-    drivers = top_drivers(ds, by=keys or None, n=TOP_N, opts=opts)
+    whole_file = summarize(ds, opts)
+    # Later periods with a budget only: the headline, drivers and lines compare the periods with actuals.
+    scoped = to_date(ds, opts)
+    if scoped is None:
+        summary, lines = whole_file, breakdown_prepared(prep, keys, filters=None, opts=opts)
+        compared = ds
+    else:
+        compared = scoped.dataset
+        summary = summarize(compared, opts)
+        lines = breakdown_prepared(core.prepare(compared, opts), keys, filters=None, opts=opts)
+    drivers = top_drivers(compared, by=keys or None, n=TOP_N, opts=opts)
     has_periods = PERIOD in prep.frame.columns and len(prep.frame) > 0
     periods = period_view(ds, opts=opts) if has_periods else None
-    whole = headline(ds, opts)
     return Report(
         dataset=ds,
         by=tuple(core.resolve_keys(prep, list(by))) if by else (),
@@ -186,8 +212,10 @@ def build_report(ds: Dataset, *, by: Sequence[str] = (), opts: AnalysisOptions |
         lines=lines,
         drivers=drivers,
         periods=periods,
-        headline=whole,
+        headline=headline(compared, opts),
         period_headlines=_period_headlines(ds, opts, prep.scale) if has_periods else (),
+        whole_file=whole_file,
+        to_date=scoped,
     )
 
 

@@ -79,7 +79,7 @@ class Formats:
 
 def render_text(report: Report, max_rows: int = TEXT_ROWS) -> str:
     f = Formats(report)
-    s, ds = report.summary, report.dataset
+    s, ds = report.whole_file or report.summary, report.dataset
     ref = report.reference_word
     src = ds.source
     read = f"Read {src.filename}"
@@ -96,6 +96,8 @@ def render_text(report: Report, max_rows: int = TEXT_ROWS) -> str:
         span = s.periods[0] if len(s.periods) == 1 else f"{s.periods[0]} … {s.periods[-1]}"
         out.append(f"Periods: {span} ({len(s.periods)}; actuals in {len(s.periods_with_actuals)})")
     out += ["", f.headline_line(report.headline)]
+    if report.scope_sentence:
+        out.append(report.scope_sentence)
     out += _headline_parts(report, f)
     out += _drivers_text(report, f)
     material = _material_rows(report, max_rows)
