@@ -229,3 +229,21 @@ async def test_summary_and_trend_lead_with_the_effect_on_profit() -> None:
         ("2025-01", -148.0),
         ("2025-02", 1_000.0),
     ]
+
+
+async def test_summary_and_drivers_compare_the_periods_with_actuals() -> None:
+    from analyst.ingest import load_dataset
+
+    # A full-year budget of 1,000 a month for Rent; actuals of 1,100 for January to March only.
+    text = "Month,Account,Budget,Actual\n" + "".join(
+        f"2025-{m:02d},Rent,1000,{'1100' if m <= 3 else ''}\n" for m in range(1, 13)
+    )
+    context = AnalysisContext(dataset=load_dataset(text.encode(), filename="fy2025.csv"))
+    out = json.loads(await invoke("variance_summary", context, {}))
+    # To date: 3,300 vs 3,000 = +300 (+10 %), over budget; not 3,300 vs 12,000.
+    lead = out["headline"]
+    assert (lead["value"], lead["value_pct"], lead["favourable"]) == (300.0, 10.0, False)
+    assert lead["scope"]["compared"] == ["2025-01", "2025-02", "2025-03"] and len(lead["scope"]["budget_only"]) == 9
+    assert out["totals"]["reference"] == 3000.0
+    drivers = json.loads(await invoke("top_drivers", context, {"by": None, "n": 5, "filters": None}))
+    assert [r["variance"] for r in drivers["unfavourable"]] == [300.0] and drivers["favourable"] == []
