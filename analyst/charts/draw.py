@@ -52,7 +52,6 @@ _RC: dict[str, Any] = {
     "axes.titleweight": "bold",
     "savefig.dpi": DPI,
     "text.hinting": "no_hinting",
-    "text.hinting_factor": 1,
 }
 # matplotlib's font and text caches are shared: one figure is built and saved at a time.
 _lock = threading.Lock()
