@@ -92,7 +92,8 @@ class ConversationPacer:
     def _forget_idle(self) -> None:
         now = self._clock()
         for key, state in list(self._conversations.items()):
-            if state.paused_until <= now and (not state.calls or (state.calls[-1][1] and now - state.calls[-1][0] > self._horizon)):
+            last = state.calls[-1] if state.calls else None
+            if state.paused_until <= now and (last is None or (last[1] and now - last[0] > self._horizon)):
                 del self._conversations[key]
 
     def delay(self, key: str) -> float:
