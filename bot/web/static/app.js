@@ -554,7 +554,7 @@
 
   function chartFigure(data) {
     const url = typeof data.url === "string" ? data.url : "";
-    if (!url.startsWith("/") || url.startsWith("//")) return null;  // same-origin images only
+    if (!/^\/(?![\/\\])/.test(url)) return null;  // same-origin paths only (not //host or /\host)
     const figure = el("figure", "chart");
     const img = el("img");
     img.alt = typeof data.alt === "string" ? data.alt : "Chart";
