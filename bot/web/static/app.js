@@ -144,6 +144,7 @@
     els.dropzone.querySelector(".dropzone-title").textContent = "Drop another file here to replace it";
     els.choose.textContent = "Replace file";
     renderReport(data.report);
+    showReportChart(data.dataset);
     enableComposer();
     renderSuggestions(data.report);
     announce("File read. The summary is shown; you can ask questions now.");
@@ -190,6 +191,7 @@
       kpis.append(tile);
     }
     root.append(kpis);
+    root.append(el("div", "report-chart"));  // the bridge chart, once the server has drawn it
 
     if (Array.isArray(report.by_account_type) && report.by_account_type.length) {
       root.append(el("h3", "", "By account type"));
@@ -226,6 +228,21 @@
       root.append(list);
     }
     root.hidden = false;
+  }
+
+  // The bridge chart beside the summary: asked for after the report is shown, so the numbers never wait for it.
+  async function showReportChart(dataset) {
+    let data;
+    try {
+      const response = await fetch("/api/files/" + encodeURIComponent(dataset) + "/chart", { headers: authHeaders() });
+      if (!response.ok) return;  // nothing to chart (or the file is gone): the summary stands alone
+      data = await response.json();
+    } catch (error) {
+      return;
+    }
+    const slot = els.report.querySelector(".report-chart");
+    if (state.dataset !== dataset || !slot) return;  // another file was uploaded meanwhile
+    slot.replaceChildren(chartFigure(data));
   }
 
   function materialityText(m) {
@@ -531,14 +548,21 @@
   }
 
   function showChart(turn, data) {
+    const figure = chartFigure(data);
+    if (figure) turn.figures.append(figure);
+  }
+
+  function chartFigure(data) {
     const url = typeof data.url === "string" ? data.url : "";
-    if (!url.startsWith("/") || url.startsWith("//")) return;  // same-origin images only
-    const figure = el("figure");
+    if (!/^\/(?![\/\\])/.test(url)) return null;  // same-origin paths only (not //host or /\host)
+    const figure = el("figure", "chart");
     const img = el("img");
     img.alt = typeof data.alt === "string" ? data.alt : "Chart";
+    img.width = 800;
+    img.height = 450;
     img.src = token ? url + (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token) : url;
     figure.append(img);
     if (typeof data.caption === "string") figure.append(el("figcaption", "", data.caption));
-    turn.figures.append(figure);
+    return figure;
   }
 })();
