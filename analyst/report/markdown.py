@@ -76,6 +76,7 @@ def render_markdown(report: Report, max_rows: int = MARKDOWN_ROWS) -> str:
                 f"{f.money(r['variance'], signed=True)} | {f.pct(r['variance_pct'])} |"
             )
     footer = []
+    s = report.summary  # the lines compared (to date when later periods have a budget only)
     if ds.excluded_rows:
         footer.append(_count(len(ds.excluded_rows), "total/subtotal/computed row") + " excluded from sums")
     if s.no_actual_lines or s.no_reference_lines:
