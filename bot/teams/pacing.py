@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import re
 import time
 from collections import deque
@@ -127,20 +128,23 @@ class ConversationPacer:
 
 
 def retry_after_seconds(headers: httpx.Headers | dict[str, str]) -> float | None:
-    """``Retry-After`` as seconds (a number or an HTTP date); ``None`` when absent or unreadable."""
+    """``Retry-After`` as seconds (a number or an HTTP date, at most ``MAX_WAIT_S``); ``None`` when absent or
+    unreadable."""
     raw = headers.get("retry-after") or headers.get("Retry-After")
     if not raw:
         return None
     raw = raw.strip()
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+        try:
+            seconds = email.utils.parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    # Never longer than a call may wait at all: a day-long value would stall the conversation for a day.
+    return min(MAX_WAIT_S, max(0.0, seconds))
 
 
 def conversation_of(url: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from bot.teams.pacing import TEAMS_LIMITS, ConversationPacer, conversation_of, retry_after_seconds
+from bot.teams.pacing import MAX_WAIT_S, TEAMS_LIMITS, ConversationPacer, conversation_of, retry_after_seconds
 
 
 class VirtualClock:
@@ -63,3 +63,16 @@ def test_retry_after_and_conversation_parsing() -> None:
         "19:x@thread.v2"
     )
     assert conversation_of("https://login.example.com/token") is None
+
+
+async def test_an_absurd_retry_after_cannot_pause_a_conversation_for_ever() -> None:
+    # "inf" parses as a float; a day-long value from a misbehaving proxy would leave every later answer to that
+    # conversation waiting that long. Neither is taken beyond the longest wait a call may have.
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "inf"})) is None
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "nan"})) is None
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "86400"})) == MAX_WAIT_S
+    clock = VirtualClock()
+    pacer = ConversationPacer(clock=clock, sleep=clock.sleep, margin_s=0.0)
+    pacer.throttled("a:1", retry_after_seconds(httpx.Headers({"Retry-After": "1e12"})))
+    await pacer.acquire("a:1")
+    assert clock.now == MAX_WAIT_S
