@@ -46,6 +46,8 @@ class WebSettings(SharedSettings):
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token: str | None = field(default=None, repr=False)
+    # PNG bytes of the charts kept for the page to fetch (each at most ~300 KB); the oldest go first.
+    chart_memory_bytes: int = 32 * 1024 * 1024
     # Seconds without an event before the stream sends an SSE comment, so proxies and browsers keep it open.
     keep_alive_s: float = 15.0
 
