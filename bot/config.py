@@ -104,7 +104,7 @@ def _count(env: Mapping[str, str], problems: list[str], name: str, default: int)
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to str.isdigit, not to int()
         problems.append(f"{name} must be a whole number (0 turns the limit off), got {len(raw)} other characters")
         return default
     return int(raw)

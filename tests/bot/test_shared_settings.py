@@ -90,6 +90,12 @@ def test_numbers_that_are_no_limit_are_refused(value: str) -> None:
             read({"OPENAI_API_KEY": "sk-test", "VARIANCE_MAX_FILE_MB": value})
 
 
+def test_a_count_must_be_plain_digits() -> None:
+    for read in SURFACES.values():
+        with pytest.raises(ConfigError, match="VARIANCE_USER_MAX_RUNNING"):
+            read({"OPENAI_API_KEY": "sk-test", "VARIANCE_USER_MAX_RUNNING": "²"})
+
+
 def test_each_surface_keeps_its_own_variables_apart() -> None:
     env = {"OPENAI_API_KEY": "sk-test", "VARIANCE_TEAMS_CHUNK_INTERVAL_S": "2", "VARIANCE_EDIT_INTERVAL_S": "0.5"}
     assert SURFACES["teams"](env).chunk_interval_s == 2.0  # type: ignore[attr-defined]
