@@ -33,15 +33,15 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import ConfigError, Mode, Settings, redact_url
-from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.config import ConfigError, Mode, Settings, conversation_store, redact_url, worker_pool
+from bot.conversations import Deduplicator, RunningAnswers
 from bot.deps import BotDeps, new_budget
 from bot.door import BadRequest, parse_request, request_fields, verify_signature
 from bot.limits import RunLimits
 from bot.listeners import deletions, register_all
 from bot.logs import JsonAccessLogger, configure_logging, log_line, register_secrets
 from bot.retention import purge_expired, purge_loop
-from bot.workers import WorkerPool, worker_count
+from bot.workers import WorkerPool
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -70,19 +70,10 @@ def create_app(
     deps = BotDeps(
         settings=settings,
         client=client,
-        store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes,
-            idle_seconds=settings.dataset_idle_seconds,
-            max_age_seconds=settings.dataset_max_age_seconds,
-        ),
+        store=conversation_store(settings),
         dedupe=Deduplicator(),
         running=RunningAnswers(),
-        workers=workers
-        or WorkerPool(
-            worker_count(settings.workers),
-            job_timeout_s=settings.file_timeout_s,
-            memory_limit_mb=settings.worker_memory_mb,
-        ),
+        workers=workers or worker_pool(settings),
         budget=new_budget(settings),
         limits=RunLimits(settings.limits),
     )

@@ -10,43 +10,56 @@ Environment
 - ``SLACK_SIGNING_SECRET``: required in HTTP mode (``serve --http``), to check every request's signature.
 - ``SLACK_APP_TOKEN`` (``xapp-...``): required in Socket Mode (the default ``serve``).
 - ``SLACK_API_URL``: the Web API base URL, default ``https://slack.com/api/`` (tests point it at a fake).
-- ``VARIANCE_MAX_FILE_MB`` (50): the largest file the bot downloads and reads.
-- ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
-  used conversation's dataset is dropped first.
-- ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
-- ``VARIANCE_DATASET_MAX_HOURS`` (24): a dataset is dropped this long after its file was read, however used.
 - ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
 - ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
-- ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
-- ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10), ``VARIANCE_WORKSPACE_MAX_RUNNING``
-  (20): answers running at once per user, questions a user may ask a minute, answers running at once per
-  workspace (0 turns a limit off). A question over a limit is told when to ask again and costs no model call.
 - ``VARIANCE_ALLOWED_TEAMS``, ``VARIANCE_ALLOWED_CHANNELS``, ``VARIANCE_ALLOWED_USERS``: comma-separated Slack
   IDs (``T…``, ``C…``/``G…``, ``U…``/``W…``); empty allows everyone. ``dm`` in the channel list allows direct
   messages too (a channel list without it refuses them). Anyone else gets a polite refusal.
 - the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
   :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
+
+Shared by every surface (Slack, Teams, the web chat), read by :meth:`SharedSettings.read` and nowhere else:
+
+- ``VARIANCE_MAX_FILE_MB`` (50): the largest file downloaded or uploaded and read.
+- ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
+  used conversation's dataset is dropped first.
+- ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
+- ``VARIANCE_DATASET_MAX_HOURS`` (24): a dataset is dropped this long after its file was read, however used.
+- ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
+- ``VARIANCE_FILE_TIMEOUT_S`` (60): the longest one file may take to read; the reader is then stopped.
+- ``VARIANCE_WORKER_MEMORY_MB`` (512): the memory each worker process may use (0: no limit).
+- ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10), ``VARIANCE_WORKSPACE_MAX_RUNNING``
+  (20): answers running at once per user, questions a user may ask a minute, answers running at once per
+  workspace (0 turns a limit off). A question over a limit is told when to ask again and costs no model call.
+- ``VARIANCE_DATA_DIR`` and ``VARIANCE_RETENTION_DAYS`` (30), with the model settings: where conversation
+  memory is kept and when it is purged (:mod:`bot.retention`); one folder for every surface.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.limits import DM_KEYWORD, Allowlist, LimitSettings
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
+    from bot.conversations import ConversationStore
+    from bot.workers import WorkerPool
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 SLACK_FILE_HOST = "files.slack.com"
 
 Mode = Literal["socket", "http"]
+# How a surface needs the analyst's model settings: with OPENAI_API_KEY, without it (a question then says which
+# variable to set), or not at all (tools that never run the analyst).
+AgentNeed = Literal["required", "optional", "skip"]
 
 
 def _shape(raw: str) -> str:
@@ -69,25 +82,147 @@ class ConfigError(ValueError):
     """The environment cannot run the bot; ``str(error)`` lists every problem, one per line."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    bot_token: str
-    signing_secret: str = ""
-    app_token: str | None = None
-    slack_api_url: str = DEFAULT_SLACK_API_URL
+def read_number(env: Mapping[str, str], problems: list[str], name: str, default: float, *, minimum: float) -> float:
+    """``name`` as a number of at least ``minimum`` (``default`` when unset); a bad value is a problem, unshown."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):  # "inf" and "nan" parse, but no limit or count can be one
+        problems.append(f"{name} must be a number ({_shape(raw)})")
+        return default
+    if value < minimum:
+        problems.append(f"{name} must be at least {minimum:g}")
+        return default
+    return value
+
+
+def _count(env: Mapping[str, str], problems: list[str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to str.isdigit, not to int()
+        problems.append(f"{name} must be a whole number (0 turns the limit off), got {len(raw)} other characters")
+        return default
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SharedSettings:
+    """What every surface reads from the same variables, so Slack, Teams and the web chat run under one set of
+    rules: file size, datasets kept, worker processes and their limits, answer limits, and the analyst's model
+    settings (with the data folder and the retention of conversation memory).
+
+    Each surface's settings (:class:`Settings`, ``WebSettings``, ``TeamsSettings``) extend this class, so the
+    values have one name everywhere; :meth:`read` is the only place these variables are parsed, and
+    :func:`worker_pool` and :func:`conversation_store` the only places the pool and the store are built from
+    them. Keyword-only, so each surface's own fields keep their positions.
+    """
+
     max_file_bytes: int = 50 * 1024 * 1024
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
     dataset_max_age_seconds: float = 24 * 3600.0
-    edit_interval_s: float = 1.0
-    update_budget_per_minute: int = 45
     workers: int = 2
     file_timeout_s: float = 60.0  # wall-clock limit of one file job in a worker
     worker_memory_mb: int = 512  # memory limit of each worker process (0: none)
     limits: LimitSettings = field(default_factory=LimitSettings)
-    allowlist: Allowlist = field(default_factory=Allowlist)
     # Imported only when read from the environment, so that importing the config does not load the agent SDK.
     agent: AgentSettings | None = None
+
+    @classmethod
+    def read(cls, env: Mapping[str, str], problems: list[str], *, agent: AgentNeed = "required") -> SharedSettings:
+        """Read the shared variables; append one line per bad variable to ``problems`` (its name, never its
+        value) and use the default for it, so the caller reports every problem at once."""
+        max_file_mb = read_number(env, problems, "VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
+        memory_mb = read_number(env, problems, "VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
+        idle_minutes = read_number(env, problems, "VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        max_hours = read_number(env, problems, "VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
+        workers = read_number(env, problems, "VARIANCE_WORKERS", 2, minimum=1)
+        file_timeout = read_number(env, problems, "VARIANCE_FILE_TIMEOUT_S", 60, minimum=0.001)
+        worker_memory = read_number(env, problems, "VARIANCE_WORKER_MEMORY_MB", 512, minimum=0)
+        defaults = LimitSettings()
+
+        def count(name: str, default: int) -> int:
+            return _count(env, problems, name, default)
+
+        limits = LimitSettings(
+            user_max_running=count("VARIANCE_USER_MAX_RUNNING", defaults.user_max_running),
+            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", defaults.user_questions_per_min),
+            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", defaults.workspace_max_running),
+        )
+        return cls(
+            max_file_bytes=int(max_file_mb * 1024 * 1024),
+            dataset_memory_bytes=int(memory_mb * 1024 * 1024),
+            dataset_idle_seconds=idle_minutes * 60.0,
+            dataset_max_age_seconds=max_hours * 3600.0,
+            workers=int(workers),
+            file_timeout_s=file_timeout,
+            worker_memory_mb=int(worker_memory),
+            limits=limits,
+            agent=_read_agent(env, problems, agent),
+        )
+
+    def shared_fields(self) -> dict[str, Any]:
+        """The shared values as keyword arguments, for a surface's settings built from them."""
+        return {f.name: getattr(self, f.name) for f in fields(SharedSettings)}
+
+
+def _read_agent(env: Mapping[str, str], problems: list[str], need: AgentNeed) -> AgentSettings | None:
+    if need == "skip":
+        return None
+    if need == "required" and not env.get("OPENAI_API_KEY", "").strip():
+        problems.append(
+            "OPENAI_API_KEY is not set (the analyst's model key; for an OpenAI-compatible server "
+            "set OPENAI_BASE_URL too)"
+        )
+        return None
+    try:
+        from analyst.agent import AgentSettings
+
+        return AgentSettings.from_env(env)
+    except Exception as error:  # a malformed model setting: say which, without values
+        problems.append(f"the analyst's model settings are invalid: {error}")
+        return None
+
+
+def worker_pool(settings: SharedSettings) -> WorkerPool:
+    """The file readers of a surface: as many processes as asked (at most one per core), each job and each
+    process under the configured time and memory limits."""
+    from bot.workers import WorkerPool, worker_count
+
+    return WorkerPool(
+        worker_count(settings.workers),
+        job_timeout_s=settings.file_timeout_s,
+        memory_limit_mb=settings.worker_memory_mb,
+    )
+
+
+def conversation_store(settings: SharedSettings) -> ConversationStore:
+    """The datasets a surface keeps, under the shared memory cap, idle time and absolute age."""
+    from bot.conversations import ConversationStore
+
+    return ConversationStore(
+        memory_cap_bytes=settings.dataset_memory_bytes,
+        idle_seconds=settings.dataset_idle_seconds,
+        max_age_seconds=settings.dataset_max_age_seconds,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(SharedSettings):
+    """The Slack bot's settings: its own (tokens, the Web API, edit pacing, the allowlist) and the shared ones."""
+
+    bot_token: str
+    signing_secret: str = ""
+    app_token: str | None = None
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    edit_interval_s: float = 1.0
+    update_budget_per_minute: int = 45
+    allowlist: Allowlist = field(default_factory=Allowlist)
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
@@ -154,44 +289,10 @@ class Settings:
             api_url += "/"
 
         def number(name: str, default: float, *, minimum: float) -> float:
-            raw = text(name)
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                problems.append(f"{name} must be a number ({_shape(raw)})")
-                return default
-            if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}")
-                return default
-            return value
+            return read_number(env, problems, name, default, minimum=minimum)
 
-        max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
-        memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
-        idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
-        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
-        workers = number("VARIANCE_WORKERS", 2, minimum=1)
-        file_timeout = number("VARIANCE_FILE_TIMEOUT_S", 60, minimum=0.001)
-        worker_memory = number("VARIANCE_WORKER_MEMORY_MB", 512, minimum=0)
-
-        def count(name: str, default: int) -> int:
-            raw = text(name)
-            if not raw:
-                return default
-            if not raw.isdigit():
-                problems.append(f"{name} must be a whole number (0 turns the limit off), got {raw[:40]!r}")
-                return default
-            return int(raw)
-
-        default_limits = LimitSettings()
-        limits = LimitSettings(
-            user_max_running=count("VARIANCE_USER_MAX_RUNNING", default_limits.user_max_running),
-            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", default_limits.user_questions_per_min),
-            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", default_limits.workspace_max_running),
-        )
 
         def ids(name: str, what: str, *, keyword: str | None = None) -> frozenset[str]:
             entries = [e.strip() for e in text(name).split(",") if e.strip()]
@@ -210,20 +311,7 @@ class Settings:
             users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
         )
 
-        agent = None
-        if load_agent:
-            if not text("OPENAI_API_KEY"):
-                problems.append(
-                    "OPENAI_API_KEY is not set (the analyst's model key; for an OpenAI-compatible server "
-                    "set OPENAI_BASE_URL too)"
-                )
-            else:
-                try:
-                    from analyst.agent import AgentSettings
-
-                    agent = AgentSettings.from_env(env)
-                except Exception as error:  # a malformed model setting: say which, without values
-                    problems.append(f"the analyst's model settings are invalid: {error}")
+        shared = SharedSettings.read(env, problems, agent="required" if load_agent else "skip")
 
         if problems:
             raise ConfigError("cannot start the bot:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -232,16 +320,8 @@ class Settings:
             signing_secret=signing_secret,
             app_token=app_token,
             slack_api_url=api_url,
-            max_file_bytes=int(max_file_mb * 1024 * 1024),
-            dataset_memory_bytes=int(memory_mb * 1024 * 1024),
-            dataset_idle_seconds=idle_minutes * 60.0,
-            dataset_max_age_seconds=max_hours * 3600.0,
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
-            workers=int(workers),
-            file_timeout_s=file_timeout,
-            worker_memory_mb=int(worker_memory),
-            limits=limits,
             allowlist=allowlist,
-            agent=agent,
+            **shared.shared_fields(),
         )

@@ -109,6 +109,11 @@ class ConversationStore:
         return len(self._entries)
 
     @property
+    def limits(self) -> tuple[int, float, float]:
+        """(memory cap in bytes, idle seconds, absolute age in seconds) this store drops datasets by."""
+        return self._memory_cap, self._idle_seconds, self._max_age_seconds
+
+    @property
     def memory_bytes(self) -> int:
         """Bytes held by the kept datasets; one shared by several conversations counts once."""
         distinct = {id(entry.context.dataset): entry.memory_bytes for entry in self._entries.values()}

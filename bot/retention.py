@@ -19,22 +19,35 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from analyst import memory
 from bot.answers import BotDeps
-from bot.conversations import StoredDataset, channel_key
+from bot.config import SharedSettings
+from bot.conversations import ConversationStore, StoredDataset, channel_key
 from bot.logs import log_line
 
 PURGE_INTERVAL_SECONDS = 3600.0
 
 
-def memory_path(deps: BotDeps) -> Path:
+class Keeper(Protocol):
+    """What a surface keeps about people: conversation memory (where its settings say) and datasets. The Slack
+    bot's and the Teams bot's dependencies both are one, so both purge by the same rules."""
+
+    @property
+    def settings(self) -> SharedSettings: ...
+
+    @property
+    def store(self) -> ConversationStore: ...
+
+
+def memory_path(deps: Keeper) -> Path:
     """The conversation memory file the analyst runs use (the agent's default data folder without settings)."""
     agent = deps.settings.agent
     return memory.db_path(agent.data_dir if agent is not None else Path(".data"))
 
 
-def retention_seconds(deps: BotDeps) -> float:
+def retention_seconds(deps: Keeper) -> float:
     agent = deps.settings.agent
     return (agent.retention_days if agent is not None else 30.0) * 86400.0
 
@@ -98,7 +111,7 @@ def drop_file(deps: BotDeps, team: str, file_id: str) -> None:
     log_line("privacy", action="file_deleted", team=team, file=file_id, datasets=len(dropped))
 
 
-async def purge_expired(deps: BotDeps) -> memory.Forgotten:
+async def purge_expired(deps: Keeper) -> memory.Forgotten:
     """Delete conversation memory older than the retention period, and expired datasets."""
     deps.store.expire()
     try:
@@ -111,7 +124,7 @@ async def purge_expired(deps: BotDeps) -> memory.Forgotten:
     return purged
 
 
-async def purge_loop(deps: BotDeps, interval: float = PURGE_INTERVAL_SECONDS) -> None:
+async def purge_loop(deps: Keeper, interval: float = PURGE_INTERVAL_SECONDS) -> None:
     """Purge every ``interval`` seconds until cancelled (the first purge runs at start, before serving)."""
     while True:
         await asyncio.sleep(interval)

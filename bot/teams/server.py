@@ -23,11 +23,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config import ConfigError
-from bot.conversations import ConversationStore, Deduplicator
-from bot.files import WorkerPool, worker_count
+from bot.config import ConfigError, conversation_store, worker_pool
+from bot.conversations import Deduplicator
+from bot.files import WorkerPool
 from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
+from bot.retention import purge_expired, purge_loop
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
 from bot.teams.pacing import ConversationPacer, ThrottleMiddleware
@@ -89,15 +90,14 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
     ssl_context = trust_context(settings.ca_files)
     deps = TeamsDeps(
         settings=settings,
-        store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes, idle_seconds=settings.dataset_idle_seconds
-        ),
+        store=conversation_store(settings),
         dedupe=Deduplicator(),
-        limits=RunLimits(),
-        workers=workers or WorkerPool(worker_count(settings.workers)),
+        limits=RunLimits(settings.limits),
+        workers=workers or worker_pool(settings),
         ssl_context=ssl_context,
     )
     owns_workers = workers is None
+    purging: list[asyncio.Task[None]] = []
     auth = InboundAuth(settings, lambda: deps.http)
     tokens = BotTokenSource(settings, lambda: deps.http)
     pacer = ConversationPacer()
@@ -159,9 +159,15 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
             await auth.refresh()
         except Exception as error:  # healthz says 503 until a later refresh works
             log_line("error", surface="teams", error=f"keys:{type(error).__name__}")
+        # The Slack bot's retention on the same data folder: nothing past it is ever served, whichever bot runs.
+        await purge_expired(deps)
+        purging.append(asyncio.get_running_loop().create_task(purge_loop(deps), name="teams-retention"))
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
+        for task in purging:
+            task.cancel()
+        await asyncio.gather(*purging, return_exceptions=True)
         await deps.close(shutdown_workers=owns_workers)
         await sdk.http_client.http.aclose()
 

@@ -14,9 +14,9 @@ Environment
 - ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``: extra trusted CAs (a company proxy's) for every HTTPS call.
 - ``VARIANCE_TEAMS_CHUNK_INTERVAL_S`` (1.5): at least this long between two streamed chunks of one answer
   (Microsoft advises 1.5–2 s).
-- ``VARIANCE_MAX_FILE_MB``, ``VARIANCE_DATASET_MEMORY_MB``, ``VARIANCE_DATASET_IDLE_MINUTES``, ``VARIANCE_WORKERS``
-  and the analyst's model settings (``OPENAI_API_KEY``, ``VARIANCE_MODEL``, ``VARIANCE_DATA_DIR``, ...), as for
-  ``variance-bot serve``.
+- the variables every surface shares (:class:`bot.config.SharedSettings`): file, dataset, worker and answer
+  limits, and the analyst's model settings (``OPENAI_API_KEY``, ``VARIANCE_MODEL``, ``VARIANCE_DATA_DIR``,
+  ``VARIANCE_RETENTION_DAYS``, ...), as for ``variance-bot serve``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot.config import ConfigError
+from bot.config import ConfigError, SharedSettings, read_number
 from bot.web.settings import is_loopback
-
-if TYPE_CHECKING:
-    from analyst.agent import AgentSettings
 
 DEFAULT_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
@@ -40,7 +36,10 @@ TOKEN_ISSUER = "https://api.botframework.com"
 
 
 @dataclass(frozen=True, slots=True)
-class TeamsSettings:
+class TeamsSettings(SharedSettings):
+    """The Teams bot's settings: its app registration, where it checks and gets tokens, its pacing, and the
+    shared ones."""
+
     app_id: str
     app_password: str = field(repr=False)
     tenant_id: str
@@ -48,11 +47,6 @@ class TeamsSettings:
     login_endpoint: str = DEFAULT_LOGIN_ENDPOINT
     ca_files: tuple[str, ...] = ()
     chunk_interval_s: float = 1.5
-    max_file_bytes: int = 50 * 1024 * 1024
-    dataset_memory_bytes: int = 1024 * 1024 * 1024
-    dataset_idle_seconds: float = 120 * 60.0
-    workers: int = 2
-    agent: AgentSettings | None = None
 
     def __repr__(self) -> str:  # never show the password, even in a traceback
         return (
@@ -111,40 +105,8 @@ class TeamsSettings:
                 else:
                     ca_files.append(path)
 
-        def number(name: str, default: float, *, minimum: float) -> float:
-            raw = text(name)
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
-                return default
-            if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
-                return default
-            return value
-
-        interval = number("VARIANCE_TEAMS_CHUNK_INTERVAL_S", 1.5, minimum=0.0)
-        max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
-        memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
-        idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
-        workers = number("VARIANCE_WORKERS", 2, minimum=1)
-
-        agent = None
-        if load_agent:
-            if not text("OPENAI_API_KEY"):
-                problems.append(
-                    "OPENAI_API_KEY is not set (the analyst's model key; for an OpenAI-compatible server "
-                    "set OPENAI_BASE_URL too)"
-                )
-            else:
-                try:
-                    from analyst.agent import AgentSettings
-
-                    agent = AgentSettings.from_env(env)
-                except Exception as error:
-                    problems.append(f"the analyst's model settings are invalid: {error}")
+        interval = read_number(env, problems, "VARIANCE_TEAMS_CHUNK_INTERVAL_S", 1.5, minimum=0.0)
+        shared = SharedSettings.read(env, problems, agent="required" if load_agent else "skip")
 
         if problems:
             raise ConfigError("cannot start the Teams bot:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -156,9 +118,5 @@ class TeamsSettings:
             login_endpoint=login,
             ca_files=tuple(ca_files),
             chunk_interval_s=interval,
-            max_file_bytes=int(max_file_mb * 1024 * 1024),
-            dataset_memory_bytes=int(memory_mb * 1024 * 1024),
-            dataset_idle_seconds=idle_minutes * 60.0,
-            workers=int(workers),
-            agent=agent,
+            **shared.shared_fields(),
         )

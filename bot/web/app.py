@@ -43,8 +43,9 @@ from aiohttp import web
 
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
+from bot.config import conversation_store, worker_pool
 from bot.conversations import ConversationStore
-from bot.files import WorkerPool, reader_failed, worker_count
+from bot.files import WorkerPool, reader_failed
 from bot.limits import Limits, RunLimits
 from bot.logs import log_line
 from bot.textfilter import neutralise
@@ -149,12 +150,8 @@ def create_web_app(
     """The web chat's application. ``workers`` lets tests share one process pool; by default it owns one."""
     state = WebState(
         settings=settings,
-        store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes,
-            idle_seconds=settings.dataset_idle_seconds,
-            max_age_seconds=settings.dataset_max_age_seconds,
-        ),
-        workers=workers or WorkerPool(worker_count(settings.workers)),
+        store=conversation_store(settings),
+        workers=workers or worker_pool(settings),
         limits=limits or RunLimits(settings.limits),
         owns_workers=workers is None,
         charts=ChartStore(settings.chart_memory_bytes),

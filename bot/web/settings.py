@@ -6,10 +6,8 @@ Environment (besides the analyst's ``OPENAI_*``, ``VARIANCE_MODEL``, ``VARIANCE_
 - ``VARIANCE_WEB_TOKEN``: the access token. Required to bind anything but a loopback address; when set, every
   ``/api/`` request must carry it (``Authorization: Bearer <token>`` or ``?token=<token>``). At least 16
   characters.
-- ``VARIANCE_MAX_FILE_MB`` (50), ``VARIANCE_DATASET_MEMORY_MB`` (1024), ``VARIANCE_DATASET_IDLE_MINUTES`` (120),
-  ``VARIANCE_DATASET_MAX_HOURS`` (24), ``VARIANCE_WORKERS`` (2): the same file, memory and worker limits as the
-  Slack bot; ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10),
-  ``VARIANCE_WORKSPACE_MAX_RUNNING`` (20): the same answer limits (0 turns one off), per client address.
+- the variables every surface shares (:class:`bot.config.SharedSettings`): the same file, dataset, worker and
+  answer limits (counted per client address), data folder and retention as the Slack bot.
 
 Without ``OPENAI_API_KEY`` the page still uploads files and shows their report; a question then ends with an
 error event saying which variable to set.
@@ -21,13 +19,8 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from bot.config import ConfigError
-from bot.limits import LimitSettings
-
-if TYPE_CHECKING:
-    from analyst.agent import AgentSettings
+from bot.config import ConfigError, SharedSettings
 
 TOKEN_VARIABLE = "VARIANCE_WEB_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -47,21 +40,16 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class WebSettings:
+class WebSettings(SharedSettings):
+    """The web chat's settings: where it listens, its access token, its keep-alive, and the shared ones."""
+
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token: str | None = field(default=None, repr=False)
-    max_file_bytes: int = 50 * 1024 * 1024
-    dataset_memory_bytes: int = 1024 * 1024 * 1024
-    dataset_idle_seconds: float = 120 * 60.0
-    dataset_max_age_seconds: float = 24 * 3600.0
     # PNG bytes of the charts kept for the page to fetch (each at most ~300 KB); the oldest go first.
     chart_memory_bytes: int = 32 * 1024 * 1024
-    workers: int = 2
-    limits: LimitSettings = field(default_factory=LimitSettings)
     # Seconds without an event before the stream sends an SSE comment, so proxies and browsers keep it open.
     keep_alive_s: float = 15.0
-    agent: AgentSettings | None = None
 
     @classmethod
     def from_env(
@@ -83,49 +71,8 @@ class WebSettings:
         if not 0 <= port <= 65535:
             problems.append(f"--port must be between 0 and 65535, not {port}")
 
-        def number(name: str, default: float, *, minimum: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
-                return default
-            if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
-                return default
-            return value
-
-        max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
-        memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
-        idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
-        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
-        workers = number("VARIANCE_WORKERS", 2, minimum=1)
-
-        def count(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            if not raw.isdigit():
-                problems.append(f"{name} must be a whole number (0 turns the limit off), got {raw[:40]!r}")
-                return default
-            return int(raw)
-
-        defaults = LimitSettings()
-        limits = LimitSettings(
-            user_max_running=count("VARIANCE_USER_MAX_RUNNING", defaults.user_max_running),
-            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", defaults.user_questions_per_min),
-            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", defaults.workspace_max_running),
-        )
-
-        agent = None
-        try:
-            from analyst.agent import AgentSettings
-
-            agent = AgentSettings.from_env(env)
-        except Exception as error:  # a malformed model setting: say which, without values
-            problems.append(f"the analyst's model settings are invalid: {error}")
+        # Without OPENAI_API_KEY the page still reads files; a question then says which variable to set.
+        shared = SharedSettings.read(env, problems, agent="optional")
 
         if problems:
             raise ConfigError("cannot start the web chat:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -133,11 +80,5 @@ class WebSettings:
             host=host,
             port=port,
             token=token,
-            max_file_bytes=int(max_file_mb * 1024 * 1024),
-            dataset_memory_bytes=int(memory_mb * 1024 * 1024),
-            dataset_idle_seconds=idle_minutes * 60.0,
-            dataset_max_age_seconds=max_hours * 3600.0,
-            workers=int(workers),
-            limits=limits,
-            agent=agent,
+            **shared.shared_fields(),
         )

@@ -330,7 +330,13 @@ def test_upload_ask_and_read_a_streamed_markdown_answer(browser: Any, live: Live
     _open_and_upload(browser, live)
     report = browser.find_element(By.ID, "report")
     kpis = [e.text for e in report.find_elements(By.CSS_SELECTOR, ".kpi-value")]
-    assert kpis[:3] == ["49.73M", "49.11M", "+623.5K"]
+    # A file mixing revenue and costs leads with the effect on profit, then each type's own variance; the
+    # straight sum of revenue and costs (+623.5K) is not shown as "the variance".
+    labels = [e.text for e in report.find_elements(By.CSS_SELECTOR, ".kpi-label")]
+    assert [label.lower() for label in labels] == [
+        "effect on profit", "revenue variance", "contra revenue variance", "costs variance",
+    ]
+    assert kpis == ["+248.8K", "+436.2K", "+113.6K", "+73.7K"]
     assert "Events & Conferences" in report.text
     # The bridge chart beside the summary, loaded (a decoded image, not a broken one).
     bridge = _wait(browser, lambda d: _loaded_image(d, "#report .report-chart img"))

@@ -173,21 +173,33 @@
     root.append(sourceLine);
 
     const kpis = el("div", "kpis");
-    kpis.append(kpi("Actual", compact(totals.actual), amount(totals.actual)));
-    kpis.append(kpi(capitalise(refWord), compact(totals.reference), amount(totals.reference)));
-    const varianceText = signed(totals.variance) + " (" + percent(totals.variance_pct) + ")";
-    kpis.append(kpi("Variance", compact(totals.variance, true), varianceText));
-    if (report.net_impact !== undefined && report.net_impact !== null) {
-      const good = report.favourable === true;
-      const verdict = report.favourable === null || report.favourable === undefined ? "" : good ? "favourable" : "unfavourable";
-      const headline = report.headline || {};
-      let detail = verdict ? capitalise(verdict) : "";
-      if (headline.measure === "effect_on_profit" && typeof headline.value_pct === "number") {
-        const adjective = { budget: "budgeted", plan: "planned", prior: "prior-period" }[refWord] || refWord;
+    const headline = report.headline || {};
+    if (headline.measure === "effect_on_profit") {
+      // A file mixing revenue and costs: its straight sum adds the two, so it is not shown as "the variance".
+      // Lead with the effect on profit, then each account type's own variance (the report's headline rule).
+      const good = headline.favourable === true;
+      const verdict = typeof headline.favourable === "boolean" ? (good ? "Favourable" : "Unfavourable") : "";
+      const adjective = { budget: "budgeted", plan: "planned", prior: "prior-period" }[refWord] || refWord;
+      let detail = verdict;
+      if (typeof headline.value_pct === "number") {
         detail += (detail ? ", " : "") + percent(headline.value_pct) + " of " + adjective + " profit";
       }
-      const tile = kpi("Effect on profit", compact(report.net_impact, true), detail);
+      const tile = kpi("Effect on profit", compact(headline.value, true), detail);
       if (verdict) tile.classList.add(good ? "good" : "bad");
+      kpis.append(tile);
+      (headline.parts || []).slice(0, 3).forEach(function (part) {
+        const name = part.account_type === "expense" ? "Costs" : typeName(part.account_type);
+        const partTile = kpi(name + " variance", compact(part.variance, true),
+          signed(part.variance) + " (" + percent(part.variance_pct) + ")");
+        if (typeof part.favourable === "boolean") partTile.classList.add(part.favourable ? "good" : "bad");
+        kpis.append(partTile);
+      });
+    } else {
+      kpis.append(kpi("Actual", compact(totals.actual), amount(totals.actual)));
+      kpis.append(kpi(capitalise(refWord), compact(totals.reference), amount(totals.reference)));
+      const varianceText = signed(totals.variance) + " (" + percent(totals.variance_pct) + ")";
+      const tile = kpi("Variance", compact(totals.variance, true), varianceText);
+      if (typeof report.favourable === "boolean") tile.classList.add(report.favourable ? "good" : "bad");
       kpis.append(tile);
     }
     root.append(kpis);
