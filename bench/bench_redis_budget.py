@@ -16,14 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.limits import LimitSettings, RunLimits  # noqa: E402
-from bot.state.limits import RedisLimits  # noqa: E402
-from bot.state.redis_client import connect  # noqa: E402
-from bot.state.window import Demand, RedisWindow, Urgency, _LocalWindow  # noqa: E402
+from bot.limits import LimitSettings, RunLimits
+from bot.state.limits import RedisLimits
+from bot.state.redis_client import connect
+from bot.state.window import Demand, RedisWindow, Urgency, _LocalWindow
 
 
 def _free_port() -> int:
