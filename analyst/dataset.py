@@ -117,6 +117,10 @@ class SourceInfo:
     header_row: int  # 1-based
     data_rows: int
     sheet: str | None = None
+    # Title lines above the header ("Budget vs. Actuals, in $000s"): read for units, never shown or sent.
+    preamble: tuple[str, ...] = ()
+    # Workbooks: each sheet looked at and why it was or was not read.
+    sheets_considered: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -127,6 +131,7 @@ class SourceInfo:
             "header_row": self.header_row,
             "data_rows": self.data_rows,
             "sheet": self.sheet,
+            "sheets_considered": [{"sheet": name, "verdict": why} for name, why in self.sheets_considered],
         }
 
 
@@ -149,6 +154,9 @@ class Dataset:
     # The table as read (header found, values still text where they were text), kept so that role overrides can be
     # applied later without reading the file again.
     raw: pd.DataFrame | None = None
+    # The amounts' unit as the file states it: 1, 1,000 ("in $000s", "(000)", "тыс.") or 1,000,000 ("in millions").
+    unit: int = 1
+    unit_evidence: str | None = None  # the words that said so, e.g. "'Actual ($000)'"
 
     @property
     def dimensions(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -36,8 +36,11 @@ from bot.files import (
     download,
     read_table,
 )
+from bot.limits import Limits, RunLimits
 from bot.logs import AnswerLog
+from bot.overrides import NotedRun, with_note
 from bot.render import DEFAULT_LIMITS, AnswerOutcome, AnswerWriter, BudgetLimit, DeliveryError, SlackBudget
+from bot.textfilter import neutralise
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -71,6 +74,7 @@ class AnswerRequest:
     stored: StoredDataset | None = None  # the dataset to use when no new file is given
     event_id: str | None = None
     user: str | None = None
+    source_ts: str | None = None  # the user's message (its ts): a deleted message drops the turn it produced
 
     @property
     def wants_report(self) -> bool:
@@ -86,6 +90,7 @@ class BotDeps:
     running: RunningAnswers
     workers: WorkerPool
     budget: SlackBudget
+    limits: Limits = field(default_factory=RunLimits)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 
@@ -116,12 +121,16 @@ class BotDeps:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
 
     async def close(self, *, shutdown_workers: bool = True) -> None:
-        """Stop every running answer (each ends in a final state), then release resources."""
-        self.running.cancel_all()
+        """Stop every running answer (each ends in a final state saying the bot restarts), then release resources.
+
+        The answer tasks are cancelled with the restart message as the reason; cancelling the analyst runs
+        first would end them as if the user had pressed Stop.
+        """
         for task in list(self.tasks):
             task.cancel(SHUTDOWN)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        self.running.cancel_all()  # anything still running outside a task
         # After the answers: their final edits go through the budget's schedulers.
         await self.budget.aclose()
         if self._http is not None:
@@ -192,10 +201,34 @@ async def _events(*events: AnalystEvent) -> AsyncIterator[AnalystEvent]:
         yield event
 
 
+# A short message refused with 429 was not posted: wait as Slack asks (within reason) and post it again.
+_NOTICE_ATTEMPTS = 3
+_NOTICE_MAX_WAIT_S = 30.0
+
+
+async def call_with_rate_retry(call: Callable[[], Awaitable[Any]]) -> Any:
+    """``call()`` (one Slack Web API call), retried after ``Retry-After`` while Slack answers 429."""
+    for attempt in range(_NOTICE_ATTEMPTS):
+        try:
+            return await call()
+        except SlackApiError as error:
+            if error.response.status_code != 429 or attempt == _NOTICE_ATTEMPTS - 1:
+                raise
+            headers = {str(k).lower(): v for k, v in (error.response.headers or {}).items()}
+            try:
+                wait = float(headers.get("retry-after", 1))
+            except (TypeError, ValueError):
+                wait = 1.0
+            await asyncio.sleep(min(max(wait, 0.0), _NOTICE_MAX_WAIT_S))
+    raise AssertionError("unreachable")
+
+
 async def post_notice(deps: BotDeps, channel: str, thread_ts: str | None, text: str) -> None:
     """A short plain message (no dataset yet, unsupported file); failures are logged, never raised."""
     try:
-        await deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        await call_with_rate_retry(
+            lambda: deps.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=neutralise(text))
+        )
     except SlackApiError as error:
         log.warning("could not post a notice: %s", error.response.get("error"))
 
@@ -249,6 +282,7 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
         channel=channel_key(request.team, request.channel),
         report_markdown=result.report_markdown,
         memory_bytes=result.memory_bytes,
+        owner=request.user,
     )
 
 
@@ -263,13 +297,23 @@ async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
     return markdown
 
 
-def _start_run(deps: BotDeps, question: str, context: AnalysisContext, conversation_id: str) -> AnalystRun:
+def _start_run(
+    deps: BotDeps,
+    question: str,
+    context: AnalysisContext,
+    conversation_id: str,
+    *,
+    speaker: str | None = None,
+    source: str | None = None,
+) -> AnalystRun:
     # The agents SDK loads on first use, not when the bot is imported. Without model settings the run ends at
     # once with a "no API key configured" failure, which the writer shows.
     from analyst.agent import AgentSettings, start_run
 
     settings = deps.settings.agent or AgentSettings()
-    return start_run(question, context, conversation_id=conversation_id, settings=settings)
+    return start_run(
+        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+    )
 
 
 def new_budget(settings: Settings) -> SlackBudget:
@@ -305,7 +349,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     )
     writer = new_writer(deps, request, answer_id)
     control = AnswerControl()
-    deps.running.add(answer_id, control)
+    deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
     outcome: AnswerOutcome | None = None
     try:
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
@@ -323,11 +367,18 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
             markdown = await _unless_stopped(control, report_markdown(deps, stored))
-            outcome = await writer.write_markdown(markdown)
+            outcome = await writer.write_markdown(with_note(markdown, stored.context, request.entry))
         else:
-            run = _start_run(deps, request.question, stored.context, request.conversation_id)
+            run = _start_run(
+                deps,
+                request.question,
+                stored.context,
+                request.conversation_id,
+                speaker=request.user,
+                source=request.source_ts,
+            )
             control.attach(run)
-            outcome = await writer.write(run)
+            outcome = await writer.write(NotedRun(run, stored.context, request.entry))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
     except FileRejected as rejected:

@@ -1,10 +1,13 @@
 """The Slack app: Bolt ``AsyncApp`` wiring, the HTTP endpoints, and ``variance-bot serve``.
 
-- ``variance-bot serve``: Socket Mode (needs ``SLACK_APP_TOKEN``; no public URL). ``--port N`` also serves
-  ``GET /healthz`` there.
+- ``variance-bot serve``: Socket Mode (needs ``SLACK_APP_TOKEN``; no public URL). ``--port N`` serves
+  ``GET /healthz`` there and nothing else.
 - ``variance-bot serve --http --port N``: the Events API. ``POST /slack/events`` takes events, slash commands
-  and interactivity (Bolt checks every request's signature and rejects stale ones with 401);
-  ``GET /healthz`` answers ``{"ok": true, ...}``.
+  and interactivity; ``GET /healthz`` answers ``{"ok": true, ...}``.
+
+Requests pass :mod:`bot.door` first (signature, then shape: 401/400, never a 500 or a traceback), then Bolt.
+
+At start, conversation memory older than the retention period is purged; then every hour (:mod:`bot.retention`).
 
 :func:`create_app` builds both the Bolt app and the aiohttp application; tests use it to run the real app.
 """
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import logging
 import signal
 import sys
 import time
@@ -29,24 +34,30 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import BotDeps, new_budget
-from bot.config import ConfigError, Mode, Settings
+from bot.config import ConfigError, Mode, Settings, redact_url
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.door import BadRequest, parse_request, request_fields, verify_signature
 from bot.files import WorkerPool, worker_count
-from bot.listeners import register_all
-from bot.logs import configure_logging, log_line
+from bot.limits import RunLimits
+from bot.listeners import deletions, register_all
+from bot.logs import JsonAccessLogger, configure_logging, log_line, register_secrets
+from bot.retention import purge_expired, purge_loop
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 DEPS_KEY = web.AppKey("deps", BotDeps)
 BOLT_KEY = web.AppKey("bolt", AsyncApp)
 _DUPLICATE = "variance_duplicate"
+_PURGE_KEY = web.AppKey("purge", asyncio.Task[None])
 
 
-def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tuple[AsyncApp, web.Application]:
+def create_app(
+    settings: Settings, *, workers: WorkerPool | None = None, events_endpoint: bool = True
+) -> tuple[AsyncApp, web.Application]:
     """The real Bolt app and its aiohttp application (``POST /slack/events``, ``GET /healthz``).
 
     ``workers`` lets several apps (tests) share one process pool; by default the app owns its own.
-    The shared state is ``web_app[DEPS_KEY]``.
+    ``events_endpoint=False`` (Socket Mode) serves ``/healthz`` only. The shared state is ``web_app[DEPS_KEY]``.
     """
     client = AsyncWebClient(token=settings.bot_token, base_url=settings.slack_api_url)
     bolt = AsyncApp(
@@ -60,12 +71,15 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         settings=settings,
         client=client,
         store=ConversationStore(
-            memory_cap_bytes=settings.dataset_memory_bytes, idle_seconds=settings.dataset_idle_seconds
+            memory_cap_bytes=settings.dataset_memory_bytes,
+            idle_seconds=settings.dataset_idle_seconds,
+            max_age_seconds=settings.dataset_max_age_seconds,
         ),
         dedupe=Deduplicator(),
         running=RunningAnswers(),
         workers=workers or WorkerPool(worker_count(settings.workers)),
         budget=new_budget(settings),
+        limits=RunLimits(settings.limits),
     )
     owns_workers = workers is None
 
@@ -76,27 +90,40 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         duplicate = bool(event_id) and not deps.dedupe.first_time(f"event:{event_id}")
         context[_DUPLICATE] = duplicate
         if request.mode == "socket_mode":
-            log_line("request", **_request_fields(body, request), duplicate=duplicate or None)
+            log_line("request", **request_fields(body, request), duplicate=duplicate or None)
         if duplicate:
             return BoltResponse(status=200, body="")
         return await next()
 
+    deletions.register(bolt, deps)  # first: Bolt runs the first matching listener, and DMs take every message
     register_all(bolt, deps)
 
-    async def slack_events(request: web.Request) -> web.Response:
+    async def slack_events(request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        bolt_request = AsyncBoltRequest(
-            body=await request.text(),
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
-        bolt_response = await bolt.async_dispatch(bolt_request)
+        raw = await request.read()
+        try:
+            verify_signature(settings.signing_secret, raw, request.headers)
+            incoming = parse_request(raw, request)
+        except BadRequest as refused:
+            log_line(
+                "request",
+                status=refused.status,
+                refused=refused.reason,
+                bytes=len(raw),
+                ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            return web.json_response({"ok": False, "error": refused.reason}, status=refused.status)
+        try:
+            bolt_response = await bolt.async_dispatch(incoming)
+        except Exception as error:  # Bolt answers its own errors; this is the last line of defence
+            log_line("error", where="dispatch", error=type(error).__name__)
+            bolt_response = BoltResponse(status=500, body="")
         log_line(
             "request",
-            **_request_fields(bolt_request.body, bolt_request),
+            **request_fields(incoming.body, incoming),
             status=bolt_response.status,
             ms=round((time.monotonic() - started) * 1000, 1),
-            duplicate=bolt_request.context.get(_DUPLICATE) or None,
+            duplicate=incoming.context.get(_DUPLICATE) or None,
         )
         return await to_aiohttp_response(bolt_response)
 
@@ -105,37 +132,27 @@ def create_app(settings: Settings, *, workers: WorkerPool | None = None) -> tupl
         return web.json_response(body)
 
     async def on_startup(web_app: web.Application) -> None:
+        await purge_expired(deps)  # before the first request: nothing past its retention is ever served
+        web_app[_PURGE_KEY] = asyncio.get_running_loop().create_task(purge_loop(deps), name="retention")
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
+        purge = web_app.get(_PURGE_KEY)
+        if purge is not None:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
         await deps.close(shutdown_workers=owns_workers)
 
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
     web_app[DEPS_KEY] = deps
     web_app[BOLT_KEY] = bolt
-    web_app.router.add_post(EVENTS_PATH, slack_events)
+    if events_endpoint:
+        web_app.router.add_post(EVENTS_PATH, slack_events)
     web_app.router.add_get(HEALTH_PATH, healthz)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return bolt, web_app
-
-
-def _request_fields(body: dict[str, Any], request: AsyncBoltRequest) -> dict[str, Any]:
-    event = body.get("event") or {}
-    team = body.get("team_id") or (body.get("team") or {}).get("id") or event.get("team")
-    channel = event.get("channel") or body.get("channel_id") or (body.get("channel") or {}).get("id")
-    retry = request.headers.get("x-slack-retry-num", [None])[0]
-    return {
-        "type": body.get("type") or ("command" if body.get("command") else None),
-        "event": event.get("type"),
-        "subtype": event.get("subtype"),
-        "command": body.get("command"),
-        "team": team,
-        "channel": channel,
-        "event_id": body.get("event_id"),
-        "retry": retry,
-        "retry_reason": request.headers.get("x-slack-retry-reason", [None])[0],
-    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,6 +180,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         print(f"variance-bot serve: {error}", file=sys.stderr)
         return 2
     configure_logging()
+    model_key = settings.agent.api_key if settings.agent else None
+    register_secrets([settings.bot_token, settings.signing_secret, settings.app_token, model_key])
     port = args.port if args.port is not None else (3000 if args.http else None)
     try:
         return asyncio.run(serve(settings, http=args.http, host=args.host, port=port))
@@ -174,7 +193,7 @@ async def serve(
     settings: Settings, *, http: bool, host: str, port: int | None, stop: asyncio.Event | None = None
 ) -> int:
     """Run until SIGINT/SIGTERM (or ``stop`` is set); running answers end in a final state on the way out."""
-    bolt, web_app = create_app(settings)
+    bolt, web_app = create_app(settings, events_endpoint=http)
     try:
         identity = await bolt.client.auth_test()
     except SlackApiError as error:
@@ -185,7 +204,11 @@ async def serve(
         )
         return 2
     except Exception as error:
-        print(f"variance-bot serve: cannot reach Slack at {settings.slack_api_url} ({error})", file=sys.stderr)
+        print(
+            f"variance-bot serve: cannot reach Slack at {redact_url(settings.slack_api_url)} "
+            f"({type(error).__name__})",
+            file=sys.stderr,
+        )
         return 2
 
     loop = asyncio.get_running_loop()
@@ -196,7 +219,7 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
             signals.append(signum)
 
-    runner = web.AppRunner(web_app, access_log=None)
+    runner = web.AppRunner(web_app, access_log_class=JsonAccessLogger, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()  # starts the worker processes (on_startup)
     # Move everything loaded so far (agents SDK, pandas, Slack clients) out of the collector's way, so a full
     # collection later walks only live request data and does not pause the event loop for long.

@@ -1,7 +1,8 @@
 """The bot's settings, read from the environment once at start and validated before anything connects.
 
 Everything has a default except the credentials. :meth:`Settings.from_env` raises :class:`ConfigError` naming
-every missing or malformed variable at once (never their values: tokens stay out of messages and logs).
+every missing or malformed variable at once (never their values: a value may be a secret set in the wrong
+variable, so no message or log shows one).
 
 Environment
 -----------
@@ -13,9 +14,16 @@ Environment
 - ``VARIANCE_DATASET_MEMORY_MB`` (1024): the memory all kept datasets may use together; the least recently
   used conversation's dataset is dropped first.
 - ``VARIANCE_DATASET_IDLE_MINUTES`` (120): a conversation's dataset is dropped after this long without use.
+- ``VARIANCE_DATASET_MAX_HOURS`` (24): a dataset is dropped this long after its file was read, however used.
 - ``VARIANCE_EDIT_INTERVAL_S`` (1.0): at most one edit of a message per this many seconds.
 - ``VARIANCE_UPDATE_BUDGET_PER_MIN`` (45): ``chat.update`` calls per minute per workspace, for all answers.
 - ``VARIANCE_WORKERS`` (2): worker processes that read files and build reports off the event loop.
+- ``VARIANCE_USER_MAX_RUNNING`` (2), ``VARIANCE_USER_QUESTIONS_PER_MIN`` (10), ``VARIANCE_WORKSPACE_MAX_RUNNING``
+  (20): answers running at once per user, questions a user may ask a minute, answers running at once per
+  workspace (0 turns a limit off). A question over a limit is told when to ask again and costs no model call.
+- ``VARIANCE_ALLOWED_TEAMS``, ``VARIANCE_ALLOWED_CHANNELS``, ``VARIANCE_ALLOWED_USERS``: comma-separated Slack
+  IDs (``T…``, ``C…``/``G…``, ``U…``/``W…``); empty allows everyone. ``dm`` in the channel list allows direct
+  messages too (a channel list without it refuses them). Anyone else gets a polite refusal.
 - the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
   :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
 """
@@ -23,18 +31,38 @@ Environment
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from bot.limits import DM_KEYWORD, Allowlist, LimitSettings
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 SLACK_FILE_HOST = "files.slack.com"
 
 Mode = Literal["socket", "http"]
+
+
+def _shape(raw: str) -> str:
+    """What a rejected value looks like, without the value: it may be a secret pasted into the wrong variable."""
+    return f"got {len(raw)} characters that are not a number"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``https://user:pass@host/`` → ``https://host/``) or query string."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(an unparseable URL)"
 
 
 class ConfigError(ValueError):
@@ -50,15 +78,18 @@ class Settings:
     max_file_bytes: int = 50 * 1024 * 1024
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
+    dataset_max_age_seconds: float = 24 * 3600.0
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    allowlist: Allowlist = field(default_factory=Allowlist)
     # Imported only when read from the environment, so that importing the config does not load the agent SDK.
     agent: AgentSettings | None = None
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
-            f"Settings(slack_api_url={self.slack_api_url!r}, socket_mode={self.app_token is not None}, "
+            f"Settings(slack_api_url={redact_url(self.slack_api_url)!r}, socket_mode={self.app_token is not None}, "
             f"max_file_bytes={self.max_file_bytes}, workers={self.workers})"
         )
 
@@ -127,19 +158,53 @@ class Settings:
             try:
                 value = float(raw)
             except ValueError:
-                problems.append(f"{name} must be a number, got {raw!r}")
+                problems.append(f"{name} must be a number ({_shape(raw)})")
                 return default
             if value < minimum:
-                problems.append(f"{name} must be at least {minimum:g}, got {raw!r}")
+                problems.append(f"{name} must be at least {minimum:g}")
                 return default
             return value
 
         max_file_mb = number("VARIANCE_MAX_FILE_MB", 50, minimum=0.001)
         memory_mb = number("VARIANCE_DATASET_MEMORY_MB", 1024, minimum=1)
         idle_minutes = number("VARIANCE_DATASET_IDLE_MINUTES", 120, minimum=0.01)
+        max_hours = number("VARIANCE_DATASET_MAX_HOURS", 24, minimum=0.001)
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
+
+        def count(name: str, default: int) -> int:
+            raw = text(name)
+            if not raw:
+                return default
+            if not raw.isdigit():
+                problems.append(f"{name} must be a whole number (0 turns the limit off), got {raw[:40]!r}")
+                return default
+            return int(raw)
+
+        default_limits = LimitSettings()
+        limits = LimitSettings(
+            user_max_running=count("VARIANCE_USER_MAX_RUNNING", default_limits.user_max_running),
+            user_questions_per_min=count("VARIANCE_USER_QUESTIONS_PER_MIN", default_limits.user_questions_per_min),
+            workspace_max_running=count("VARIANCE_WORKSPACE_MAX_RUNNING", default_limits.workspace_max_running),
+        )
+
+        def ids(name: str, what: str, *, keyword: str | None = None) -> frozenset[str]:
+            entries = [e.strip() for e in text(name).split(",") if e.strip()]
+            kept = {e.lower() if keyword and e.lower() == keyword else e for e in entries}
+            bad = [e for e in kept if e != keyword and not _SLACK_ID.fullmatch(e)]
+            if bad:
+                problems.append(
+                    f"{name} must list {what} separated by commas; not an ID: "
+                    + ", ".join(repr(b[:40]) for b in sorted(bad)[:3])
+                )
+            return frozenset(kept)
+
+        allowlist = Allowlist(
+            teams=ids("VARIANCE_ALLOWED_TEAMS", "workspace IDs (T...)"),
+            channels=ids("VARIANCE_ALLOWED_CHANNELS", "channel IDs (C... or G...) or dm", keyword=DM_KEYWORD),
+            users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
+        )
 
         agent = None
         if load_agent:
@@ -166,8 +231,11 @@ class Settings:
             max_file_bytes=int(max_file_mb * 1024 * 1024),
             dataset_memory_bytes=int(memory_mb * 1024 * 1024),
             dataset_idle_seconds=idle_minutes * 60.0,
+            dataset_max_age_seconds=max_hours * 3600.0,
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             workers=int(workers),
+            limits=limits,
+            allowlist=allowlist,
             agent=agent,
         )

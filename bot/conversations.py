@@ -9,11 +9,15 @@ A *conversation* is where a dataset and the agent's memory live:
 
 Each conversation has its own :class:`~analyst.context.AnalysisContext`: a conversation that starts from
 another one's dataset (a mention in a new thread, ``/variance``) gets it through :meth:`ConversationStore.adopt`,
-which shares the (immutable) dataset but not the context, so an override made in one conversation ("treat
-Returns as contra revenue for this conversation") never changes the numbers in another.
+which shares the (immutable) file as loaded but neither the context nor its overrides, so an override made in
+one conversation ("treat Returns as contra revenue for this conversation") never changes the numbers in
+another, in either direction. :meth:`ConversationStore.reset_overrides` drops a conversation's overrides.
 
 Datasets are kept in memory with a cap on their total size (a dataset shared by several conversations counts
-once; least recently used dropped first) and an idle expiry.
+once; least recently used dropped first), an idle expiry, and an absolute age cap counted from when the file was
+read (adopting or using a dataset never extends it). Each entry records who brought it into its conversation and
+who uploaded the file, so ``/variance forget`` (:meth:`ConversationStore.forget`) and a deleted file
+(:meth:`ConversationStore.drop_files`) remove exactly what they should.
 Everything here is used from the event loop only; nothing blocks.
 """
 
@@ -22,7 +26,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from analyst.context import AnalysisContext
@@ -61,6 +65,9 @@ class StoredDataset:
     filename: str
     memory_bytes: int
     last_used: float
+    loaded_at: float = 0.0  # when the file was read: the absolute age cap counts from here
+    owner: str | None = None  # who brought the dataset into this conversation (uploaded or adopted)
+    uploaded_by: str | None = None  # who shared the file
     # The report's Markdown for ``report_for`` (the dataset object it was built from) with ``report_options``;
     # a role override replaces the dataset and an account-type override the options, so either drops it.
     report_markdown: str | None = None
@@ -81,9 +88,17 @@ class StoredDataset:
 class ConversationStore:
     """Per-conversation datasets, bounded by total memory and idle time (LRU)."""
 
-    def __init__(self, *, memory_cap_bytes: int, idle_seconds: float, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        memory_cap_bytes: int,
+        idle_seconds: float,
+        max_age_seconds: float = float("inf"),
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._memory_cap = memory_cap_bytes
         self._idle_seconds = idle_seconds
+        self._max_age_seconds = max_age_seconds
         self._clock = clock
         self._entries: OrderedDict[str, StoredDataset] = OrderedDict()
         # team:channel -> the conversation that most recently loaded a dataset there (for /variance)
@@ -117,6 +132,7 @@ class ConversationStore:
         channel: str | None = None,
         report_markdown: str | None = None,
         memory_bytes: int | None = None,
+        owner: str | None = None,
     ) -> StoredDataset:
         """Keep ``dataset`` as the conversation's dataset (replacing the previous one); evict to fit the cap.
 
@@ -129,38 +145,50 @@ class ConversationStore:
             filename=filename,
             memory_bytes=dataset_memory(dataset) if memory_bytes is None else memory_bytes,
             last_used=self._clock(),
+            loaded_at=self._clock(),
+            owner=owner,
+            uploaded_by=owner,
         )
         if report_markdown is not None:
             entry.cache_report(report_markdown, dataset, context.options)
         self._keep(conversation_id, entry, channel)
         return entry
 
-    def adopt(self, conversation_id: str, source: StoredDataset) -> StoredDataset:
+    def adopt(self, conversation_id: str, source: StoredDataset, *, owner: str | None = None) -> StoredDataset:
         """Give ``conversation_id`` its own context over ``source``'s dataset (another conversation's).
 
-        The dataset object is shared (it is never changed in place: an override makes a new one); the options
-        are copied as they stand, and from then on each conversation's overrides are its own. A conversation
-        that already adopted the same file keeps its entry (and its overrides).
+        The dataset is the file as ``source`` loaded it (shared, never changed in place); ``source``'s overrides
+        are not carried over: they belong to the conversation that made them. From then on each conversation's
+        overrides are its own. A conversation that already adopted the same file keeps its entry (and its
+        overrides).
         """
         existing = self.get(conversation_id)
         if existing is not None and (existing is source or existing.file_id == source.file_id):
             return existing
-        options = source.context.options
-        context = AnalysisContext(
-            source.context.dataset, replace(options, account_types=dict(options.account_types))
-        )
+        context = source.context.fresh()
         entry = StoredDataset(
             context=context,
             file_id=source.file_id,
             filename=source.filename,
             memory_bytes=source.memory_bytes,
             last_used=self._clock(),
+            loaded_at=source.loaded_at,
+            owner=owner,
+            uploaded_by=source.uploaded_by,
         )
-        cached = source.cached_report()
-        if cached is not None:
-            entry.cache_report(cached, context.dataset, context.options)
+        if not source.context.has_overrides:
+            cached = source.cached_report()
+            if cached is not None:
+                entry.cache_report(cached, context.dataset, context.options)
         self._keep(conversation_id, entry, None)
         return entry
+
+    def reset_overrides(self, conversation_id: str) -> list[str] | None:
+        """Drop the conversation's overrides; the notes of what was dropped, or None without a dataset."""
+        entry = self.get(conversation_id)
+        if entry is None:
+            return None
+        return entry.context.reset()
 
     def _keep(self, conversation_id: str, entry: StoredDataset, channel: str | None) -> None:
         self._entries.pop(conversation_id, None)
@@ -182,12 +210,47 @@ class ConversationStore:
         return conversation_id, entry
 
     def expire(self) -> None:
-        deadline = self._clock() - self._idle_seconds
+        now = self._clock()
+        deadline = now - self._idle_seconds
         while self._entries:
             conversation_id, oldest = next(iter(self._entries.items()))
             if oldest.last_used > deadline:
                 break
             del self._entries[conversation_id]
+        too_old = now - self._max_age_seconds
+        for conversation_id in [cid for cid, entry in self._entries.items() if entry.loaded_at <= too_old]:
+            del self._entries[conversation_id]
+
+    def forget(self, place: str, user: str | None) -> list[StoredDataset]:
+        """Drop the datasets (and with them their overrides) of a place (``team:channel`` and its threads).
+
+        ``user=None``: every one there (a DM). Otherwise those the user brought into a conversation there or
+        uploaded. Returns the dropped entries.
+        """
+        dropped: list[StoredDataset] = []
+        for conversation_id, entry in list(self._entries.items()):
+            if not _in_place(conversation_id, place):
+                continue
+            if user is None or user in (entry.owner, entry.uploaded_by):
+                dropped.append(self._entries.pop(conversation_id))
+        self._forget_latest(place)
+        return dropped
+
+    def drop_files(self, file_ids: set[str]) -> list[StoredDataset]:
+        """Drop every dataset read from one of ``file_ids`` (a file deleted in Slack), in every conversation."""
+        dropped = [
+            self._entries.pop(conversation_id)
+            for conversation_id, entry in list(self._entries.items())
+            if entry.file_id in file_ids
+        ]
+        for place in list(self._latest_in_channel):
+            self._forget_latest(place)
+        return dropped
+
+    def _forget_latest(self, place: str) -> None:
+        conversation_id = self._latest_in_channel.get(place)
+        if conversation_id is not None and conversation_id not in self._entries:
+            del self._latest_in_channel[place]
 
     def _evict_to_cap(self, *, keep: str) -> None:
         for conversation_id in list(self._entries):
@@ -195,6 +258,10 @@ class ConversationStore:
                 break
             if conversation_id != keep:
                 del self._entries[conversation_id]
+
+
+def _in_place(conversation_id: str, place: str) -> bool:
+    return conversation_id == place or conversation_id.startswith(place + ":")
 
 
 class Deduplicator:
@@ -225,10 +292,12 @@ class Cancellable(Protocol):
 
 
 class RunningAnswers:
-    """The answers streaming now, by answer id (the Stop button's value), so a click can cancel one."""
+    """The answers streaming now, by answer id (the Stop button's value), so a click can cancel one; with
+    who asked each (``(team, user)``), so that only they (or an admin) may stop it."""
 
     def __init__(self) -> None:
         self._running: dict[str, Cancellable] = {}
+        self._owners: dict[str, tuple[str, str]] = {}
 
     def __len__(self) -> int:
         return len(self._running)
@@ -236,11 +305,18 @@ class RunningAnswers:
     def __contains__(self, answer_id: object) -> bool:
         return answer_id in self._running
 
-    def add(self, answer_id: str, run: Cancellable) -> None:
+    def add(self, answer_id: str, run: Cancellable, *, owner: tuple[str, str] | None = None) -> None:
         self._running[answer_id] = run
+        if owner is not None:
+            self._owners[answer_id] = owner
 
     def remove(self, answer_id: str) -> None:
         self._running.pop(answer_id, None)
+        self._owners.pop(answer_id, None)
+
+    def owner(self, answer_id: str) -> tuple[str, str] | None:
+        """``(team, user)`` who asked for a running answer; None when unknown or not running."""
+        return self._owners.get(answer_id)
 
     def cancel(self, answer_id: str) -> bool:
         """Cancel a running answer; False when it is not running (finished already, or unknown)."""

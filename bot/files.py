@@ -28,6 +28,7 @@ from yarl import URL
 
 from analyst.dataset import Dataset, IngestError, IngestLimits
 from analyst.engine.options import AnalysisOptions
+from bot.textfilter import code_span
 
 SUPPORTED_EXTENSIONS = frozenset({"csv", "tsv", "txt", "xlsx"})
 _CHUNK = 256 * 1024
@@ -91,7 +92,7 @@ def table_files(objects: Iterable[Mapping[str, Any]] | None) -> list[SlackFile]:
 
 
 def unsupported_message(objects: Sequence[Mapping[str, Any]]) -> str:
-    names = ", ".join(str(o.get("name") or "file") for o in objects[:3])
+    names = ", ".join(code_span(str(o.get("name") or "file")) for o in objects[:3])
     return (
         f"I can only read CSV and Excel (.xlsx) files, and {names} is not one. "
         "Export the budget-vs-actual table as CSV or XLSX and drop it here."

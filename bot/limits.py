@@ -1,6 +1,6 @@
 """Abuse limits on answers: how many run at once per user and per workspace, and how many questions a user asks
-a minute. Shared by every surface (Slack, the web chat, Teams); a surface names its scope (a Slack team, a web
-token or client, a Teams tenant) and its user.
+a minute; and the allowlists of workspaces, channels and users. Shared by every surface (Slack, the web chat,
+Teams); a surface names its scope (a Slack team, a web token or client, a Teams tenant) and its user.
 
 ``admit()`` either returns a held :class:`Admission` (release it when the answer ends, on every path) or a refusal
 that says how long to wait. A refused question costs no model call. The in-process implementation below is the
@@ -21,6 +21,8 @@ Reason = Literal["user_running", "user_rate", "workspace_running"]
 
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
+    """0 turns a limit off."""
+
     user_max_running: int = 2
     user_questions_per_min: int = 10
     workspace_max_running: int = 20
@@ -64,6 +66,8 @@ class RunLimits:
 
     # When an answer is running the wait is unknown; this is the hint given to the user.
     RUNNING_HINT_S = 30.0
+    # Forget the question times of people who stopped asking once this many are remembered.
+    SWEEP_AT = 10_000
 
     def __init__(self, settings: LimitSettings | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings or LimitSettings()
@@ -76,6 +80,8 @@ class RunLimits:
         s = self.settings
         now = self._clock()
         key = (scope, user)
+        if len(self._asked) >= self.SWEEP_AT:
+            self._sweep(now)
         asked = self._asked.setdefault(key, deque())
         while asked and now - asked[0] >= 60.0:
             asked.popleft()
@@ -104,3 +110,61 @@ class RunLimits:
 
     def running(self, scope: str) -> int:
         return self._running_scope.get(scope, 0)
+
+    def _sweep(self, now: float) -> None:
+        for key, asked in list(self._asked.items()):
+            if not asked or now - asked[-1] >= 60.0:
+                del self._asked[key]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Allowlists
+
+DM_KEYWORD = "dm"
+
+NOT_THIS_WORKSPACE = (
+    "Sorry, Variance Analyst isn't enabled for this workspace. Ask the person who runs it to add this workspace."
+)
+NOT_THIS_CHANNEL = (
+    "Sorry, I'm not enabled in this channel. Ask the person who runs Variance Analyst to add it, or use a "
+    "channel where I already answer."
+)
+NOT_DIRECT_MESSAGES = (
+    "Sorry, I'm not enabled for direct messages here. Please ask in a channel where I answer."
+)
+NOT_THIS_USER = (
+    "Sorry, I'm not enabled for you yet. Ask the person who runs Variance Analyst to add you."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """Who may use the bot, where. An empty set allows everyone (no list set).
+
+    ``channels`` may hold the word ``dm``: direct messages with the bot are then allowed as well; when
+    ``channels`` is set without it, direct messages are refused (the list says where answers may go).
+    """
+
+    teams: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+
+    @property
+    def open(self) -> bool:
+        return not (self.teams or self.channels or self.users)
+
+    def refusal(self, *, team: str, channel: str | None, user: str | None, is_dm: bool = False) -> str | None:
+        """A polite line for the person when ``user`` may not ask in ``channel`` of ``team``; else None.
+
+        ``channel=None`` skips the channel check (an action on a message, where only the person matters).
+        """
+        if self.teams and team not in self.teams:
+            return NOT_THIS_WORKSPACE
+        if self.users and (user or "") not in self.users:
+            return NOT_THIS_USER
+        if channel is not None and self.channels and channel not in self.channels:
+            if not is_dm:
+                return NOT_THIS_CHANNEL
+            if DM_KEYWORD not in self.channels:
+                return NOT_DIRECT_MESSAGES
+        return None

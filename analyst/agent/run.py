@@ -20,6 +20,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from agents import Agent, RunConfig, Runner, RunResultStreaming, SQLiteSession
@@ -28,8 +29,10 @@ from agents.memory import SessionSettings
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai.types.responses import ResponseTextDeltaEvent
 
+from analyst import memory
 from analyst.agent.analyst import build_agent, configure_tracing
 from analyst.agent.errors import classify, user_message
+from analyst.agent.session import ConversationSession
 from analyst.agent.settings import AgentSettings
 from analyst.agent.tools import is_error_output, tool_label
 from analyst.context import AnalysisContext
@@ -56,14 +59,19 @@ def start_run(
     *,
     conversation_id: str,
     settings: AgentSettings,
+    speaker: str | None = None,
+    source: str | None = None,
 ) -> AnalystRun:
     """Start answering ``question`` about ``context``'s dataset; iterate the result for events.
 
     The model call begins on the first iteration. The conversation's history (bounded to
     ``settings.history_items``) is kept in SQLite under ``settings.data_dir``, keyed by ``conversation_id``;
-    an empty ``conversation_id`` asks a one-off question with no memory.
+    an empty ``conversation_id`` asks a one-off question with no memory. ``speaker`` (who asks) and ``source``
+    (the chat message asked in) label what this run stores, so it can be forgotten by person or by message.
     """
-    return AnalystRun(question, context, conversation_id=conversation_id, settings=settings)
+    return AnalystRun(
+        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+    )
 
 
 class AnalystRun:
@@ -82,8 +90,12 @@ class AnalystRun:
         conversation_id: str,
         settings: AgentSettings,
         agent: Agent[AnalysisContext] | None = None,
+        speaker: str | None = None,
+        source: str | None = None,
     ) -> None:
         self.question = question
+        self.speaker = speaker
+        self.source = source
         self.context = context
         self.conversation_id = conversation_id
         self.settings = settings
@@ -236,7 +248,9 @@ class AnalystRun:
     async def _open_session(self) -> SQLiteSession:
         # Opening creates the file and schema and takes the SDK's process-wide lock for that file: file I/O
         # that may wait, so in a thread. A session opened after its run was cancelled is closed, not leaked.
-        opening = asyncio.ensure_future(asyncio.to_thread(_open_session, self.conversation_id, self.settings))
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(_open_session, self.conversation_id, self.settings, self.speaker, self.source)
+        )
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
@@ -296,11 +310,14 @@ class AnalystRun:
                 await asyncio.shield(closing)
 
 
-def _open_session(conversation_id: str, settings: AgentSettings) -> SQLiteSession:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SQLiteSession(
+def _open_session(
+    conversation_id: str, settings: AgentSettings, speaker: str | None, source: str | None
+) -> SQLiteSession:
+    return ConversationSession(
         conversation_id,
         settings.session_db_path,
+        speaker=speaker,
+        source=source,
         session_settings=SessionSettings(limit=settings.history_items),
     )
 
@@ -332,7 +349,7 @@ def prune_history(session: SQLiteSession, keep: int) -> int:
     if str(session.db_path) == ":memory:":
         return 0
     table = session.messages_table
-    with contextlib.closing(sqlite3.connect(str(session.db_path), timeout=10)) as conn:
+    with memory.connect(Path(session.db_path)) as conn:  # secure_delete: pruned text is overwritten
         window = conn.execute(
             f"SELECT id, message_data FROM {table} WHERE session_id = ? ORDER BY id DESC LIMIT ?",
             (session.session_id, max(keep, 0)),

@@ -10,6 +10,7 @@
   ``$XDG_DATA_HOME/variance-analyst`` or ``~/.local/share/variance-analyst``, else ``./.data``).
 - ``VARIANCE_MAX_TURNS``: model turns (tool round trips) per question (default 12).
 - ``VARIANCE_HISTORY_ITEMS``: conversation items replayed to the model (default 40).
+- ``VARIANCE_RETENTION_DAYS``: stored conversation items older than this are deleted (default 30).
 - ``VARIANCE_TRACING``: ``1`` to export traces to OpenAI; off by default (no outbound calls nobody asked for).
 """
 
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from analyst.memory import DB_NAME
+
 ModelApi = Literal["responses", "chat_completions"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -29,7 +32,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class SettingsError(ValueError):
-    """An environment variable with a value we cannot use; the message names the variable and the fix."""
+    """An environment variable with a value we cannot use; the message names the variable and the fix, never
+    the value (it may be a secret set in the wrong variable)."""
 
 
 def _default_data_dir(env: Mapping[str, str]) -> Path:
@@ -55,6 +59,8 @@ class AgentSettings:
     data_dir: Path = Path(".data")
     max_turns: int = 12
     history_items: int = 40
+    # Conversation memory older than this is purged (analyst.memory.purge_older_than).
+    retention_days: float = 30.0
     tracing: bool = False
     # Rows per table a tool shows the model; the rest is summed into one "N more" row.
     tool_max_rows: int = 20
@@ -67,7 +73,7 @@ class AgentSettings:
         if api in {"chat", "chat_completion", "chatcompletions"}:
             api = "chat_completions"
         if api not in ("responses", "chat_completions"):
-            raise SettingsError(f"VARIANCE_API must be 'responses' or 'chat_completions', not {api!r}.")
+            raise SettingsError("VARIANCE_API must be 'responses' or 'chat_completions'.")
         data_dir = env.get("VARIANCE_DATA_DIR")
         return cls(
             api_key=(env.get("OPENAI_API_KEY") or "").strip() or None,
@@ -79,12 +85,13 @@ class AgentSettings:
             data_dir=Path(data_dir).expanduser() if data_dir else _default_data_dir(env),
             max_turns=int(_number(env, "VARIANCE_MAX_TURNS", 12, minimum=1, integer=True)),
             history_items=int(_number(env, "VARIANCE_HISTORY_ITEMS", 40, minimum=0, integer=True)),
+            retention_days=_number(env, "VARIANCE_RETENTION_DAYS", 30.0, minimum=0.001),
             tracing=_flag(env, "VARIANCE_TRACING"),
         )
 
     @property
     def session_db_path(self) -> Path:
-        return self.data_dir / "conversations.sqlite3"
+        return self.data_dir / DB_NAME
 
     def missing_key_message(self) -> str | None:
         """What to tell the user when no API key is configured, or ``None`` when one is."""
@@ -106,9 +113,9 @@ def _number(
         value = int(raw) if integer else float(raw)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise SettingsError(f"{name} must be {kind}, not {raw!r}.") from None
+        raise SettingsError(f"{name} must be {kind}.") from None
     if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum:g}, not {raw!r}.")
+        raise SettingsError(f"{name} must be at least {minimum:g}.")
     return value
 
 
@@ -118,4 +125,4 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return True
     if raw in _FALSE:
         return False
-    raise SettingsError(f"{name} must be 1 or 0, not {raw!r}.")
+    raise SettingsError(f"{name} must be 1 or 0.")

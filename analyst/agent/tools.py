@@ -27,10 +27,31 @@ from analyst.engine.options import AccountType
 
 logger = logging.getLogger("analyst.agent.tools")
 
+# Each tool's name, written once: the SDK's tool name, the name in logs and the key of its progress label.
+DESCRIBE_DATASET = "describe_dataset"
+VARIANCE_SUMMARY = "variance_summary"
+BREAKDOWN = "breakdown"
+TOP_DRIVERS = "top_drivers"
+LINE_DETAIL = "line_detail"
+PERIOD_TREND = "period_trend"
+PRICE_VOLUME_MIX = "price_volume_mix"
+SET_COLUMN_ROLES = "set_column_roles"
+SET_ACCOUNT_TYPE = "set_account_type"
+
+# What the model is told about the headline, in every output that carries totals.
+HEADLINE_RULE = (
+    "Lead with 'headline': for a file mixing revenue and costs it is the effect on profit (revenue variance minus "
+    "cost variance), then revenue and costs separately; 'totals' is the straight sum of every line and is not the "
+    "variance of such a file."
+)
+
 MAX_ROWS = 20
 MAX_OUTPUT_CHARS = 9_000  # ≈ 2,250 tokens at 4 characters a token
 _SHRINK_STEPS = (MAX_ROWS, 10, 5, 2)
 _TEXT_CAP = 60  # characters of any one label shown to the model
+_STRING_CAP = 200  # characters of any one string in a tool output (a 57 KB header cell stays 200 characters)
+# The tools' own fixed guidance is not file text: it is never cut.
+_OWN_TEXT = frozenset({HEADLINE_RULE})
 
 
 class ColumnFilter(BaseModel):
@@ -69,11 +90,22 @@ def _dump(data: Mapping[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _capped(value: Any) -> Any:
+    """``value`` with every string (keys included) cut to ``_STRING_CAP`` characters: file text stays bounded data."""
+    if isinstance(value, str):
+        return value if len(value) <= _STRING_CAP or value in _OWN_TEXT else value[: _STRING_CAP - 1] + "…"
+    if isinstance(value, Mapping):
+        return {_capped(k) if isinstance(k, str) else k: _capped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_capped(v) for v in value]
+    return value
+
+
 def _bounded(render: Callable[[int], Mapping[str, Any]]) -> str:
-    """Render with fewer rows until the JSON fits the output budget."""
+    """Render with fewer rows until the JSON fits the output budget (every string capped first)."""
     text = ""
     for rows in _SHRINK_STEPS:
-        text = _dump(render(rows))
+        text = _dump(_capped(render(rows)))
         if len(text) <= MAX_OUTPUT_CHARS:
             return text
     return _dump({"error": "The result is too large to show; add filters or break down by fewer columns."})
@@ -160,16 +192,26 @@ def _describe(ds: Dataset, ctx: AnalysisContext, rows: int) -> dict[str, Any]:
             {"row": r.source_row, "label": _short(r.label), "reason": _short(r.reason)} for r in excluded[:3]
         ],
         "warnings": [_short(w) for w in ds.warnings[:5]],
-        "materiality": ctx.options.materiality.to_dict(),
+        "units": {"unit": ds.unit, "evidence": _short(ds.unit_evidence or "")} if ds.unit != 1 else None,
+        "headline_rule": HEADLINE_RULE,
+        "materiality": _materiality(ctx),
         "account_type_overrides": overrides,
     }
 
 
-def summary(ctx: AnalysisContext) -> str:
+def _materiality(ctx: AnalysisContext) -> dict[str, object]:
     from analyst.engine import summarize
 
+    s = summarize(ctx.dataset, ctx.options)
+    return s.materiality.to_dict() | {"rule": s.materiality_rule or "given"}
+
+
+def summary(ctx: AnalysisContext) -> str:
+    from analyst.engine import headline, summarize
+
     result = summarize(ctx.dataset, ctx.options)
-    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+    lead = headline(ctx.dataset, ctx.options).to_dict()
+    return _bounded(lambda rows: {"headline": lead, "headline_rule": HEADLINE_RULE} | result.to_dict(max_rows=rows))
 
 
 def breakdown_of(
@@ -212,10 +254,25 @@ def detail_of(ctx: AnalysisContext, filters: Mapping[str, str]) -> str:
 
 
 def trend_of(ctx: AnalysisContext, filters: Mapping[str, list[str]] | None) -> str:
-    from analyst.engine import period_view
+    from analyst.engine import headlines_by, period_view
 
     result = period_view(ctx.dataset, filters=filters, opts=ctx.options)
-    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+    per_period = headlines_by(ctx.dataset, PERIOD, ctx.options, filters=filters)
+    mixed = bool(per_period) and per_period[0][1].mixed
+
+    def render(rows: int) -> dict[str, Any]:
+        data = result.to_dict(max_rows=rows)
+        if mixed:
+            # Revenue and costs per period, and the effect on profit: the per-period headline of a mixed file.
+            data["headline_rule"] = HEADLINE_RULE
+            data["effect_on_profit_by_period"] = [
+                {"period": str(label), "effect_on_profit": h.value, "favourable": h.favourable}
+                | {f"{p.account_type.value}_variance": p.variance for p in h.parts}
+                for label, h in per_period[-rows:]
+            ]
+        return data
+
+    return _bounded(render)
 
 
 def pvm_of(ctx: AnalysisContext, by: str | None, filters: Mapping[str, list[str]] | None) -> str:
@@ -244,7 +301,7 @@ def set_roles(
     if overrides.is_empty():
         return error_output("Give at least one of: actual, reference, period, account, dimensions.")
     ctx.override_roles(overrides)
-    return _dump({"ok": True, "roles": ctx.dataset.roles.to_dict(), "rows": len(ctx.dataset.frame)})
+    return _dump(_capped({"ok": True, "roles": ctx.dataset.roles.to_dict(), "rows": len(ctx.dataset.frame)}))
 
 
 def set_types(ctx: AnalysisContext, assignments: Sequence[tuple[str, str]]) -> str:
@@ -290,21 +347,22 @@ def _match_label(label: str, known: set[str]) -> str | None:
 # ---------------------------------------------------------------------------------------------- the tools
 
 
-@function_tool
+@function_tool(name_override=DESCRIBE_DATASET)
 async def describe_dataset(ctx: RunContextWrapper[AnalysisContext]) -> str:
     """Describe the dataset: source file, row count, which columns are actual/reference/period/account,
     dimensions with distinct counts and sample values, periods, excluded total rows, materiality."""
-    return await _run_tool("describe_dataset", lambda: describe(ctx.context))
+    return await _run_tool(DESCRIBE_DATASET, lambda: describe(ctx.context))
 
 
-@function_tool
+@function_tool(name_override=VARIANCE_SUMMARY)
 async def variance_summary(ctx: RunContextWrapper[AnalysisContext]) -> str:
-    """Grand totals (actual, reference, variance, variance %), net impact on profit, totals per account type,
-    counts of material / favourable / unfavourable lines, periods covered."""
-    return await _run_tool("variance_summary", lambda: summary(ctx.context))
+    """The headline to lead with (effect on profit when revenue and costs are mixed, then revenue and costs
+    separately), grand totals, totals per account type, counts of material / favourable / unfavourable /
+    one-sided lines, periods covered, and the materiality rule in force."""
+    return await _run_tool(VARIANCE_SUMMARY, lambda: summary(ctx.context))
 
 
-@function_tool(name_override="breakdown")
+@function_tool(name_override=BREAKDOWN)
 async def breakdown_tool(
     ctx: RunContextWrapper[AnalysisContext],
     by: list[str],
@@ -319,10 +377,10 @@ async def breakdown_tool(
         filters: Optional filters, e.g. [{"column": "Region", "values": ["EMEA"]}].
         limit: Rows to list (1-20, default 20).
     """
-    return await _run_tool("breakdown", lambda: breakdown_of(ctx.context, by, _filters(filters), limit))
+    return await _run_tool(BREAKDOWN, lambda: breakdown_of(ctx.context, by, _filters(filters), limit))
 
 
-@function_tool(name_override="top_drivers")
+@function_tool(name_override=TOP_DRIVERS)
 async def top_drivers_tool(
     ctx: RunContextWrapper[AnalysisContext],
     by: list[str] | None = None,
@@ -337,10 +395,10 @@ async def top_drivers_tool(
         n: How many of each side (1-10, default 5).
         filters: Optional filters, e.g. [{"column": "Department", "values": ["Marketing"]}].
     """
-    return await _run_tool("top_drivers", lambda: drivers_of(ctx.context, by, n, _filters(filters)))
+    return await _run_tool(TOP_DRIVERS, lambda: drivers_of(ctx.context, by, n, _filters(filters)))
 
 
-@function_tool(name_override="line_detail")
+@function_tool(name_override=LINE_DETAIL)
 async def line_detail_tool(ctx: RunContextWrapper[AnalysisContext], filters: list[LineFilter]) -> str:
     """Everything about one line (or the lines a filter picks out): totals, account type, favourable,
     material, the matching lines and the trend by period.
@@ -349,11 +407,11 @@ async def line_detail_tool(ctx: RunContextWrapper[AnalysisContext], filters: lis
         filters: Column = value pairs, e.g. [{"column": "Account", "value": "Travel"}].
     """
     return await _run_tool(
-        "line_detail", lambda: detail_of(ctx.context, {f.column: f.value for f in filters})
+        LINE_DETAIL, lambda: detail_of(ctx.context, {f.column: f.value for f in filters})
     )
 
 
-@function_tool
+@function_tool(name_override=PERIOD_TREND)
 async def period_trend(
     ctx: RunContextWrapper[AnalysisContext], filters: list[ColumnFilter] | None = None
 ) -> str:
@@ -363,10 +421,10 @@ async def period_trend(
     Args:
         filters: Optional filters, e.g. [{"column": "Department", "values": ["Sales"]}].
     """
-    return await _run_tool("period_trend", lambda: trend_of(ctx.context, _filters(filters)))
+    return await _run_tool(PERIOD_TREND, lambda: trend_of(ctx.context, _filters(filters)))
 
 
-@function_tool(name_override="price_volume_mix")
+@function_tool(name_override=PRICE_VOLUME_MIX)
 async def price_volume_mix_tool(
     ctx: RunContextWrapper[AnalysisContext],
     by: str | None = None,
@@ -378,10 +436,10 @@ async def price_volume_mix_tool(
         by: The item column (default: the account / product column).
         filters: Optional filters.
     """
-    return await _run_tool("price_volume_mix", lambda: pvm_of(ctx.context, by, _filters(filters)))
+    return await _run_tool(PRICE_VOLUME_MIX, lambda: pvm_of(ctx.context, by, _filters(filters)))
 
 
-@function_tool
+@function_tool(name_override=SET_COLUMN_ROLES)
 async def set_column_roles(
     ctx: RunContextWrapper[AnalysisContext],
     actual: str | None = None,
@@ -401,7 +459,7 @@ async def set_column_roles(
         dimensions: Source columns to use as dimensions.
     """
     return await _run_tool(
-        "set_column_roles",
+        SET_COLUMN_ROLES,
         lambda: set_roles(
             ctx.context,
             actual=actual,
@@ -413,7 +471,7 @@ async def set_column_roles(
     )
 
 
-@function_tool
+@function_tool(name_override=SET_ACCOUNT_TYPE)
 async def set_account_type(
     ctx: RunContextWrapper[AnalysisContext], assignments: list[AccountTypeAssignment]
 ) -> str:
@@ -423,7 +481,7 @@ async def set_account_type(
         assignments: e.g. [{"label": "Sales returns", "type": "contra_revenue"}].
     """
     pairs = [(a.label, a.type) for a in assignments]
-    return await _run_tool("set_account_type", lambda: set_types(ctx.context, pairs))
+    return await _run_tool(SET_ACCOUNT_TYPE, lambda: set_types(ctx.context, pairs))
 
 
 ANALYST_TOOLS: tuple[FunctionTool, ...] = (
@@ -450,26 +508,19 @@ def tool_label(name: str, arguments: str) -> str:
     if not isinstance(args, dict):
         args = {}
     where = _where(args.get("filters"))
-    if name == "describe_dataset":
-        return "Reading the dataset…"
-    if name == "variance_summary":
-        return "Computing the variance summary…"
-    if name == "breakdown":
-        by = _names(args.get("by"))
-        return f"Computing variance by {by}{where}…" if by else f"Computing the variance breakdown{where}…"
-    if name == "top_drivers":
-        return f"Finding the top drivers{where}…"
-    if name == "line_detail":
-        return f"Looking at the line{where}…"
-    if name == "period_trend":
-        return f"Computing the trend by period{where}…"
-    if name == "price_volume_mix":
-        return f"Splitting price, volume and mix{where}…"
-    if name == "set_column_roles":
-        return "Updating the column roles…"
-    if name == "set_account_type":
-        return "Updating account types…"
-    return f"Running {name}…"
+    by = _names(args.get("by"))
+    labels: dict[str, str] = {
+        DESCRIBE_DATASET: "Reading the dataset…",
+        VARIANCE_SUMMARY: "Computing the variance summary…",
+        BREAKDOWN: f"Computing variance by {by}{where}…" if by else f"Computing the variance breakdown{where}…",
+        TOP_DRIVERS: f"Finding the top drivers{where}…",
+        LINE_DETAIL: f"Looking at the line{where}…",
+        PERIOD_TREND: f"Computing the trend by period{where}…",
+        PRICE_VOLUME_MIX: f"Splitting price, volume and mix{where}…",
+        SET_COLUMN_ROLES: "Updating the column roles…",
+        SET_ACCOUNT_TYPE: "Updating account types…",
+    }
+    return labels.get(name, f"Running {name}…")
 
 
 def _names(value: object, joiner: str = " and ") -> str:

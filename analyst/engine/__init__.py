@@ -7,6 +7,7 @@ exactly to the grand total and the row order never matters. Bad requests raise :
 
 from analyst.engine.accounts import classify_accounts
 from analyst.engine.errors import AnalysisError
+from analyst.engine.headline import Headline, HeadlinePart, headline, headline_sentence, headlines_by
 from analyst.engine.options import AccountType, AnalysisOptions, Materiality, MaterialityMode
 from analyst.engine.periods import PeriodView, period_view
 from analyst.engine.pvm import PVMResult, price_volume_mix
@@ -27,6 +28,8 @@ __all__ = [
     "AnalysisOptions",
     "Breakdown",
     "Drivers",
+    "Headline",
+    "HeadlinePart",
     "LineDetail",
     "Materiality",
     "MaterialityMode",
@@ -35,6 +38,9 @@ __all__ = [
     "VarianceSummary",
     "breakdown",
     "classify_accounts",
+    "headline",
+    "headline_sentence",
+    "headlines_by",
     "line_detail",
     "period_view",
     "price_volume_mix",

@@ -20,7 +20,7 @@ import pandas as pd
 from analyst.dataset import ACCOUNT_TYPE, ACTUAL, PERIOD, REFERENCE, Dataset
 from analyst.engine.accounts import SIGN_BY_CODE, TYPE_ORDER, UNKNOWN_CODE, classify_codes
 from analyst.engine.errors import AnalysisError
-from analyst.engine.options import AnalysisOptions, Materiality, MaterialityMode
+from analyst.engine.options import DEFAULT_AMOUNT, AnalysisOptions, Materiality, MaterialityMode
 
 # Private columns of the prepared frame (names no export would use).
 A = "__a"  # actual, int64 minor units, NaN -> 0
@@ -30,6 +30,8 @@ UNKNOWN_VAR = (
     "__unknown_var"  # 1 where the type is unknown and the line has a variance (favourability unknowable)
 )
 TYPE = "__type"  # account-type code, see accounts.TYPE_ORDER
+NO_A = "__no_a"  # 1 where the actual cell was empty (not 0): a line with no actual at all is "no actual"
+NO_R = "__no_r"  # 1 where the reference cell was empty
 
 # The normalised account type can be used as a dimension and a filter under this name.
 TYPE_KEY = ACCOUNT_TYPE
@@ -51,6 +53,9 @@ class Prepared:
     aliases: dict[str, str]  # source headers of role columns ("Month", "Account Type") -> their key
     missing_actual: int
     missing_reference: int
+    # The materiality amount a default (auto) Materiality takes for this file, and the rule that gave it.
+    default_amount: float = DEFAULT_AMOUNT
+    amount_rule: str = ""
     # Account types whose amounts this file writes as negative numbers (see _types_stored_negative).
     stored_negative: tuple[Any, ...] = ()
     # Unfiltered aggregates already computed, by keys (the report asks for the same lines several times).
@@ -60,17 +65,53 @@ class Prepared:
     def unit(self) -> int:
         return int(10**self.scale)
 
+    def effective(self, m: Materiality) -> Materiality:
+        """``m`` with its amount settled: the file's default amount when ``m`` leaves it to the file."""
+        if not m.auto_amount:
+            return m
+        return Materiality(amount=self.default_amount, percent=m.percent, mode=m.mode, auto_amount=False)
+
 
 _cache_lock = threading.Lock()
 _cache: list[tuple[weakref.ref[pd.DataFrame], Any, AnalysisOptions, Prepared]] = []
 _CACHE_SIZE = 4
 
 
-def _to_minor(values: pd.Series, unit: int) -> tuple[np.ndarray, int]:
+def _to_minor(values: pd.Series, unit: int) -> tuple[np.ndarray, np.ndarray]:
     floats = values.to_numpy(dtype=np.float64, na_value=np.nan)
     missing = ~np.isfinite(floats)
     minor = np.rint(np.where(missing, 0.0, floats) * unit).astype(np.int64)
-    return minor, int(missing.sum())
+    return minor, missing
+
+
+def _nice_floor(value: float) -> float:
+    """The largest 1, 2 or 5 × 10^k not above ``value`` (0 for 0)."""
+    if value <= 0:
+        return 0.0
+    power = 10.0 ** np.floor(np.log10(value))
+    for step in (5.0, 2.0, 1.0):
+        if step * power <= value:
+            return float(step * power)
+    return float(power)
+
+
+def default_amount(ds: Dataset, total_abs_reference: int, scale: int) -> tuple[float, str]:
+    """The default materiality amount for a file, and the rule, in words, that gave it.
+
+    10,000 currency units, written in the file's units (÷ 1,000 for a file in thousands); at most 1 % of the
+    total |reference|, rounded down to 1, 2 or 5 × a power of ten, so a small file or one in $000s without a
+    marker still has material lines."""
+    unit = max(int(getattr(ds, "unit", 1) or 1), 1)
+    base = DEFAULT_AMOUNT / unit
+    unit_words = {1_000: "thousands", 1_000_000: "millions"}.get(unit)
+    rule = "the default 10,000" + (f" currency units = {base:,.6g} in this file's {unit_words}" if unit_words else "")
+    if total_abs_reference <= 0:
+        return base, rule
+    cap = max(_nice_floor(0.01 * total_abs_reference / 10**scale), 10.0**-scale)
+    if cap < base:
+        return cap, f"{rule}, capped at 1% of the total |reference| (rounded down): {cap:,.6g}"
+    return base, rule
+
 
 
 def prepare(ds: Dataset, opts: AnalysisOptions) -> Prepared:
@@ -97,8 +138,8 @@ def _build(ds: Dataset, opts: AnalysisOptions) -> Prepared:
             raise AnalysisError(f"The dataset has no {required!r} column; ingestion must provide it.")
     scale = max(0, min(int(ds.scale), 6))
     unit = int(10**scale)
-    actual, missing_actual = _to_minor(frame[ACTUAL], unit)
-    reference, missing_reference = _to_minor(frame[REFERENCE], unit)
+    actual, no_actual = _to_minor(frame[ACTUAL], unit)
+    reference, no_reference = _to_minor(frame[REFERENCE], unit)
     codes = classify_codes(ds, opts)
     variance = actual - reference
     columns: dict[str, Any] = {}
@@ -127,6 +168,8 @@ def _build(ds: Dataset, opts: AnalysisOptions) -> Prepared:
     columns[IMPACT] = sign[codes] * variance
     columns[UNKNOWN_VAR] = ((codes == UNKNOWN_CODE) & (variance != 0)).astype(np.int64)
     columns[TYPE] = codes
+    columns[NO_A] = no_actual.view(np.int8)
+    columns[NO_R] = no_reference.view(np.int8)
     # copy=False keeps one block per column: consolidating a million-row frame into 2-D blocks costs more
     # than every groupby after it.
     prepared_frame = pd.DataFrame(columns, index=pd.RangeIndex(len(frame)), copy=False)
@@ -135,14 +178,17 @@ def _build(ds: Dataset, opts: AnalysisOptions) -> Prepared:
         for header, key in ((ds.roles.period, PERIOD), (ds.roles.account_type, TYPE_KEY))
         if header and key in keys and header not in keys
     }
+    amount, rule = default_amount(ds, int(np.abs(reference).sum()), scale)
     return Prepared(
         ds=ds,
         frame=prepared_frame,
         scale=scale,
         keys=tuple(keys),
         aliases=aliases,
-        missing_actual=missing_actual,
-        missing_reference=missing_reference,
+        missing_actual=int(no_actual.sum()),
+        missing_reference=int(no_reference.sum()),
+        default_amount=amount,
+        amount_rule=rule,
         stored_negative=tuple(TYPE_ORDER[i] for i in np.flatnonzero(stored_negative)),
     )
 
@@ -321,7 +367,7 @@ def normalise_filters(filters: Mapping[str, Sequence[str] | str] | None) -> dict
 
 # --- aggregation -----------------------------------------------------------------------------------------
 
-SUM_COLUMNS = [A, R, IMPACT, UNKNOWN_VAR]
+SUM_COLUMNS = [A, R, IMPACT, UNKNOWN_VAR, NO_A, NO_R]
 
 
 def aggregate(prep: Prepared, keys: Sequence[str], mask: np.ndarray | None = None) -> pd.DataFrame:
@@ -335,16 +381,46 @@ def aggregate(prep: Prepared, keys: Sequence[str], mask: np.ndarray | None = Non
         memo_key = tuple(keys)
         cached = prep.memo.get(memo_key)
         if cached is None:
-            cached = _aggregate(prep.frame, keys)
+            finer = _finer_memo(prep, keys)
+            # Regrouping an aggregate already computed (a few thousand rows) instead of a million rows: sums,
+            # counts, minima and maxima all compose.
+            cached = _regroup(finer, keys) if finer is not None else _aggregate(prep.frame, keys)
             if len(cached) <= MEMO_MAX_GROUPS:
                 prep.memo[memo_key] = cached
         return cached.copy()  # callers add columns to their copy
     return _aggregate(prep.frame[mask], keys)
 
 
-def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+def _finer_memo(prep: Prepared, keys: Sequence[str]) -> pd.DataFrame | None:
+    """The smallest cached aggregate whose keys include all of ``keys``, if any."""
+    wanted = set(keys)
+    candidates = [table for key, table in prep.memo.items() if wanted <= set(key) and len(key) > len(wanted)]
+    return min(candidates, key=len) if candidates else None
+
+
+def _regroup(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    how = {col: "sum" for col in SUM_COLUMNS} | {"__rows": "sum", "__tmin": "min", "__tmax": "max"}
     if not keys:
-        sums = {col: [int(frame[col].sum())] for col in SUM_COLUMNS}
+        return pd.DataFrame({col: [table[col].agg(func)] for col, func in how.items()})
+    grouped = table.groupby(list(keys), observed=True, sort=False, dropna=False)
+    return grouped.agg(how).reset_index()
+
+
+def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    # A file without empty cells has nothing to count in the "no actual / no reference" columns: skip them.
+    summed = [col for col in SUM_COLUMNS if col not in (NO_A, NO_R) or bool(frame[col].any())]
+    if len(summed) < len(SUM_COLUMNS):
+        table = _aggregate_columns(frame, keys, summed)
+        for col in SUM_COLUMNS:
+            if col not in table.columns:
+                table[col] = np.zeros(len(table), dtype=np.int64)
+        return table
+    return _aggregate_columns(frame, keys, SUM_COLUMNS)
+
+
+def _aggregate_columns(frame: pd.DataFrame, keys: Sequence[str], sum_columns: list[str]) -> pd.DataFrame:
+    if not keys:
+        sums = {col: [int(frame[col].sum())] for col in sum_columns}
         types = frame[TYPE]
         return pd.DataFrame(
             {
@@ -355,7 +431,7 @@ def _aggregate(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             }
         )
     grouped = frame.groupby(list(keys), observed=True, sort=False, dropna=False)
-    table = grouped[SUM_COLUMNS].sum()
+    table = grouped[sum_columns].sum()
     type_codes = grouped[TYPE]
     table["__rows"] = grouped.size()
     table["__tmin"] = type_codes.min()
@@ -383,17 +459,35 @@ def material_mask(variance: np.ndarray, reference: np.ndarray, unit: int, m: Mat
     return np.asarray(passed & (variance != 0), dtype=bool)
 
 
+def missing_side(no_actual: np.ndarray, no_reference: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Per group: "actual" when no row of it has an actual (empty cells, not 0), "reference" when none has a
+    reference, else "" (both sides present somewhere). Such a group is one-sided: its "variance" is the other
+    side in full, not a miss."""
+    no_actual = np.asarray(no_actual, dtype=np.int64)
+    no_reference = np.asarray(no_reference, dtype=np.int64)
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full(len(rows), "", dtype=object)
+    out[(no_reference >= rows) & (rows > 0)] = "reference"
+    out[(no_actual >= rows) & (rows > 0)] = "actual"
+    return out
+
+
 def finish(table: pd.DataFrame, prep: Prepared, m: Materiality) -> pd.DataFrame:
-    """Add derived columns to an aggregate: variance, favourability, materiality, the group's type."""
+    """Add derived columns to an aggregate: variance, favourability, materiality, the group's type, and which
+    side is missing altogether (``__missing``: "actual", "reference" or "")."""
+    m = prep.effective(m)
     variance = table[A].to_numpy(np.int64) - table[R].to_numpy(np.int64)
     impact = table[IMPACT].to_numpy(np.int64)
     unknown = table[UNKNOWN_VAR].to_numpy(np.int64) > 0
+    missing = missing_side(table[NO_A].to_numpy(), table[NO_R].to_numpy(), table["__rows"].to_numpy())
+    one_sided = missing != ""
     table["__var"] = variance
+    table["__missing"] = missing
     favourable = np.full(len(table), None, dtype=object)
-    favourable[(~unknown) & (impact > 0)] = True
-    favourable[(~unknown) & (impact < 0)] = False
+    favourable[(~unknown) & (impact > 0) & ~one_sided] = True
+    favourable[(~unknown) & (impact < 0) & ~one_sided] = False
     table["__fav"] = favourable
-    table["__material"] = material_mask(variance, table[R].to_numpy(np.int64), prep.unit, m)
+    table["__material"] = material_mask(variance, table[R].to_numpy(np.int64), prep.unit, m) & ~one_sided
     tmin = table["__tmin"].to_numpy(np.int64)
     tmax = table["__tmax"].to_numpy(np.int64)
     labels = np.array([t.value for t in TYPE_ORDER], dtype=object)
@@ -420,13 +514,15 @@ def order_by_keys(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def money(minor: int | np.integer, scale: int) -> float:
-    return round(int(minor) / 10**scale, scale)
+    # + 0.0 turns a negative zero into 0.0, so JSON never shows "-0.0".
+    return round(int(minor) / 10**scale, scale) + 0.0
 
 
 def percent(variance: int | np.integer, reference: int | np.integer) -> float | None:
+    """variance / |reference| × 100 at full precision (rounding is for display only); None at a 0 reference."""
     if int(reference) == 0:
         return None
-    return round(int(variance) / abs(int(reference)) * 100.0, 2)
+    return int(variance) / abs(int(reference)) * 100.0 + 0.0
 
 
 def favourable_of(impact: int, unknown: int) -> bool | None:
@@ -462,17 +558,29 @@ def records(
     with_impact: bool = False,
 ) -> list[dict[str, Any]]:
     """JSON-able rows; past ``max_rows`` the rest is summed into one "N more" row, so totals reconcile."""
+    m = prep.effective(m)
     shown = table if max_rows is None or len(table) <= max_rows else table.iloc[: max(max_rows, 0)]
     out: list[dict[str, Any]] = []
     scale = prep.scale
-    columns = [*keys, A, R, IMPACT, UNKNOWN_VAR, "__material", "__type_label"]
+    if "__missing" not in table.columns:
+        table = table.assign(
+            __missing=missing_side(table[NO_A].to_numpy(), table[NO_R].to_numpy(), table["__rows"].to_numpy())
+        )
+        shown = table.iloc[: len(shown)]
+    columns = [*keys, A, R, IMPACT, UNKNOWN_VAR, "__material", "__type_label", "__missing"]
     for row in shown[columns].itertuples(index=False, name=None):
         values = dict(zip(columns, row, strict=True))
         record: dict[str, Any] = {k: key_value(values[k]) for k in keys}
         record["account_type"] = values["__type_label"]
         record.update(amounts(int(values[A]), int(values[R]), scale))
-        record["favourable"] = favourable_of(int(values[IMPACT]), int(values[UNKNOWN_VAR]))
+        record["favourable"] = (
+            None
+            if values["__missing"] in ("actual", "reference")
+            else favourable_of(int(values[IMPACT]), int(values[UNKNOWN_VAR]))
+        )
         record["material"] = bool(values["__material"])
+        # "actual" / "reference": a one-sided line (that side is empty throughout), not a variance.
+        record["missing"] = values["__missing"] if values["__missing"] in ("actual", "reference") else None
         if with_impact:
             record["impact"] = money(int(values[IMPACT]), scale)
         out.append(record)

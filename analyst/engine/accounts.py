@@ -2,8 +2,12 @@
 
 The type decides favourability (revenue up is good, cost up is bad). It is taken, in this order, from
 1. ``AnalysisOptions.account_types``: per-label overrides set by the user;
-2. the file's own type column (``Income``, ``Cost of Goods Sold``, ``Доход``, ``Aufwand`` ...), normalised;
-3. the account (or metric) label itself (``Software subscriptions``, ``Выручка``, ``Umsatzerlöse`` ...).
+2. the file's own type column (``Income``, ``Cost of Goods Sold``, ``Доход``, ``Aufwand`` ...), normalised, or
+   the P&L section a line sits under (``Income``, ``Expenditures``, ``Расходы``);
+3. the whole file, when its amount columns say it holds costs only (``Actual Expenditure``, ``Budgeted Spend``);
+4. the account (or metric) label itself (``Software subscriptions``, ``Выручка``, ``Umsatzerlöse`` ...).
+Never from an organisational dimension (department, region, cost centre, channel, agency): a "Sales"
+department spends money like any other.
 
 Every step works on the *unique* labels only (a few hundred even in a million-row ledger) and maps the result
 back to the rows through integer codes, so classification costs one factorisation per column.
@@ -31,7 +35,7 @@ _CONTRA_WORDS = (
 )
 _STRONG_EXPENSE_WORDS = (
     r"expense|expenditure|\bcosts?\b|cost\s+of|cogs|overhead|opex|capex|\bspend"
-    r"|salar|wage|payroll|compensation|benefit|bonus|commission|headcount|contractor|recruit"
+    r"|outgoing|dépense|depense|charges\b|salar|wage|payroll|personnel|staff|fringe|compensation|benefit|bonus|commission|headcount|contractor|recruit"
     r"|insurance|depreciat|amorti[sz]|income\s+tax|\btax|travel|meals|office|supplies|utilit|bad\s+debt"
     r"|write[\s-]?off|purchases|bank\s+charges|repairs|legal|audit|postage|sales\s*(?:&|and)\s*marketing"
     r"|расход|затрат|себестоим|издерж|зарплат|заработн|оплата\s+труда|\bфот\b|преми|налог|взнос|амортиз"
@@ -40,7 +44,7 @@ _STRONG_EXPENSE_WORDS = (
     r"|versicherung|reise|bewirtung|steuer|instandhaltung|reparatur|porto|wareneinsatz"
 )
 _REVENUE_WORDS = (
-    r"revenue|income|sales|turnover|proceeds|bookings|\barr\b|\bmrr\b|earned|\bgains?\b"
+    r"revenue|income|sales|turnover|proceeds|receipts|produits|recettes|bookings|\barr\b|\bmrr\b|earned|\bgains?\b"
     r"|доход|выручк|продаж|реализац|поступлени"
     r"|erlös|erloes|umsatz|einnahm|ertrag|erträge|verkauf"
 )
@@ -102,13 +106,36 @@ def _classify_uniques(uniques: pd.Index | np.ndarray) -> np.ndarray:
 
 
 def label_column(ds: Dataset) -> str | None:
-    """The column naming the account or metric: the detected account, else an account-like dimension."""
-    if ds.roles.account is not None and ds.roles.account in ds.frame.columns:
-        return ds.roles.account
+    """The column naming the account or metric: the detected account, else an account-like dimension; never
+    an organisational dimension (department, region, cost centre, channel, agency)."""
+    from analyst.ingest.roles import is_org_dimension
+
+    account = ds.roles.account
+    if account is not None and account in ds.frame.columns and not is_org_dimension(account):
+        return account
     for dim in ds.dimensions:
-        if dim in ds.frame.columns and _ACCOUNT_HEADER_RE.search(dim):
+        if dim in ds.frame.columns and _ACCOUNT_HEADER_RE.search(dim) and not is_org_dimension(dim):
             return dim
     return None
+
+
+# Amount headers that say the whole file is spending: "Actual Expenditure", "Budgeted Spend", "Kosten Ist".
+_COST_FILE_RE = re.compile(
+    r"expenditure|expense|\bspend|\bcosts?\b|outlay|outgoing|appropriation|disbursement"
+    r"|расход|затрат|aufwand|kosten|ausgabe",
+    re.IGNORECASE,
+)
+
+
+def cost_only_file(ds: Dataset) -> bool:
+    """The amount columns' own headers say every line is a cost (and no type column says otherwise)."""
+    if ACCOUNT_TYPE in ds.frame.columns:
+        return False
+    if _COST_FILE_RE.search(ds.roles.actual) and _COST_FILE_RE.search(ds.roles.reference):
+        return True
+    # "expense_category", "Object of Expenditure": the line column itself says its lines are costs.
+    label = label_column(ds)
+    return label is not None and bool(_COST_FILE_RE.search(label))
 
 
 def classify_codes(ds: Dataset, opts: AnalysisOptions) -> np.ndarray:
@@ -120,9 +147,12 @@ def classify_codes(ds: Dataset, opts: AnalysisOptions) -> np.ndarray:
         by_unique = _classify_uniques(uniques)
         present = row_codes >= 0
         codes[present] = by_unique[row_codes[present]]
+    if cost_only_file(ds):
+        codes[:] = TYPE_CODE[AccountType.EXPENSE]
+        return _with_overrides(codes, *_label_codes(ds), opts)
     label_col = label_column(ds)
     if label_col is None:
-        return codes
+        return _with_overrides(codes, None, None, opts)
     row_codes, uniques = pd.factorize(frame[label_col], use_na_sentinel=True)
     if len(uniques) == 0:
         return codes
@@ -130,6 +160,23 @@ def classify_codes(ds: Dataset, opts: AnalysisOptions) -> np.ndarray:
     present = row_codes >= 0
     fill = present & (codes == UNKNOWN_CODE)
     codes[fill] = by_unique[row_codes[fill]]
+    return _with_overrides(codes, row_codes, uniques, opts)
+
+
+def _label_codes(ds: Dataset) -> tuple[np.ndarray | None, pd.Index | None]:
+    label_col = label_column(ds)
+    if label_col is None:
+        return None, None
+    row_codes, uniques = pd.factorize(ds.frame[label_col], use_na_sentinel=True)
+    return row_codes, uniques
+
+
+def _with_overrides(
+    codes: np.ndarray, row_codes: np.ndarray | None, uniques: pd.Index | np.ndarray | None, opts: AnalysisOptions
+) -> np.ndarray:
+    if row_codes is None or uniques is None:
+        return codes
+    present = row_codes >= 0
     if opts.account_types:
         # Overrides are keyed by the label as it appears in the data; match case-insensitively as a courtesy.
         wanted = {str(k).strip().casefold(): TYPE_CODE[AccountType(v)] for k, v in opts.account_types.items()}

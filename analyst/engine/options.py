@@ -21,11 +21,23 @@ class MaterialityMode(StrEnum):
     PERCENT = "percent"  # percent only
 
 
+DEFAULT_AMOUNT = 10_000.0  # in currency units (dollars, euros), before the file's units and size are known
+
+
 @dataclass(frozen=True, slots=True)
 class Materiality:
-    amount: float = 10_000.0
+    """Thresholds a line's variance must pass to be *material*.
+
+    ``auto_amount``: the amount is the default and scales with the file (see
+    :func:`analyst.engine.materiality_amount`): 10,000 currency units, written in the file's units (10 in a file
+    "in $000s"), and at most 1 % of the total |reference| (rounded down to 1, 2 or 5 × a power of ten). An amount
+    the user gave is used as it is (``auto_amount=False``, the default for an explicit ``Materiality(...)``).
+    """
+
+    amount: float = DEFAULT_AMOUNT
     percent: float = 10.0  # in percent
     mode: MaterialityMode = MaterialityMode.AND
+    auto_amount: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {"amount": self.amount, "percent": self.percent, "mode": self.mode.value}
@@ -33,7 +45,7 @@ class Materiality:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisOptions:
-    materiality: Materiality = field(default_factory=Materiality)
+    materiality: Materiality = field(default_factory=lambda: Materiality(auto_amount=True))
     # Per-label overrides of the account type, keyed by the account (or metric) label as in the data.
     account_types: Mapping[str, AccountType] = field(default_factory=dict)
 

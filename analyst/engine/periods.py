@@ -8,6 +8,10 @@ none);
 - *run-rate*: average actual per period so far × periods in a year (12 for months, 4 for quarters);
 - *full-year projection*: actual so far + reference of the year's remaining periods (those without actuals).
 Run-rate and projection are for the latest year that has actuals.
+
+Annual periods (``2023``, ``FY2023``: a year or fiscal-year column) are compared year by year: flux is the change
+from the previous year; YTD, run-rate and the full-year projection do not apply (each period *is* a year), and
+the view says so in its notes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,20 @@ _MONTH_RE = re.compile(
     r"|ноя|дек)",
     re.IGNORECASE,
 )
+_ANNUAL_RE = re.compile(r"^\s*(?:FY|ФГ|GJ)?\s*(?:19|20)\d\d\s*$", re.IGNORECASE)
+
+
+def is_annual(labels: Sequence[str]) -> bool:
+    """Period labels that are years ("2023", "FY2023")."""
+    return bool(labels) and all(_ANNUAL_RE.match(label) for label in labels)
+
+
+def year_of(label: str) -> str:
+    """The year a period label belongs to ("2025-03" → "2025"; "" when it names none)."""
+    found = _YEAR_RE.search(label)
+    return found.group(1) if found else ""
+
+
 _QUARTER_RE = re.compile(r"\bq[1-4]\b|\b[1-4]\s*q\b|[1-4]\s*кв|кв\w*\s*[1-4]|quartal", re.IGNORECASE)
 
 
@@ -65,6 +83,7 @@ class PeriodView:
     notes: tuple[str, ...]
     prep: core.Prepared = field(repr=False)
     materiality: Materiality
+    annual: bool = False  # periods are years: no YTD, run-rate or projection
 
     def to_dict(self, max_rows: int | None = None) -> dict[str, Any]:
         scale = self.prep.scale
@@ -100,12 +119,13 @@ class PeriodView:
             "periods_so_far": list(self.periods_so_far),
             "ytd_actual": self.ytd_actual,
             "ytd_reference": self.ytd_reference,
-            "ytd_variance": round(self.ytd_actual - self.ytd_reference, scale),
+            "ytd_variance": round(self.ytd_actual - self.ytd_reference, scale) + 0.0,
             "run_rate": self.run_rate,
             "full_year_reference": self.full_year_reference,
             "full_year_projection": self.full_year_projection,
             "projection_variance": self.projection_variance,
             "notes": list(self.notes),
+            "annual": self.annual,
         }
 
 
@@ -156,6 +176,8 @@ def period_view(
     table["__has_actual"] = has_actual
 
     notes: list[str] = []
+    if is_annual(labels):
+        return _annual_view(prep, table, labels, has_actual, filters, opts)
     # The latest year with actuals (else the latest year) is the one projected.
     year_of_interest = years[int(np.flatnonzero(has_actual)[-1])] if has_actual.any() else years[-1]
     in_year = np.array([y == year_of_interest for y in years], dtype=bool)
@@ -197,4 +219,42 @@ def period_view(
         notes=tuple(notes),
         prep=prep,
         materiality=opts.materiality,
+    )
+
+
+def _annual_view(
+    prep: core.Prepared,
+    table: pd.DataFrame,
+    labels: list[str],
+    has_actual: np.ndarray,
+    filters: Filters | None,
+    opts: AnalysisOptions,
+) -> PeriodView:
+    """Years compared one by one: each year's YTD is the year itself, flux is year over year, and there is no
+    run-rate or projection (a year with actuals is complete as far as the file says)."""
+    table["__ytd_a"] = table[core.A].to_numpy(np.int64)
+    table["__ytd_r"] = table[core.R].to_numpy(np.int64)
+    scale = prep.scale
+    latest = int(np.flatnonzero(has_actual)[-1]) if has_actual.any() else len(labels) - 1
+    actual = int(table[core.A].iloc[latest])
+    reference = int(table[core.R].iloc[latest])
+    return PeriodView(
+        filters=core.normalise_filters(filters),
+        table=table,
+        year=labels[latest],
+        periods_in_year=1,
+        periods_so_far=tuple(label for label, keep in zip(labels, has_actual, strict=True) if keep),
+        ytd_actual=core.money(actual, scale),
+        ytd_reference=core.money(reference, scale),
+        run_rate=None,
+        full_year_reference=core.money(reference, scale),
+        full_year_projection=core.money(actual, scale),
+        projection_variance=core.money(actual - reference, scale),
+        notes=(
+            "The periods are years: each is compared whole and flux is year over year; year-to-date, run-rate "
+            "and a full-year projection do not apply.",
+        ),
+        prep=prep,
+        materiality=opts.materiality,
+        annual=True,
     )

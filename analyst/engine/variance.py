@@ -54,12 +54,15 @@ class VarianceSummary:
     favourable_lines: int
     unfavourable_lines: int
     unclassified_lines: int  # lines of unknown account type with a variance: favourability not stated
+    no_actual_lines: int  # lines whose every actual cell is empty: reported apart, never ranked as drivers
+    no_reference_lines: int  # lines whose every reference cell is empty
     missing_actual: int
     missing_reference: int
     periods: tuple[str, ...]
     periods_with_actuals: tuple[str, ...]
     materiality: Materiality
     notes: tuple[str, ...] = ()
+    materiality_rule: str = ""  # how the amount threshold was set, when it was the file's default
 
     def to_dict(self, max_rows: int | None = None) -> dict[str, Any]:
         return {
@@ -79,11 +82,13 @@ class VarianceSummary:
             "favourable_lines": self.favourable_lines,
             "unfavourable_lines": self.unfavourable_lines,
             "unclassified_lines": self.unclassified_lines,
+            "no_actual_lines": self.no_actual_lines,
+            "no_reference_lines": self.no_reference_lines,
             "missing_actual": self.missing_actual,
             "missing_reference": self.missing_reference,
             "periods": _capped_list(self.periods, max_rows),
             "periods_with_actuals": _capped_list(self.periods_with_actuals, max_rows),
-            "materiality": self.materiality.to_dict(),
+            "materiality": self.materiality.to_dict() | {"rule": self.materiality_rule or "given"},
             "notes": list(self.notes),
         }
 
@@ -146,8 +151,10 @@ class Drivers:
     favourable: pd.DataFrame
     unfavourable: pd.DataFrame
     unclassified: pd.DataFrame  # unknown account type: ranked by |variance|, favourability not stated
+    one_sided: pd.DataFrame  # no actual or no reference at all: listed apart, never ranked as drivers
     favourable_total: float  # impact of all favourable groups, not only the top n
     unfavourable_total: float
+    one_sided_total: float  # impact of all one-sided groups: the three totals add up to the effect on profit
     prep: core.Prepared = field(repr=False)
     materiality: Materiality
 
@@ -155,7 +162,7 @@ class Drivers:
         shown = table if max_rows is None else table.head(max(max_rows, 0))
         rows = core.records(shown, self.by, self.prep, self.materiality, with_impact=True)
         for row in rows:
-            row["share_pct"] = None if total == 0 else round(row["impact"] / total * 100.0, 1)
+            row["share_pct"] = None if total == 0 else row["impact"] / total * 100.0 + 0.0
         return rows
 
     def to_dict(self, max_rows: int | None = None) -> dict[str, Any]:
@@ -165,8 +172,10 @@ class Drivers:
             "favourable": self._records(self.favourable, self.favourable_total, max_rows),
             "unfavourable": self._records(self.unfavourable, self.unfavourable_total, max_rows),
             "unclassified": self._records(self.unclassified, 0.0, max_rows),
+            "one_sided": self._records(self.one_sided, 0.0, max_rows),
             "favourable_total_impact": self.favourable_total,
             "unfavourable_total_impact": self.unfavourable_total,
+            "one_sided_total_impact": self.one_sided_total,
         }
 
 
@@ -249,14 +258,15 @@ def summarize(ds: Dataset, opts: AnalysisOptions | None = None) -> VarianceSumma
     """The grand total over every line, with counts of material, favourable and unclassified lines."""
     opts = _opts(opts)
     prep = core.prepare(ds, opts)
-    m = opts.materiality
+    m = prep.effective(opts.materiality)
     frame = prep.frame
     actual, reference = int(frame[core.A].sum()), int(frame[core.R].sum())
     impact, unknown = int(frame[core.IMPACT].sum()), int(frame[core.UNKNOWN_VAR].sum())
     keys = line_keys(prep)
     lines = core.finish(core.aggregate(prep, keys), prep, m)
     fav = lines["__fav"].to_numpy(dtype=object)
-    unclassified = int((lines[core.UNKNOWN_VAR].to_numpy() > 0).sum())
+    missing = lines["__missing"].to_numpy(dtype=object)
+    unclassified = int(((lines[core.UNKNOWN_VAR].to_numpy() > 0) & (missing == "")).sum())
     by_type = core.finish(core.aggregate(prep, [core.TYPE_KEY]), prep, m)
     by_type = by_type.sort_values(core.TYPE_KEY, kind="mergesort")
     type_rows = tuple(
@@ -279,6 +289,17 @@ def summarize(ds: Dataset, opts: AnalysisOptions | None = None) -> VarianceSumma
             f"The {' and '.join(flipped)} lines are written as negative numbers in this file; favourable or "
             "unfavourable is judged on their size (−150 against −100 counts as 50 more)."
         )
+    no_actual, no_reference = int((missing == "actual").sum()), int((missing == "reference").sum())
+    if no_actual or no_reference:
+        parts = [
+            f"{count:,} {'line has' if count == 1 else 'lines have'} no {side} at all"
+            for count, side in ((no_actual, "actual"), (no_reference, prep.ds.roles.reference_kind))
+            if count
+        ]
+        notes.append(
+            "; ".join(parts) + ": they are listed apart as one-sided lines, not ranked as drivers (their whole "
+            "amount would show as a variance)."
+        )
     if unclassified:
         notes.append(
             f"{unclassified:,} {'line has' if unclassified == 1 else 'lines have'} no recognisable account "
@@ -299,12 +320,15 @@ def summarize(ds: Dataset, opts: AnalysisOptions | None = None) -> VarianceSumma
         favourable_lines=int((fav == True).sum()),  # noqa: E712 (object array of True/False/None)
         unfavourable_lines=int((fav == False).sum()),  # noqa: E712
         unclassified_lines=unclassified,
+        no_actual_lines=no_actual,
+        no_reference_lines=no_reference,
         missing_actual=prep.missing_actual,
         missing_reference=prep.missing_reference,
         periods=periods,
         periods_with_actuals=periods_with_actuals,
         materiality=m,
         notes=tuple(notes),
+        materiality_rule=prep.amount_rule if opts.materiality.auto_amount else "",
     )
 
 
@@ -376,7 +400,9 @@ def top_drivers(
     n = max(int(n), 0)
     favourable = table[fav == True]  # noqa: E712
     unfavourable = table[fav == False]  # noqa: E712
-    unclassified = table[(table[core.UNKNOWN_VAR] > 0).to_numpy()]
+    one_sided_mask = np.isin(table["__missing"].to_numpy(dtype=object), ["actual", "reference"])
+    unclassified = table[(table[core.UNKNOWN_VAR] > 0).to_numpy() & ~one_sided_mask]
+    one_sided = table[one_sided_mask]
     return Drivers(
         by=tuple(keys),
         n=n,
@@ -386,8 +412,12 @@ def top_drivers(
         unclassified=unclassified.assign(__size=np.abs(unclassified["__var"].to_numpy(np.int64)))
         .sort_values("__size", ascending=False, kind="mergesort")
         .head(n),
+        one_sided=one_sided.assign(__size=np.abs(one_sided["__var"].to_numpy(np.int64)))
+        .sort_values("__size", ascending=False, kind="mergesort")
+        .head(n),
         favourable_total=core.money(int(impact[fav == True].sum()), prep.scale),  # noqa: E712
         unfavourable_total=core.money(int(impact[fav == False].sum()), prep.scale),  # noqa: E712
+        one_sided_total=core.money(int(impact[one_sided_mask].sum()), prep.scale),
         prep=prep,
         materiality=opts.materiality,
     )

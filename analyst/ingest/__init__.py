@@ -1,6 +1,7 @@
 """Reading finance exports (CSV, XLSX) into a :class:`~analyst.dataset.Dataset`.
 
-``load_dataset(source, filename=..., overrides=..., limits=...)`` reads a file;
+``load_dataset(source, filename=..., overrides=..., limits=..., sheet=...)`` reads a file (a workbook's
+budget-vs-actual sheet is found by :mod:`analyst.ingest.workbook`, or named by ``sheet``);
 ``apply_overrides(ds, overrides)`` re-derives the column roles from the table already read.
 Both raise :class:`~analyst.dataset.IngestError` only.
 

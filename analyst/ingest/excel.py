@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,32 @@ def read_xlsx(data: bytes, limits: IngestLimits) -> SheetTable:
         "No sheet in this workbook has a table with a header row and amounts below it. "
         "Put the data on the first sheet with one header row (for example Account, Budget, Actual)."
     )
+
+
+def iter_sheet_tables(data: bytes, limits: IngestLimits) -> Iterator[tuple[str, SheetTable | None]]:
+    """Every sheet of a workbook in order, with its table (``None`` when it has no header row with amounts
+    below it). Sheets are read one at a time, so only the caller decides what to keep."""
+    workbook = _open_workbook(data)
+    try:
+        for worksheet in workbook.worksheets:
+            yield str(worksheet.title), _read_sheet(worksheet, limits)
+    finally:
+        workbook.close()
+
+
+def _open_workbook(data: bytes) -> Any:
+    try:
+        import openpyxl
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise IngestError(
+            "This Excel file could not be opened (it may be damaged, password-protected or not really "
+            ".xlsx). "
+            "Open it in Excel and save it again as .xlsx or CSV."
+        ) from exc
 
 
 def _rows(worksheet: object, limits: IngestLimits) -> Iterator[tuple[object, ...]]:

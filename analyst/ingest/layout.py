@@ -16,6 +16,7 @@ headings"``), which names no column. The headings stay excluded from the sums an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -96,7 +97,12 @@ class Columns:
     def period_labels(self, name: str) -> list[str | None]:
         """The period label of each distinct value of a column (see :meth:`factorized`), computed once."""
         if name not in self._period_labels:
-            self._period_labels[name] = periods.labels_for_uniques(list(self.factorized(name)[1]))
+            uniques = list(self.factorized(name)[1])
+            info = self.headers.get(name)
+            if info is not None and info.year:
+                self._period_labels[name] = periods.year_labels(uniques)
+            else:
+                self._period_labels[name] = periods.labels_for_uniques(uniques)
         return self._period_labels[name]
 
     def looks_periodic(self, name: str) -> bool:
@@ -133,6 +139,8 @@ class Plan:
     # wide_by_period with a scenario column: label → amount column
     period_columns: dict[str, str] = field(default_factory=dict)
     variance: list[str] = field(default_factory=list)
+    # A year column combined with a month-name period column ("Year" 2024 + "Month" Jan → "2024-01").
+    period_year: str | None = None
     overridden: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
 
@@ -141,7 +149,7 @@ class Plan:
             shape=self.shape,
             dimensions=tuple(self.dimensions),
             account=self.account,
-            period=self.period,
+            period=f"{self.period_year} + {self.period}" if self.period_year else self.period,
             actual=self.actual,
             reference=self.reference,
             reference_kind=self.reference_kind,
@@ -287,11 +295,22 @@ def _detect(columns: Columns, scenario: tuple[str, dict[str, str]] | None) -> Pl
     scenario_cols = [
         c for c in numeric if headers[c].kind in ("actual", "reference") and not columns.numbers[c].percent
     ]
+    # Prices, rates, averages and headcounts carry Budget/Actual words too, but adding them up means nothing.
+    non_money = [c for c in scenario_cols if headers[c].non_money]
+    scenario_cols = [c for c in scenario_cols if c not in non_money]
     amounts = [c for c in scenario_cols if not headers[c].quantity]
     quantities = [c for c in scenario_cols if headers[c].quantity]
     variance = columns.numeric("variance")
 
     # Jan Actual / Jan Budget pairs.
+    non_money_note = (
+        [
+            f"Not money, so never summed: {', '.join(non_money + quantities)} (quantities, prices or rates; "
+            "quantities feed the price/volume analysis where the file pairs them with amounts)."
+        ]
+        if non_money
+        else []
+    )
     by_period = [c for c in amounts if headers[c].period and not headers[c].is_total]
     if len(by_period) >= 2:
         plan = _paired(columns, by_period, "wide_by_period", lambda c: headers[c].period or "")
@@ -317,9 +336,12 @@ def _detect(columns: Columns, scenario: tuple[str, dict[str, str]] | None) -> Pl
         chosen = [c for c in with_metric if headers[c].rest.casefold() in paired_metrics]
         plan = _paired(columns, chosen, "metric_pairs", lambda c: headers[c].rest)
         plan.variance = variance
-        if quantities:
+        if non_money_note:
+            plan.warnings.extend(non_money_note)
+        elif quantities:
             plan.warnings.append(
-                f"Quantity columns ({', '.join(quantities)}) are not used with one column pair per metric."
+                f"Not money, so never summed: {', '.join(quantities)} (quantities are not used with one column "
+                "pair per metric)."
             )
         return plan
 
@@ -339,6 +361,7 @@ def _detect(columns: Columns, scenario: tuple[str, dict[str, str]] | None) -> Pl
                 f"Compared against '{reference}'; also found {', '.join(others)} "
                 "(pass --reference COLUMN to compare against one of those)."
             )
+        plan.warnings.extend(non_money_note)
         qty_actual = [c for c in quantities if headers[c].kind == "actual"]
         qty_reference = [c for c in quantities if headers[c].kind == "reference"]
         if qty_actual and qty_reference:
@@ -460,10 +483,28 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
         if period is not None:
             plan.period = period
     used.add(plan.period)
+    month_column = plan.period if plan.period in columns.raw.columns else None
+    if overrides.period is None and month_column and not headers[month_column].year:
+        plan.period_year = _year_for_months(columns, month_column, used)
+        used.add(plan.period_year)
+        if plan.period_year and any(
+            label and not label[:1].isdigit() for label in columns.period_labels(plan.period_year)
+        ):
+            plan.warnings.append(
+                f"'{plan.period_year}' holds fiscal years; each month was placed in the calendar year the label "
+                "names (FY2024 + Jan → 2024-01). If your fiscal year starts in another month, say so."
+            )
     if overrides.account_type is not None:
         plan.account_type = overrides.account_type
     else:
-        plan.account_type = next((c for c in columns.text if headers[c].kind == "type" and c not in used), None)
+        typed = [c for c in columns.text if headers[c].kind == "type" and c not in used]
+        plan.account_type = next((c for c in typed if _holds_account_types(columns, c)), None)
+        for name in typed:
+            if name != plan.account_type:
+                plan.warnings.append(
+                    f"'{name}' holds {', '.join(map(str, columns.uniques(name)[:4]))}: not account types, so it "
+                    "is read as a dimension."
+                )
     used.add(plan.account_type)
     if overrides.dimensions is not None:
         dims = list(overrides.dimensions)
@@ -487,12 +528,42 @@ def _finish_dimensions(plan: Plan, columns: Columns, overrides: RoleOverrides) -
 
 
 def detect_period_column(columns: Columns) -> str | None:
-    """The text column holding months or dates: one whose header says so first, then any."""
-    named = [c for c in columns.text if columns.headers[c].kind == "period"]
+    """The text column holding months or dates: one whose header says so first, then any; else a year column
+    ("fiscal_year": an annual period); else a column literally named "period", whatever its labels."""
+    named = [c for c in columns.text if columns.headers[c].kind == "period" and not columns.headers[c].year]
     period = next((c for c in named if columns.looks_periodic(c)), None)
     if period is None:
-        period = next((c for c in columns.text if columns.looks_periodic(c)), None)
+        period = next((c for c in columns.text if not columns.headers[c].year and columns.looks_periodic(c)), None)
+    if period is None:
+        period = next((c for c in columns.text if columns.headers[c].year and _holds_years(columns, c)), None)
+    if period is None:
+        period = next((c for c in columns.text if c.strip().casefold() == PERIOD), None)
     return period
+
+
+def _holds_years(columns: Columns, name: str) -> bool:
+    labels = columns.period_labels(name)
+    return bool(labels) and all(label is not None for label in labels)
+
+
+def _year_for_months(columns: Columns, period: str, used: set[str | None]) -> str | None:
+    """A year column to combine with ``period`` when ``period`` holds month names without a year."""
+    labels = [label for label in columns.period_labels(period) if label is not None]
+    if not labels or any(label not in periods.MONTHS for label in labels):
+        return None
+    return next(
+        (c for c in columns.text if c not in used and columns.headers[c].year and _holds_years(columns, c)), None
+    )
+
+
+def _holds_account_types(columns: Columns, name: str) -> bool:
+    """A "Type" column whose values are account types (Income, Expense, Доход...), not Direct/Retail/Online."""
+    from analyst.engine.accounts import classify_label
+    from analyst.engine.options import AccountType
+
+    values = [str(v) for v in columns.uniques(name)[:200]]
+    known = sum(classify_label(v) != AccountType.UNKNOWN for v in values)
+    return bool(values) and known * 2 >= len(values)
 
 
 def _looks_periodic(column: pd.Series) -> bool:
@@ -549,6 +620,10 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
     for labelled in (total, computed):
         if labelled is not None:
             excluded = excluded | labelled
+    arithmetic = _computed_by_arithmetic(columns, plan, amount_cols, excluded, sections)
+    if arithmetic is not None:
+        computed = arithmetic if computed is None else computed | arithmetic
+        excluded = excluded | arithmetic
     count = int(np.count_nonzero(excluded))
     if count == 0:
         return Exclusions(None, [], 0, sections)
@@ -562,12 +637,74 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
             reason = "subtotal without a label (equals the sum of the lines above it)"
         elif total is not None and total[position]:
             reason = "total or subtotal row"
+        elif arithmetic is not None and arithmetic[position]:
+            reason = "computed line: its amounts equal revenue minus costs of the lines above it, not an account"
         elif computed is not None and computed[position]:
             reason = "computed line (sums other lines), not an account"
         else:
             reason = "section heading or line without amounts"
         listed.append(ExcludedRow(source_row=int(line), label=label, reason=reason))
     return Exclusions(~excluded, listed, count, sections)
+
+
+def _computed_by_arithmetic(
+    columns: Columns, plan: Plan, amount_cols: list[str], excluded: np.ndarray, sections: np.ndarray | None
+) -> np.ndarray | None:
+    """ "Net …" rows (Net Revenue, Net Operating Revenue, Net Result, Чистая прибыль) whose amounts equal, in every
+    amount column, revenue minus costs of the account lines above them (or their plain sum, when the file writes
+    costs as negatives). The label alone cannot tell: "Net Revenue" is net sales in one export and net income in
+    another, so the arithmetic decides. Line types come from the section headings, else the type column, else the
+    account labels; all of it works on distinct labels and cumulative sums."""
+    label = plan.account
+    if (
+        label is None
+        or label not in columns.raw.columns
+        or not amount_cols
+        or plan.shape not in ("wide", "wide_by_period")
+    ):
+        return None
+    uniques = columns.uniques(label)
+    if not any(totals.NET_LINE_RE.match(str(u)) for u in uniques):
+        return None
+    from analyst.engine.accounts import classify_label
+    from analyst.engine.options import AccountType
+
+    codes, factorized = columns.factorized(label)
+    is_net = np.append([bool(totals.NET_LINE_RE.match(str(u))) for u in factorized], False)[codes]
+    candidate = is_net & ~excluded
+    if not candidate.any():
+        return None
+    sign_of = {AccountType.REVENUE: 1.0, AccountType.EXPENSE: -1.0, AccountType.CONTRA_REVENUE: -1.0}
+
+    def signs_for(values: np.ndarray, row_codes: np.ndarray) -> np.ndarray:
+        per_value = np.array([sign_of.get(classify_label(str(v)), 0.0) for v in values] + [0.0])
+        return per_value[row_codes]
+
+    if sections is not None:
+        texts, row_codes = np.unique(np.where(pd.isna(sections), "", sections.astype(str)), return_inverse=True)
+        sign = signs_for(texts, row_codes)
+    elif plan.account_type and plan.account_type in columns.raw.columns:
+        type_codes, type_values = columns.factorized(plan.account_type)
+        sign = signs_for(np.asarray(type_values, dtype=object), type_codes)
+    else:
+        sign = signs_for(np.asarray(factorized, dtype=object), codes)
+    line = ~excluded & ~candidate & (sign != 0)
+    values = np.column_stack([columns.numbers[c].values for c in amount_cols])
+    filled = ~np.isnan(values)
+    amounts = np.where(filled & line[:, None], values, 0.0)
+    difference = np.cumsum(amounts * sign[:, None], axis=0)
+    plain = np.cumsum(amounts, axis=0)
+    has_both = np.cumsum(line & (sign > 0)) > 0
+    has_both &= np.cumsum(line & (sign < 0)) > 0
+    own = np.where(filled, values, 0.0)
+    at = np.flatnonzero(candidate & has_both & filled.any(axis=1))
+    if at.size == 0:
+        return None
+    close = np.isclose(difference[at], own[at], rtol=1e-9, atol=0.005).all(axis=1)
+    close |= np.isclose(plain[at], own[at], rtol=1e-9, atol=0.005).all(axis=1)
+    found = np.zeros(len(candidate), dtype=bool)
+    found[at[close]] = True
+    return found if found.any() else None
 
 
 def _unlabelled_subtotals(
@@ -709,9 +846,14 @@ def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[p
     period: pd.Series | None = None
     if plan.period and plan.period in raw.columns:
         codes, uniques = columns.factorized(plan.period)
-        categorical, unreadable = periods.to_period(
-            codes if keep is None else codes[keep], uniques, columns.period_labels(plan.period)
-        )
+        labels = columns.period_labels(plan.period)
+        if not any(label is not None for label in labels):
+            # A column the file itself calls "period" ("P01", "Week 3"): its own labels, in the file's order.
+            labels = [None if u is None or u != u else str(u).strip() or None for u in uniques]
+        period_values: Sequence[object] | pd.Index = uniques
+        if plan.period_year:
+            codes, period_values, labels = _year_months(columns, plan.period_year, codes, labels)
+        categorical, unreadable = periods.to_period(codes if keep is None else codes[keep], period_values, labels)
         period = pd.Series(categorical)
         if unreadable:
             warnings.append(f"{unreadable} row(s) have a '{plan.period}' value that is not a month or a date.")
@@ -754,6 +896,23 @@ def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[p
     if plan.shape == "wide" and plan.variance:
         warnings.extend(_check_variance(columns, plan, keep))
     return frame, warnings
+
+
+def _year_months(
+    columns: Columns, year: str, month_codes: np.ndarray, month_labels: list[str | None]
+) -> tuple[np.ndarray, list[object], list[str | None]]:
+    """A month-name column and a year column as one column of real periods ("2024" + "Jan" → "2024-01"):
+    the pairs are coded once (years × months), never labelled row by row."""
+    year_codes, _ = columns.factorized(year)
+    year_labels = columns.period_labels(year)
+    months = len(month_labels)
+    combined = np.where((year_codes >= 0) & (month_codes >= 0), year_codes.astype(np.int64) * months + month_codes, -1)
+    labels: list[str | None] = []
+    for y in year_labels:
+        digits = periods.year_digits(y)
+        for m in month_labels:
+            labels.append(None if digits is None or m is None else f"{digits}-{periods.MONTHS.index(m) + 1:02d}")
+    return combined, list(range(len(labels))), labels
 
 
 def _repeat(values: pd.Series, times: int) -> pd.Series:
@@ -834,6 +993,28 @@ def _pivot_long(
     return {name: result[name] for name in result.columns}
 
 
+_PERCENT_HEADER_RE = re.compile(r"%|pct|percent|процент|prozent|ratio", re.IGNORECASE)
+
+
+def _is_percent_of(stated: np.ndarray, actual: np.ndarray, reference: np.ndarray, decimals: int) -> bool:
+    """Whether ``stated`` is a percent of the amounts, as files write them: (A − B) / B or A / B, × 100 or as a
+    ratio, either sign, against B or |B|, rounded to the column's own decimals. Rows with B = 0 say nothing."""
+    usable = reference != 0
+    if not usable.any():
+        return False
+    a, b, s = actual[usable], reference[usable], stated[usable]
+    # Half a unit in the last written decimal, plus room for the "%" parser's own scaling.
+    tolerance = 0.5 * 10.0 ** (-max(0, min(decimals, 6))) + 1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = ((a - b) / b, (a - b) / np.abs(b), (b - a) / np.abs(b), a / b)
+        for ratio in ratios:
+            for factor in (100.0, 1.0):
+                candidate = ratio * factor
+                if np.all(np.abs(candidate - s) <= tolerance * max(1.0, factor / 100.0)):
+                    return True
+    return False
+
+
 def _check_variance(columns: Columns, plan: Plan, keep: np.ndarray | None) -> list[str]:
     """Compare the file's own variance columns with actual − reference; say so when they disagree."""
     actual = columns.numbers[plan.actual].values
@@ -842,11 +1023,17 @@ def _check_variance(columns: Columns, plan: Plan, keep: np.ndarray | None) -> li
     warnings = []
     for name in plan.variance:
         parsed = columns.numbers[name]
-        if parsed.percent:
-            continue
         stated = parsed.values
         both = mask & ~np.isnan(stated) & ~np.isnan(actual) & ~np.isnan(reference)
         if not both.any():
+            continue
+        if _is_percent_of(stated[both], actual[both], reference[both], parsed.decimals):
+            continue  # the file's own percent (variance % or % of budget): checked as a percent, and it agrees
+        if parsed.percent or _PERCENT_HEADER_RE.search(name):
+            warnings.append(
+                f"The file's '{name}' column (a percent) disagrees with ({plan.actual} − {plan.reference}) / "
+                f"{plan.reference}; the percents here are recomputed from the amounts."
+            )
             continue
         ours = actual[both] - reference[both]
         tolerance = 0.011 + 1e-9 * np.abs(ours)

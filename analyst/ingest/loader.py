@@ -26,7 +26,7 @@ from analyst.dataset import (
     RoleOverrides,
     SourceInfo,
 )
-from analyst.ingest import encode, excel, layout, roles, sniff
+from analyst.ingest import encode, excel, layout, roles, sniff, units, workbook
 from analyst.ingest.numbers import (
     DecimalEvidence,
     DecimalMark,
@@ -50,15 +50,26 @@ def load_dataset(
     filename: str | None = None,
     overrides: RoleOverrides | None = None,
     limits: IngestLimits | None = None,
+    sheet: str | None = None,
 ) -> Dataset:
     """Read a budget-vs-actual export (CSV or XLSX) into a tidy :class:`Dataset`.
 
-    Raises :class:`IngestError` (and nothing else) with a message for a finance person when the file
-    cannot be understood.
+    A workbook's sheets are each scored and the budget-vs-actual one is read (``sheet`` chooses one by name;
+    see :mod:`analyst.ingest.workbook`). Raises :class:`IngestError` (and nothing else) with a message for a
+    finance person when the file cannot be understood.
     """
     limits = limits or IngestLimits()
     try:
         upload = _read_source(source, filename, limits)
+        head, _ = upload.head_tail()
+        if head.startswith(b"PK\x03\x04"):
+            wanted = overrides or RoleOverrides()
+
+            def build(table: excel.SheetTable, info: SourceInfo) -> Dataset:
+                raw = _drop_blank(table.frame)
+                return build_dataset(raw, replace(info, data_rows=len(raw)), wanted, decimal=None)
+
+            return workbook.read_workbook(upload.all_bytes(), upload.name, limits, build, sheet)
         raw, info, decimal = _read_table(upload, limits)
         return build_dataset(raw, info, overrides or RoleOverrides(), decimal=decimal)
     except IngestError:
@@ -255,7 +266,9 @@ def _read_csv(
         raise IngestError("The file has a header row but no data rows below it.")
     frame.index = pd.RangeIndex(table.first_body_line, table.first_body_line + len(frame), name="row")
     raw = _drop_blank(frame)
-    info = SourceInfo(upload.name, "csv", table.encoding, table.delimiter, table.header_line, len(raw))
+    info = SourceInfo(
+        upload.name, "csv", table.encoding, table.delimiter, table.header_line, len(raw), preamble=table.preamble
+    )
     return raw, info, decimal
 
 
@@ -344,7 +357,7 @@ def build_dataset(
         raise IngestError(
             "Every row of the file is a total, a subtotal or a heading, so there are no lines to analyse."
         )
-    warnings = plan.warnings + warnings
+    warnings = plan.warnings + warnings + _yearless_months_warning(frame, plan)
     if exclusions.total > len(exclusions.rows):
         warnings.append(
             f"{exclusions.total} rows were left out as totals or headings; the first {len(exclusions.rows)} are listed."
@@ -356,6 +369,12 @@ def build_dataset(
             warnings.append(f"{parsed.unreadable} cell(s) in '{name}' are not numbers and count as empty ({examples}).")
     warnings.extend(_ambiguous_marks_warning([(c, columns.numbers[c]) for c in _used_amounts(plan)]))
     scale = max((columns.numbers[c].decimals for c in _used_amounts(plan)), default=2)
+    unit, evidence = units.detect_unit([*_used_amounts(plan), *columns.names], source.preamble)
+    if unit != 1:
+        warnings.append(
+            f"Amounts are in {units.UNIT_WORDS[unit]} ({evidence}); they are shown as written, and the default "
+            "materiality amount is scaled to match."
+        )
     return Dataset(
         frame=frame,
         roles=plan.roles(),
@@ -364,6 +383,8 @@ def build_dataset(
         warnings=warnings,
         scale=scale,
         raw=raw,
+        unit=unit,
+        unit_evidence=evidence,
     )
 
 
@@ -499,3 +520,23 @@ def _looks_like_codes(column: pd.Series) -> bool:
         return False
     sample = values.iloc[:10_000]
     return bool(sample.nunique() * 4 <= len(sample)) and bool((np.asarray(sample) >= 0).all())
+
+
+def _yearless_months_warning(frame: pd.DataFrame, plan: layout.Plan) -> list[str]:
+    """Month names without a year are one year only if no line repeats a month; otherwise say so."""
+    from analyst.dataset import PERIOD
+
+    if PERIOD not in frame.columns:
+        return []
+    categories = [str(c) for c in frame[PERIOD].cat.categories]
+    if not categories or any(c not in layout.periods.MONTHS for c in categories):
+        return []
+    keys = [d for d in plan.dimensions if d in frame.columns] + [PERIOD]
+    repeats = frame.duplicated(subset=keys)
+    if not bool(repeats.any()):
+        return []
+    return [
+        f"The period '{plan.period}' has month names without a year and {int(repeats.sum()):,} line(s) repeat a "
+        "month, so they may be different years: they were added together. Add a Year column to the export (it "
+        "is combined with the months), or filter the file to one year."
+    ]

@@ -112,6 +112,35 @@ def labels_for_uniques(uniques: Sequence[object]) -> list[str | None]:
     return labels
 
 
+_YEAR_LABEL_RE = re.compile(
+    r"^\s*(?P<fy>FY|ФГ|GJ)?\s*[-'’]?\s*(?P<year>(?:19|20)\d\d|\d\d)(?:\.0)?\s*(?:г\.?|год)?\s*$", re.IGNORECASE
+)
+
+
+def year_labels(uniques: Sequence[object]) -> list[str | None]:
+    """Annual period labels for the distinct values of a year column: ``"2023"`` for 2023 or "2023.0", and
+    ``"FY2023"`` for "FY2023", "FY23" or "FY 2023" (a fiscal year keeps its name); ``None`` for anything else.
+    Two-digit years are read only with "FY" ("FY23")."""
+    out: list[str | None] = []
+    for value in uniques:
+        text = "" if value is None or value != value else str(value)
+        found = _YEAR_LABEL_RE.match(text)
+        if not found or (len(found["year"]) == 2 and not found["fy"]):
+            out.append(None)
+            continue
+        year = _full_year(found["year"])
+        out.append(f"FY{year}" if found["fy"] else str(year))
+    return out
+
+
+def year_digits(label: str | None) -> int | None:
+    """The calendar digits of an annual label ("FY2024" → 2024)."""
+    if label is None:
+        return None
+    found = re.search(r"(?:19|20)\d\d", label)
+    return int(found.group(0)) if found else None
+
+
 def order_labels(labels: Sequence[str]) -> list[str]:
     """Chronological order of period labels: dated ones by date, month names Jan..Dec, the rest as first
     seen."""

@@ -161,6 +161,84 @@ ACCOUNT_RES = (
         "kennzahl",
     ),
 )
+# A year column ("Year", "fiscal_year", "FY", "Год", "Geschäftsjahr"): an annual period, or the year of a month-name
+# column beside it. "Year to date" is not a year.
+YEAR_RE = re.compile(
+    _words("year", "fiscal year", "fiscal yr", "fy", "budget year", "financial year", "год", "финансовый год",
+           "отчетный год", "jahr", "geschäftsjahr", "geschaeftsjahr", "wirtschaftsjahr")
+    + r"(?!\s+to\s+date)",
+    re.IGNORECASE,
+)
+# Measures that are never money even beside Budget/Actual words: prices, rates, averages, headcounts, hours.
+NON_MONEY_RE = _compile(
+    "price",
+    "prices",
+    "unit price",
+    "unit cost",
+    "per unit",
+    "rate",
+    "rates",
+    "avg",
+    "average",
+    "asp",
+    "headcount",
+    "head count",
+    "fte",
+    "ftes",
+    "hours",
+    "hrs",
+    "margin pct",
+    "yield",
+    "цена",
+    "цены",
+    "ставка",
+    "тариф",
+    "численность",
+    "средн\\w*",
+    "preis",
+    "preise",
+    "satz",
+    "stundensatz",
+    "kopfzahl",
+    "stunden",
+)
+# Organisational dimensions: they say who spent, never what kind of line it is (revenue or cost).
+ORG_DIMENSION_RE = _compile(
+    "department",
+    "dept",
+    "division",
+    "region",
+    "cost center",
+    "cost centre",
+    "costcenter",
+    "profit center",
+    "channel",
+    "agency",
+    "fund",
+    "entity",
+    "company",
+    "location",
+    "branch",
+    "segment",
+    "business unit",
+    "bu",
+    "office",
+    "site",
+    "country",
+    "team",
+    "project",
+    "подразделение",
+    "отдел",
+    "департамент",
+    "филиал",
+    "регион",
+    "цфо",
+    "abteilung",
+    "kostenstelle",
+    "bereich",
+    "niederlassung",
+    "sparte",
+)
 TYPE_RE = _compile("type", "account type", "тип", "тип статьи", "вид статьи", "kontotyp", "kontoart", "class")
 SCENARIO_RE = _compile("scenario", "version", "сценарий", "версия", "szenario", "data type", "value type")
 AMOUNT_RE = _compile(
@@ -216,6 +294,8 @@ class HeaderInfo:
     rest: str = ""  # the header without its scenario word (original spelling), neutral words removed
     period: str | None = None  # canonical period label of ``rest``, when it names one
     is_total: bool = False  # "Total Actual", "FY Total": a total column
+    year: bool = False  # a year column (period kind): "Year", "fiscal_year", "FY"
+    non_money: bool = False  # a price, rate, average, headcount or hours: never summed as money
 
 
 def scenario_of(text: str) -> tuple[Literal["actual", "reference"] | None, ReferenceKind | None, str]:
@@ -241,6 +321,7 @@ def classify_header(name: str) -> HeaderInfo:
     scenario, reference_kind, rest = scenario_of(name)
     quantity = bool(QUANTITY_RE.search(norm))
     if scenario is not None:
+        non_money = bool(NON_MONEY_RE.search(normalise(rest)))
         if quantity:
             rest = _without(rest, QUANTITY_RE)
         is_total = bool(TOTAL_HEADER_RE.search(normalise(rest)))
@@ -257,6 +338,7 @@ def classify_header(name: str) -> HeaderInfo:
             rest=rest,
             period=period,
             is_total=is_total,
+            non_money=non_money and not quantity,
         )
     if quantity:
         return HeaderInfo(name, "quantity", quantity=True)
@@ -264,6 +346,8 @@ def classify_header(name: str) -> HeaderInfo:
         return HeaderInfo(name, "scenario")
     if TYPE_RE.search(norm):
         return HeaderInfo(name, "type")
+    if YEAR_RE.search(norm) and not ORG_DIMENSION_RE.search(norm):
+        return HeaderInfo(name, "period", year=True)
     if PERIOD_RE.search(norm):
         return HeaderInfo(name, "period")
     if any(pattern.search(norm) for pattern in ACCOUNT_RES):
@@ -282,10 +366,17 @@ def account_rank(name: str) -> int:
     """0 for a real account header (Account, Статья, Konto), 1 for a looser one (Cost center, Item), 2
     else."""
     norm = normalise(name)
+    if ORG_DIMENSION_RE.search(norm):
+        return len(ACCOUNT_RES) + 1  # "department_name" names who spent, not the line
     for rank, pattern in enumerate(ACCOUNT_RES):
         if pattern.search(norm):
             return rank
     return len(ACCOUNT_RES)
+
+
+def is_org_dimension(name: str) -> bool:
+    """A department, region, cost centre, channel or agency column: never the source of an account type."""
+    return bool(ORG_DIMENSION_RE.search(normalise(name)))
 
 
 def scenario_value(value: str) -> tuple[Literal["actual", "reference"] | None, ReferenceKind | None]:

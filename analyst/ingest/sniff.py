@@ -42,6 +42,7 @@ class TextTable:
     footer_lines: int  # lines at the end of the file that are not table rows
     text_columns: frozenset[str]  # columns whose sample cells are mostly text
     sample_rows: tuple[tuple[str, ...], ...] = ()  # the first body rows, as cells
+    preamble: tuple[str, ...] = ()  # title lines above the header (units such as "in $000s" live there)
 
 
 def is_number_cell(cell: object) -> bool:
@@ -360,6 +361,7 @@ def sniff_text(sample: Sample, encoding: str) -> TextTable:
         footer_lines=_footer_lines(tail_rows, width),
         text_columns=frozenset(text_columns),
         sample_rows=tuple(tuple(r) for r in body_rows[:200]),
+        preamble=tuple(line.text for line in head[: max(0, header)][:20]),
     )
 
 

@@ -21,6 +21,8 @@ TOTAL_RE = re.compile(
 )
 COMPUTED_RE = re.compile(
     r"^\s*(?:net\s+income|net\s+operating\s+income|net\s+other\s+income|net\s+profit|net\s+loss|gross\s+profit|"
+    r"net\s+operating\s+revenue|net\s+other\s+revenue|net\s+(?:surplus|deficit|result)|net\s+ordinary\s+income|"
+    r"contribution(?:\s+margin)?|surplus\s*/\s*\(?deficit\)?|"
     r"gross\s+margin|operating\s+income|operating\s+profit|ebitda|ebit|чистая\s+прибыль|валовая\s+прибыль|"
     r"операционная\s+прибыль|jahresüberschuss|rohertrag|betriebsergebnis)(?![^\W_])"
     # "Net Income Tax" / "Operating Income Taxes" are tax expense accounts, not the computed line.
@@ -30,6 +32,14 @@ COMPUTED_RE = re.compile(
 
 
 _PYTHON_LOOP_LIMIT = 5_000
+
+# Labels that may name a computed line but also a real account ("Net Revenue" is net sales in one file and net
+# income in another): excluded only when the row's amounts are the difference of the sections above it.
+NET_LINE_RE = re.compile(
+    r"^\s*(?:net\s+\w+(?:\s+\w+)?|total\s+net\s+\w+|profit|loss|profit\s*/\s*loss|result|surplus|deficit"
+    r"|чист\w+\s+\w+|прибыль|убыток|ergebnis|überschuss|fehlbetrag)\s*:?\s*$",
+    re.IGNORECASE,
+)
 
 
 def label_kinds(uniques: Sequence[object]) -> tuple[list[object], list[object]]:
@@ -54,10 +64,12 @@ def label_kinds(uniques: Sequence[object]) -> tuple[list[object], list[object]]:
 # Only words that name one account type: QuickBooks Desktop's "Ordinary Income/Expense" encloses both, and a
 # group heading such as "6000 Payroll Expenses" is an account, not a section.
 _SECTION = (
-    r"(?:other\s+)?(?:income|revenues?|expenses?)|operating\s+expenses|cost\s+of\s+(?:goods\s+sold|sales|revenue)"
-    r"|cogs|(?:прочие\s+)?(?:доходы|расходы)|выручка|себестоимость(?:\s+продаж)?"
+    r"(?:other\s+)?(?:income|revenues?|expenses?|expenditures?|costs|outgoings|receipts|sales)"
+    r"|operating\s+(?:expenses|expenditures?|costs)|cost\s+of\s+(?:goods\s+sold|sales|revenue)"
+    r"|cogs|(?:прочие\s+)?(?:доходы|расходы|затраты)|выручка|себестоимость(?:\s+продаж)?"
     r"|(?:операционные|коммерческие|управленческие)\s+расходы"
-    r"|(?:sonstige\s+)?(?:betriebliche\s+)?(?:erträge|ertraege|aufwendungen)|umsatzerlöse|umsatzerloese"
+    r"|(?:sonstige\s+)?(?:betriebliche\s+)?(?:erträge|ertraege|aufwendungen|aufwand|kosten|ausgaben|einnahmen)"
+    r"|umsatzerlöse|umsatzerloese|(?:dépenses|charges|produits|recettes)"
 )
 SECTION_RE = re.compile(rf"^\s*(?:{_SECTION})\s*:?\s*$", re.IGNORECASE)
 # The row that closes a section: "Total Income", "Итого Доходы", "Summe Aufwendungen".

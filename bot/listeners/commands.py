@@ -15,7 +15,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.answers import AnswerRequest, BotDeps, answer
 from bot.conversations import channel_key
+from bot.listeners.common import refusal, within_limits
 from bot.logs import log_line
+from bot.overrides import is_reset, reset_message
+from bot.retention import ForgetReport, forget
+from bot.textfilter import code_span, neutralise
 
 HELP = """*Variance Analyst* explains budget vs actual.
 • Mention me in a channel with a CSV/XLSX attached and a question:
@@ -23,6 +27,8 @@ HELP = """*Variance Analyst* explains budget vs actual.
 • Or DM me the file (alone for a quick report, or with a question).
 • `/variance report`: the deterministic report of this channel's latest file.
 • `/variance <question>`: ask about this channel's latest file; I answer here for everyone to see.
+• `/variance reset`: clear the overrides made with `/variance` here (account types, column roles).
+• `/variance forget`: delete what I keep from you here (in a DM: everything from the DM).
 • Press *Stop* on an answer to stop it."""
 
 NOT_IN_CHANNEL = (
@@ -51,7 +57,58 @@ async def bot_is_member(deps: BotDeps, channel: str) -> bool | None:
     return bool(info.get("is_member") or info.get("is_im"))
 
 
+def forget_message(report: ForgetReport, *, dm: bool) -> str:
+    """The confirmation of ``/variance forget``: what was deleted."""
+    if report.nothing:
+        return "I had nothing stored from " + ("this conversation." if dm else "you in this channel.")
+    parts = []
+    if report.items:
+        items = f"{report.items} stored item{'s' if report.items != 1 else ''}"
+        if dm:
+            parts.append(f"our conversation here ({items})")
+        else:
+            count = f"{report.conversations} conversation{'s' if report.conversations != 1 else ''}"
+            parts.append(f"your questions and my answers in {count} here ({items})")
+    if report.datasets:
+        names = ", ".join(code_span(name) for name in report.datasets[:5])
+        more = f" and {len(report.datasets) - 5} more" if len(report.datasets) > 5 else ""
+        parts.append(f"the data read from {names}{more}, with any overrides")
+    return (
+        "Forgotten: " + "; ".join(parts) + ". It is deleted from my storage; later answers start afresh. "
+        "Messages already posted in Slack stay until you delete them."
+    )
+
+
+async def handle_forget(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
+    team = str(command.get("team_id", ""))
+    channel = str(command.get("channel_id", ""))
+    report = await forget(deps, team, channel, str(command.get("user_id", "")))
+    try:
+        await respond(text=forget_message(report, dm=channel.startswith("D")), response_type="ephemeral")
+    except (aiohttp.ClientError, TimeoutError, SlackApiError) as error:  # deleted anyway; only the receipt is lost
+        log_line("error", where="forget.respond", channel=channel, error=type(error).__name__)
+
+
 async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
+    team = str(command.get("team_id", ""))
+    channel = str(command.get("channel_id", ""))
+    user = command.get("user_id")
+    text = " ".join(str(command.get("text", "")).split())
+
+    async def reply(message: str) -> None:
+        await respond(text=neutralise(message), response_type="ephemeral")
+
+    refused = refusal(deps, team=team, channel=channel, user=user, is_dm=channel.startswith("D"))
+    if refused is not None:
+        await reply(refused)
+        return
+    if is_reset(text):
+        await reply(reset_message(deps.store.reset_overrides(channel_key(team, channel))))
+        return
+    await within_limits(deps, team, user, reply, lambda: answer_command(deps, command, respond))
+
+
+async def answer_command(deps: BotDeps, command: dict[str, Any], respond: AsyncRespond) -> None:
     team = str(command.get("team_id", ""))
     channel = str(command.get("channel_id", ""))
     text = " ".join(str(command.get("text", "")).split())
@@ -67,7 +124,7 @@ async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
         await respond(text=NO_DATASET_HERE, response_type="ephemeral")
         return
     # The channel is a conversation of its own: its overrides don't reach the thread that loaded the file.
-    stored = deps.store.adopt(channel_key(team, channel), latest[1])
+    stored = deps.store.adopt(channel_key(team, channel), latest[1], owner=command.get("user_id"))
     question = "" if text.lower() == "report" else text
     await answer(
         deps,
@@ -92,4 +149,7 @@ def register(app: Any, deps: BotDeps) -> None:
             await ack(text=HELP)
             return
         await ack()
+        if text.lower() == "forget":
+            deps.spawn(handle_forget(deps, command, respond), name="forget")
+            return
         deps.spawn(handle_command(deps, command, respond), name="command")

@@ -1,14 +1,22 @@
-"""Small helpers the listeners share: who sent an event, what it says, whether it was seen already."""
+"""Small helpers the listeners share: who sent an event, what it says, whether it was seen already, whether they
+may ask here (allowlists), whether an answer may start now (abuse limits), and short replies only they see."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from bot.answers import BotDeps
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.answers import BotDeps, call_with_rate_retry, post_notice
+from bot.logs import log_line
+from bot.textfilter import neutralise
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+
+Reply = Callable[[str], Awaitable[None]]
 
 
 def team_of(body: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> str:
@@ -39,3 +47,60 @@ def question_text(text: str | None, bot_user_id: str | None) -> str:
 def first_message_delivery(deps: BotDeps, channel: str, ts: str | None) -> bool:
     """One answer per user message, even when it reaches us as two events (app_mention and message)."""
     return ts is None or deps.dedupe.first_time(f"msg:{channel}:{ts}")
+
+
+async def post_ephemeral(deps: BotDeps, channel: str, user: str | None, thread_ts: str | None, text: str) -> None:
+    """A short message only ``user`` sees, in the thread of their message; failures are logged, never raised.
+
+    Without a user (never from a person's message) it falls back to a normal notice.
+    """
+    if not user:
+        await post_notice(deps, channel, thread_ts, text)
+        return
+    try:
+        await call_with_rate_retry(
+            lambda: deps.client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, text=neutralise(text)
+            )
+        )
+    except SlackApiError as error:
+        log_line("error", where="chat.postEphemeral", channel=channel, error=error.response.get("error"))
+    except (aiohttp.ClientError, TimeoutError) as error:
+        log_line("error", where="chat.postEphemeral", channel=channel, error=type(error).__name__)
+
+
+def ephemeral_reply(deps: BotDeps, channel: str, user: str | None, thread_ts: str | None) -> Reply:
+    async def reply(text: str) -> None:
+        await post_ephemeral(deps, channel, user, thread_ts, text)
+
+    return reply
+
+
+def refusal(deps: BotDeps, *, team: str, channel: str | None, user: str | None, is_dm: bool = False) -> str | None:
+    """The polite refusal when the allowlists leave this person or place out (logged), else None."""
+    message = deps.settings.allowlist.refusal(team=team, channel=channel, user=user, is_dm=is_dm)
+    if message is not None:
+        log_line("refused", reason="allowlist", team=team, channel=channel)
+    return message
+
+
+async def within_limits(
+    deps: BotDeps, team: str, user: str | None, reply: Reply, work: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``work`` (one answer) if the abuse limits admit it now, and release the admission on every path
+    (finished, failed, stopped, shut down); otherwise tell the person when to ask again (no model call).
+    """
+    admission = await deps.limits.admit(team, user or "")
+    if not admission.ok:
+        log_line(
+            "refused",
+            reason=admission.reason,
+            team=team,
+            retry_after_s=round(admission.retry_after_s, 1),
+        )
+        await reply(admission.message)
+        return
+    try:
+        await work()
+    finally:
+        await deps.limits.release(admission)

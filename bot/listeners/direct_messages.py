@@ -1,8 +1,9 @@
 """Direct messages: a CSV/XLSX dropped in the DM becomes its dataset; questions are answered about it.
 
 A file without text gets the deterministic report at once (no model call). A reply goes to the user's thread
-when they wrote in one, else to the DM itself. Edits, deletions, other subtypes and bots' messages are
-ignored.
+when they wrote in one, else to the DM itself. "reset" clears the DM's overrides. Edits, deletions, other
+subtypes and bots' messages are ignored. Outside the allowlists, or over the abuse limits, the person gets a
+short ephemeral reply (a refusal, or when to ask again) and no model call is made.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
 from bot.conversations import dm_conversation_id
 from bot.files import table_files, unsupported_message
-from bot.listeners.common import first_message_delivery, is_from_a_bot, question_text, team_of
+from bot.listeners.common import (
+    ephemeral_reply,
+    first_message_delivery,
+    is_from_a_bot,
+    question_text,
+    refusal,
+    team_of,
+    within_limits,
+)
+from bot.overrides import is_reset, reset_message
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
@@ -25,8 +35,25 @@ async def handle_direct_message(
     team = team_of(body, event)
     channel = str(event["channel"])
     thread_ts = event.get("thread_ts")
-    conversation_id = dm_conversation_id(team, channel)
+    user = event.get("user")
+    reply = ephemeral_reply(deps, channel, user, thread_ts)
+    refused = refusal(deps, team=team, channel=channel, user=user, is_dm=True)
+    if refused is not None:
+        await reply(refused)
+        return
     question = question_text(event.get("text"), bot_user_id)
+    if is_reset(question) and not event.get("files"):
+        dropped = deps.store.reset_overrides(dm_conversation_id(team, channel))
+        await post_notice(deps, channel, thread_ts, reset_message(dropped))
+        return
+    await within_limits(deps, team, user, reply, lambda: answer_direct_message(deps, body, event, question))
+
+
+async def answer_direct_message(deps: BotDeps, body: dict[str, Any], event: dict[str, Any], question: str) -> None:
+    team = team_of(body, event)
+    channel = str(event["channel"])
+    thread_ts = event.get("thread_ts")
+    conversation_id = dm_conversation_id(team, channel)
     attached = event.get("files") or []
     files = table_files(attached)
     if attached and not files:
@@ -52,6 +79,7 @@ async def handle_direct_message(
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=event.get("ts"),
         ),
     )
 

@@ -3,7 +3,10 @@
 The dataset is a CSV/XLSX attached to the mention, else the newest one posted earlier in the same thread
 (``conversations.replies``), else the one this thread loaded before, else the channel's latest one (which the
 thread then keeps, with overrides of its own). A mention with a file and no question gets the deterministic
-report.
+report; "reset" clears the thread's overrides.
+
+Outside the allowlists the person gets a polite refusal; over the abuse limits, a line saying when to ask again.
+Both are ephemeral replies in the mention's thread (only the asker sees them), and cost no model call.
 """
 
 from __future__ import annotations
@@ -17,8 +20,17 @@ from slack_sdk.errors import SlackApiError
 from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
 from bot.conversations import channel_key, thread_conversation_id
 from bot.files import SlackFile, table_files, unsupported_message
-from bot.listeners.common import first_message_delivery, is_from_a_bot, question_text, team_of
+from bot.listeners.common import (
+    ephemeral_reply,
+    first_message_delivery,
+    is_from_a_bot,
+    question_text,
+    refusal,
+    team_of,
+    within_limits,
+)
 from bot.logs import log_line
+from bot.overrides import is_reset, reset_message
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 HELLO = (
@@ -49,8 +61,26 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
     channel = str(event["channel"])
     ts = str(event["ts"])
     thread_ts = str(event.get("thread_ts") or ts)
-    conversation_id = thread_conversation_id(team, channel, thread_ts)
+    user = event.get("user")
+    reply = ephemeral_reply(deps, channel, user, thread_ts)
+    refused = refusal(deps, team=team, channel=channel, user=user)
+    if refused is not None:
+        await reply(refused)
+        return
     question = question_text(event.get("text"), bot_user_id)
+    if is_reset(question) and not event.get("files"):
+        dropped = deps.store.reset_overrides(thread_conversation_id(team, channel, thread_ts))
+        await post_notice(deps, channel, thread_ts, reset_message(dropped))
+        return
+    await within_limits(deps, team, user, reply, lambda: answer_mention(deps, body, event, question))
+
+
+async def answer_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, Any], question: str) -> None:
+    team = team_of(body, event)
+    channel = str(event["channel"])
+    ts = str(event["ts"])
+    thread_ts = str(event.get("thread_ts") or ts)
+    conversation_id = thread_conversation_id(team, channel, thread_ts)
     attached = event.get("files") or []
     files = table_files(attached)
     if attached and not files:
@@ -64,9 +94,9 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
             new_file = earlier[-1]
     if new_file is None and stored is None and question:
         # Nothing in this thread: fall back on the channel's latest file, as /variance does, in a context of
-        # this thread's own (its overrides must not change the numbers of the thread that loaded the file).
+        # this thread's own (overrides made here or in the thread that loaded the file stay where they were made).
         latest = deps.store.latest_in_channel(channel_key(team, channel))
-        stored = deps.store.adopt(conversation_id, latest[1]) if latest is not None else None
+        stored = deps.store.adopt(conversation_id, latest[1], owner=event.get("user")) if latest else None
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return
@@ -83,6 +113,7 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
             stored=stored,
             event_id=body.get("event_id"),
             user=event.get("user"),
+            source_ts=ts,
         ),
     )
 

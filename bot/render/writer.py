@@ -274,9 +274,14 @@ class AnswerWriter:
         state: FinalState
         try:
             doc, state = await self._consume(events)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             _cancel_source(events)
-            doc, state = _with_line(self._text, STOPPED_LINE), "stopped"
+            # A cancellation that gives a reason (task.cancel(msg), e.g. the bot shutting down) shows it.
+            reason = cancelled.args[0] if cancelled.args and isinstance(cancelled.args[0], str) else None
+            if reason:
+                doc, state = _with_line(self._text, f"⚠️ {reason}"), "failed"
+            else:
+                doc, state = _with_line(self._text, STOPPED_LINE), "stopped"
             await _shielded(self._finalise(doc, state))
             raise
         except Exception:

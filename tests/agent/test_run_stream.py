@@ -54,7 +54,8 @@ async def test_text_deltas_then_done_with_usage(fake: FakeOpenAI, settings: Agen
     body = fake.requests[0].json
     assert body["model"] == "gpt-test" and body["stream"] is True
     assert "variance = actual − reference" in body["instructions"]
-    assert "Actual column: Actual; reference column: Budget" in body["instructions"]
+    assert "the reference is a budget" in body["instructions"]
+    assert "Budget" not in body["instructions"].split("Rules:")[-1].split("Dataset:")[-1]  # no file text
     assert {t["name"] for t in body["tools"]} >= {"describe_dataset", "breakdown", "top_drivers"}
 
 

@@ -208,3 +208,24 @@ async def test_top_drivers_counts_the_unclassified_groups_it_does_not_list() -> 
     assert out["unclassified_more"] == 9
     everything = json.loads(await invoke("top_drivers", context, {"by": None, "n": 10, "filters": None}))
     assert len(everything["unclassified"]) == 10 and everything["unclassified_more"] == 4
+
+
+async def test_summary_and_trend_lead_with_the_effect_on_profit() -> None:
+    from analyst.ingest import load_dataset
+
+    text = (
+        "Month,Account,Actual,Budget\n"
+        "2025-01,Product revenue,104742,100000\n2025-01,Salaries,54890,50000\n"
+        "2025-02,Product revenue,100000,100000\n2025-02,Salaries,49000,50000\n"
+    )
+    context = AnalysisContext(dataset=load_dataset(text.encode(), filename="mixed.csv"))
+    out = json.loads(await invoke("variance_summary", context, {}))
+    assert next(iter(out)) == "headline"  # the first thing the model reads
+    # January: revenue +4,742, costs +4,890 → −148; February: costs −1,000 → +1,000; together +852.
+    assert out["headline"]["measure"] == "effect_on_profit" and out["headline"]["value"] == 852.0
+    assert out["totals"]["variance"] == 8_632.0 and "not the variance" in out["headline_rule"]
+    trend = json.loads(await invoke("period_trend", context, {"filters": None}))
+    assert [(p["period"], p["effect_on_profit"]) for p in trend["effect_on_profit_by_period"]] == [
+        ("2025-01", -148.0),
+        ("2025-02", 1_000.0),
+    ]

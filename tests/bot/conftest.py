@@ -25,14 +25,11 @@ from bot.answers import BotDeps
 from bot.app import DEPS_KEY, create_app
 from bot.config import Settings
 from bot.files import WorkerPool
+from tests.bot.helpers import CHANNEL, DM, TEAM, USER, dm_event, mention_event
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack, FakeSlackLimits
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-TEAM = "T0001"
-USER = "U0USER"
-CHANNEL = "C0GENERAL"
-DM = "D0USERDM"
 _ids = itertools.count(1)
 
 
@@ -75,64 +72,6 @@ def event_envelope(event: Mapping[str, Any], *, event_id: str | None = None, tea
         "is_ext_shared_channel": False,
         "event_context": "4-eyJldCI6ImFwcF9tZW50aW9uIn0",
     }
-
-
-def mention_event(
-    channel: str,
-    ts: str,
-    text: str,
-    *,
-    files: list[dict[str, Any]] | None = None,
-    thread_ts: str | None = None,
-    user: str = USER,
-) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "type": "app_mention",
-        "user": user,
-        "text": text,
-        "ts": ts,
-        "channel": channel,
-        "event_ts": ts,
-        "team": TEAM,
-        "client_msg_id": f"c{next(_ids)}",
-    }
-    if files:
-        event["files"] = files
-        event["upload"] = False
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    return event
-
-
-def dm_event(
-    ts: str,
-    text: str = "",
-    *,
-    files: list[dict[str, Any]] | None = None,
-    channel: str = DM,
-    thread_ts: str | None = None,
-    user: str = USER,
-    subtype: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "type": "message",
-        "user": user,
-        "text": text,
-        "ts": ts,
-        "channel": channel,
-        "event_ts": ts,
-        "channel_type": "im",
-        "team": TEAM,
-    }
-    if files:
-        event.update(subtype="file_share", files=files, upload=False, display_as_bot=False)
-    if subtype:
-        event["subtype"] = subtype
-    if thread_ts:
-        event["thread_ts"] = thread_ts
-    event.update(extra)
-    return event
 
 
 class BotUnderTest:
@@ -186,10 +125,19 @@ class BotUnderTest:
         }
         return await self.post_signed(urlencode(form), content_type="application/x-www-form-urlencoded")
 
-    async def click(self, action_id: str, value: str, *, channel: str, message_ts: str) -> tuple[int, str]:
+    async def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        channel: str,
+        message_ts: str,
+        user: str = USER,
+        response_url: str | None = None,
+    ) -> tuple[int, str]:
         payload = {
             "type": "block_actions",
-            "user": {"id": USER, "username": "controller", "name": "controller", "team_id": TEAM},
+            "user": {"id": user, "username": "controller", "name": "controller", "team_id": TEAM},
             "api_app_id": "A0VARIANCE",
             "token": "legacy-verification-token",
             "container": {
@@ -205,7 +153,7 @@ class BotUnderTest:
             "channel": {"id": channel, "name": "general"},
             "message": {"type": "message", "ts": message_ts, "bot_id": "BBOT", "text": "..."},
             "state": {"values": {}},
-            "response_url": self.slack.new_response_url(),
+            "response_url": response_url or self.slack.new_response_url(),
             "actions": [
                 {
                     "action_id": action_id,
@@ -224,6 +172,9 @@ class BotUnderTest:
         async with self.http.get(f"{self.url}/healthz") as resp:
             assert resp.status == 200
             return dict(await resp.json())
+
+
+__all__ = ["CHANNEL", "DM", "TEAM", "USER", "BotUnderTest", "dm_event", "event_envelope", "mention_event"]
 
 
 def base_env(slack: FakeSlack, openai: FakeOpenAI | None, data_dir: Path) -> dict[str, str]:

@@ -1,7 +1,9 @@
-"""Helpers for the bot's end-to-end tests: example files, expected reports, reading the fake Slack's state."""
+"""Helpers for the bot's end-to-end tests: ids, event payloads as Slack sends them, example files, expected
+reports, reading the fake Slack's state."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import cache
 from pathlib import Path
@@ -11,6 +13,12 @@ from analyst.ingest import load_dataset
 from analyst.report import build_report
 from tests.fakes.slack_server import FakeMessage, FakeSlack
 
+TEAM = "T0001"
+USER = "U0USER"
+CHANNEL = "C0GENERAL"
+DM = "D0USERDM"
+_ids = itertools.count(1)
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "budget_vs_actual.csv"
 SMALL_CSV = (
     b"Department,Account,Budget,Actual\n"
@@ -19,6 +27,64 @@ SMALL_CSV = (
     b"Marketing,Events,300.00,250.00\n"
     b"Engineering,Salaries,2000.00,1950.00\n"
 )
+
+
+def mention_event(
+    channel: str,
+    ts: str,
+    text: str,
+    *,
+    files: list[dict[str, Any]] | None = None,
+    thread_ts: str | None = None,
+    user: str = USER,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "team": TEAM,
+        "client_msg_id": f"c{next(_ids)}",
+    }
+    if files:
+        event["files"] = files
+        event["upload"] = False
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def dm_event(
+    ts: str,
+    text: str = "",
+    *,
+    files: list[dict[str, Any]] | None = None,
+    channel: str = DM,
+    thread_ts: str | None = None,
+    user: str = USER,
+    subtype: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+        "channel_type": "im",
+        "team": TEAM,
+    }
+    if files:
+        event.update(subtype="file_share", files=files, upload=False, display_as_bot=False)
+    if subtype:
+        event["subtype"] = subtype
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
 
 
 @cache

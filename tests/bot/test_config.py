@@ -84,3 +84,46 @@ def test_serve_exits_with_a_clear_message(capsys: pytest.CaptureFixture[str], mo
     assert cli_main(["--http", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "SLACK_BOT_TOKEN" in err and "SLACK_SIGNING_SECRET" in err and "OPENAI_API_KEY" in err
+
+
+def test_rejected_values_are_never_echoed() -> None:
+    secret = "sk-live-0123456789abcdef"
+    env = {
+        "SLACK_BOT_TOKEN": BOT,
+        "SLACK_SIGNING_SECRET": "signing",
+        "OPENAI_API_KEY": "sk-test",
+        "VARIANCE_WORKERS": secret,
+        "VARIANCE_DATASET_MAX_HOURS": secret,
+        "VARIANCE_API": secret,
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env, mode="http")
+    message = str(caught.value)
+    assert "VARIANCE_WORKERS" in message and "VARIANCE_DATASET_MAX_HOURS" in message and "VARIANCE_API" in message
+    assert "0123456789" not in message
+    env.update(VARIANCE_API="responses", VARIANCE_WORKERS="2", VARIANCE_DATASET_MAX_HOURS="1")
+    for name in ("VARIANCE_MODEL_TIMEOUT", "VARIANCE_TRACING", "VARIANCE_RETENTION_DAYS"):
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env(env | {name: secret}, mode="http")
+        assert name in str(caught.value) and "0123456789" not in str(caught.value)
+
+
+async def test_an_unreachable_slack_url_is_shown_without_its_userinfo(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from bot.app import serve
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "SLACK_BOT_TOKEN": BOT,
+        "SLACK_SIGNING_SECRET": "signing",
+        "SLACK_API_URL": f"http://admin:hunter2pass@127.0.0.1:{port}/api/?key=querysecret",
+    }
+    settings = Settings.from_env(env, mode="http", load_agent=False)
+    assert "hunter2pass" not in repr(settings)
+    assert await serve(settings, http=True, host="127.0.0.1", port=None) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}/api/" in err
+    assert "hunter2pass" not in err and "admin" not in err and "querysecret" not in err

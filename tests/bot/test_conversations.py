@@ -135,19 +135,35 @@ def test_running_answers_cancel() -> None:
     assert running.cancel_all() == 1 and cancelled == ["x", "y"]
 
 
-def test_adopt_shares_the_dataset_but_not_the_overrides() -> None:
+def test_adopt_shares_the_file_but_not_the_overrides() -> None:
     store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
     source = store.put("T:C:1", make_dataset(4), file_id="F1", filename="a.csv", channel="T:C")
     source.context.options = source.context.options.with_account_types({"x": AccountType.REVENUE})
     adopted = store.adopt("T:C:2", source)
     assert adopted is not source and adopted.context is not source.context
     assert adopted.context.dataset is source.context.dataset
-    assert dict(adopted.context.options.account_types) == {"x": AccountType.REVENUE}  # as they stood
+    # The source conversation's overrides are its own: the adopting one starts from the file as loaded.
+    assert dict(adopted.context.options.account_types) == {}
+    assert not adopted.context.has_overrides and adopted.context.override_notes() == []
     adopted.context.options = adopted.context.options.with_account_types({"y": AccountType.EXPENSE})
     assert dict(source.context.options.account_types) == {"x": AccountType.REVENUE}
     assert store.get("T:C:2") is adopted and store.adopt("T:C:2", source) is adopted  # keeps its overrides
+    assert dict(adopted.context.options.account_types) == {"y": AccountType.EXPENSE}
     assert store.latest_in_channel("T:C") == ("T:C:1", source)
     assert store.memory_bytes == source.memory_bytes  # one dataset, counted once
+
+
+def test_reset_drops_the_overrides_and_says_which() -> None:
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=60, clock=Clock())
+    entry = store.put("T:C:1", make_dataset(4), file_id="F1", filename="a.csv", report_markdown="# report")
+    assert store.reset_overrides("T:C:1") == []
+    entry.context.options = entry.context.options.with_account_types({"x": AccountType.CONTRA_REVENUE})
+    assert entry.cached_report() is None
+    assert entry.context.override_notes() == ["x counted as contra revenue"]
+    assert store.reset_overrides("T:C:1") == ["x counted as contra revenue"]
+    assert not entry.context.has_overrides
+    assert entry.cached_report() == "# report"  # the file as loaded again: its report holds again
+    assert store.reset_overrides("T:C:other") is None
 
 
 def test_cached_report_is_dropped_when_the_options_change() -> None:
@@ -155,3 +171,30 @@ def test_cached_report_is_dropped_when_the_options_change() -> None:
     entry = store.put("a", make_dataset(4), file_id="F", filename="a.csv", report_markdown="# report")
     entry.context.options = entry.context.options.with_account_types({"x": AccountType.REVENUE})
     assert entry.cached_report() is None
+
+
+def test_datasets_expire_at_an_absolute_age_however_often_used() -> None:
+    clock = Clock()
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=600, max_age_seconds=3600, clock=clock)
+    store.put("T:C:1", make_dataset(10), file_id="F1", filename="a.csv", channel="T:C")
+    store.adopt("T:C", store.get("T:C:1"))  # type: ignore[arg-type]
+    for _ in range(5):  # used every 10 minutes: never idle
+        clock.now += 599
+        assert store.get("T:C:1") is not None and store.get("T:C") is not None
+    clock.now += 606  # an hour after the file was read: gone, also where it was adopted
+    assert store.get("T:C:1") is None and store.get("T:C") is None and store.latest_in_channel("T:C") is None
+
+
+def test_forget_and_dropped_files() -> None:
+    store = ConversationStore(memory_cap_bytes=10**9, idle_seconds=600, clock=Clock())
+    mine = store.put("T:C:1", make_dataset(10), file_id="F1", filename="a.csv", channel="T:C", owner="UA")
+    store.adopt("T:C:2", mine, owner="UB")  # another person's thread over my file
+    store.put("T:C:3", make_dataset(10), file_id="F3", filename="b.csv", channel="T:C", owner="UB")
+    store.put("T:D:1", make_dataset(10), file_id="F4", filename="c.csv", channel="T:D", owner="UA")
+    dropped = store.forget("T:C", "UA")
+    assert sorted(e.filename for e in dropped) == ["a.csv", "a.csv"]  # my file, also where it was adopted
+    assert store.get("T:C:3") is not None and store.get("T:D:1") is not None  # others' and elsewhere stay
+    assert store.latest_in_channel("T:C") is None or store.latest_in_channel("T:C")[1].file_id != "F1"
+    assert [e.file_id for e in store.drop_files({"F3"})] == ["F3"]
+    assert store.get("T:C:3") is None
+    assert [e.filename for e in store.forget("T:D", None)] == ["c.csv"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.answers import SHUTDOWN
 from bot.config import Settings
 from bot.files import WorkerPool
 from bot.listeners.actions import ALREADY_FINISHED
@@ -184,7 +185,8 @@ async def test_stop_button_cancels_the_run_and_keeps_the_text(bot: BotUnderTest,
 
 
 async def test_twenty_concurrent_answers_in_one_workspace(bot: BotUnderTest, openai: FakeOpenAI) -> None:
-    """20 mentions at once, each with its file and a question: every answer ends with its exact text, no 429."""
+    """20 people mention the bot at once, each with a file and a question: every answer ends with its exact
+    text, no 429 (20 is the workspace's default limit of answers running at once)."""
     channels = [f"C0TEAM{i:02d}" for i in range(20)]
 
     def answer_for(request: RecordedRequest) -> Turn:
@@ -198,7 +200,7 @@ async def test_twenty_concurrent_answers_in_one_workspace(bot: BotUnderTest, ope
         bot.slack.add_channel(channel)
         file_obj = bot.slack.add_file(SMALL_CSV, name="q3.csv")
         ask = bot.slack.add_message(channel, text=f"<@UBOT> question {n}", files=[file_obj])
-        event = mention_event(channel, ask.ts, f"<@UBOT> question {n}", files=[file_obj])
+        event = mention_event(channel, ask.ts, f"<@UBOT> question {n}", files=[file_obj], user=f"U0ANALYST{n:02d}")
         assert await bot.send_event(event) == 200
     await bot.slack.wait_for(lambda: all(len(final_answers(bot.slack, c)) == 1 for c in channels), timeout=60)
     await bot.deps.idle(timeout=20)
@@ -244,7 +246,8 @@ async def test_shutdown_finalises_running_answers(
         await bot.http.close()
         await runner.cleanup()  # what SIGTERM leads to in `serve`
     final = answers_in(slack, DM)[-1]
-    assert final.markdown_text is not None and final.markdown_text.endswith("_Stopped._")
+    # A restart is not the user pressing Stop: the message says why it ended and what to do.
+    assert final.markdown_text is not None and final.markdown_text.endswith(f"⚠️ {SHUTDOWN}")
     assert final.markdown_text.startswith("Line 0:")
     assert not bot.deps.tasks
     assert bot.deps.budget.schedulers() == {}  # closed after the answers' final edits

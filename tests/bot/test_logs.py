@@ -44,3 +44,50 @@ async def test_request_and_answer_lines(
     everything = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (bot.slack.bot_token, SIGNING_SECRET, "confidential question", "Marketing,Advertising", "payroll"):
         assert secret not in everything
+
+
+def test_every_library_line_is_json_without_secrets_or_data() -> None:
+    from bot.logs import configure_logging, register_secrets
+
+    secret = "s3cr3t-signing-value-abcdef"
+    register_secrets([secret])
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("variance.bot").level
+    try:
+        configure_logging()
+        check_lines(secret)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("variance.bot").setLevel(saved[2])
+
+
+def check_lines(secret: str) -> None:
+    import io
+
+    from bot.logs import JsonFormatter
+
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
+    try:
+        raise ValueError("could not convert string to float: 'CONFIDENTIAL PAYROLL 1,234'")
+    except ValueError:
+        logging.getLogger("slack_bolt.App").exception("Failed to run listener function (token xoxb-1-2-abc)")
+    logging.getLogger("slack_sdk.web.async_base_client").warning("Received: Bearer xoxb-999-888-secret %s", secret)
+    logging.getLogger("aiohttp.server").error("Error handling request " + "X" * 50_000)
+    logging.getLogger("asyncio").warning("Task exception was never retrieved %s", {"key": "sk-abcdefghijklmnop"})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4
+    records = [json.loads(line) for line in lines]
+    assert [r["logger"] for r in records] == [
+        "slack_bolt.App",
+        "slack_sdk.web.async_base_client",
+        "aiohttp.server",
+        "asyncio",
+    ]
+    bolt = records[0]
+    assert bolt["level"] == "error" and bolt["exc_type"] == "ValueError" and "test_logs.py" in bolt["traceback"]
+    text = stream.getvalue()
+    for leaked in ("CONFIDENTIAL", "xoxb-", secret, "sk-abcdefghijklmnop", "Traceback"):
+        assert leaked not in text
+    assert max(len(line) for line in lines) < 2_000

@@ -20,8 +20,16 @@ def test_manifest_scopes_events_and_modes() -> None:
     assert {"app_mentions:read", "chat:write", "files:read", "im:history", "commands"} <= scopes
     # conversations.replies (files earlier in a thread) and conversations.info (/variance membership check)
     assert {"channels:history", "groups:history", "channels:read", "groups:read", "im:read"} <= scopes
-    assert not {"chat:write.public", "files:write", "channels:join", "users:read"} & scopes
-    assert set(_list_after(text, "bot_events")) == {"app_mention", "message.im"}
+    assert "users:read" in scopes  # users.info: may this person (not the asker) stop an answer? (admins only)
+    assert not {"chat:write.public", "files:write", "channels:join", "users:read.email"} & scopes
+    # message.channels/groups for message_deleted (a deleted question is forgotten), file_deleted for files
+    assert set(_list_after(text, "bot_events")) == {
+        "app_mention",
+        "message.im",
+        "message.channels",
+        "message.groups",
+        "file_deleted",
+    }
     assert "command: /variance" in text
     assert re.search(r"interactivity:\n\s+is_enabled: true", text)
     assert "socket_mode_enabled: true" in text

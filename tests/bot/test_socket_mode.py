@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 from bot.app import serve
 from bot.config import Settings
-from tests.bot.conftest import DM, base_env, dm_event, event_envelope
+from tests.bot.conftest import DM, base_env, dm_event, event_envelope, signed_headers
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 
@@ -85,9 +87,20 @@ async def test_socket_mode_acknowledges_and_answers(tmp_path: Path) -> None:
         del env["SLACK_SIGNING_SECRET"]
         settings = Settings.from_env(env, mode="socket")
         stop = asyncio.Event()
-        serving = asyncio.create_task(serve(settings, http=False, host="127.0.0.1", port=None, stop=stop))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        serving = asyncio.create_task(serve(settings, http=False, host="127.0.0.1", port=port, stop=stop))
         try:
             await asyncio.wait_for(socket_server.connected.wait(), timeout=20)
+            # --port in Socket Mode is for health checks only: no Events API door to knock on.
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    assert resp.status == 200
+                body = json.dumps({"type": "url_verification", "challenge": "knock"})
+                headers = signed_headers(body, content_type="application/json", secret="")
+                async with http.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as resp:
+                    assert resp.status in (404, 405) and "knock" not in await resp.text()
             question = slack.add_message(DM, text="how are we doing?")
             payload = event_envelope(dm_event(question.ts, "how are we doing?"), event_id="Ev0SOCK")
             await socket_server.push("env-1", payload)

@@ -33,6 +33,11 @@ ROWS = [
 ]
 
 
+# The fixed thresholds (10,000 and 10 %), not the default that scales with the file: these tests are about the
+# materiality test itself (test_default_materiality_scales_with_the_file covers the default).
+FIXED = AnalysisOptions(materiality=Materiality())
+
+
 @pytest.fixture
 def ds():
     return make_dataset(ROWS, COLUMNS, account="Account")
@@ -43,9 +48,9 @@ def by_label(rows: list[dict], key: str) -> dict[str, dict]:
 
 
 def test_summary_totals(ds) -> None:
-    s = summarize(ds)
+    s = summarize(ds, FIXED)
     assert (s.actual, s.reference, s.variance) == (255_100.10, 228_000.20, 27_099.90)
-    assert s.variance_pct == 11.89  # 27,099.90 / 228,000.20
+    assert s.variance_pct == 27_099.90 / 228_000.20 * 100  # full precision: rounding is for display
     assert s.net_impact == 23_000.10  # +25,000 revenue − 2,000 discounts + 0.10 travel saving
     assert s.favourable is None  # an unknown-type line (Widgets) has a variance
     assert (s.lines, s.material_lines, s.favourable_lines, s.unfavourable_lines) == (5, 1, 2, 1)
@@ -62,7 +67,7 @@ def test_summary_totals(ds) -> None:
         "actual": 255_100.10,
         "reference": 228_000.20,
         "variance": 27_099.90,
-        "variance_pct": 11.89,
+        "variance_pct": 27_099.90 / 228_000.20 * 100,
     }
 
 
@@ -74,10 +79,10 @@ def test_cents_sum_exactly() -> None:
 
 
 def test_lines_favourability_and_materiality(ds) -> None:
-    rows = breakdown(ds, ["Account"]).to_dict()["rows"]
+    rows = breakdown(ds, ["Account"], opts=FIXED).to_dict()["rows"]
     lines = by_label(rows, "Account")
     assert lines["Product revenue"]["variance"] == 25_000.0
-    assert lines["Product revenue"]["variance_pct"] == 13.51
+    assert lines["Product revenue"]["variance_pct"] == pytest.approx(13.5135135, abs=1e-6)
     assert lines["Product revenue"]["favourable"] is True
     assert lines["Product revenue"]["material"] is True
     assert lines["Sales discounts"]["favourable"] is False  # contra-revenue up is bad
@@ -159,7 +164,7 @@ def test_bad_requests_name_the_choices(ds) -> None:
 def test_top_drivers(ds) -> None:
     d = top_drivers(ds, n=1).to_dict()
     assert [r["Account"] for r in d["favourable"]] == ["Product revenue"]
-    assert d["favourable"][0]["impact"] == 25_000.0 and d["favourable"][0]["share_pct"] == 100.0
+    assert d["favourable"][0]["impact"] == 25_000.0 and d["favourable"][0]["share_pct"] == pytest.approx(25_000 / 25_000.10 * 100)
     assert [r["Account"] for r in d["unfavourable"]] == ["Sales discounts"]
     assert d["unfavourable"][0]["impact"] == -2_000.0
     assert [r["Account"] for r in d["unclassified"]] == ["Widgets"]
@@ -180,7 +185,13 @@ def test_line_detail(ds) -> None:
         False,
         True,
     )
-    assert (feb["period"], feb["variance"], feb["favourable"]) == ("2025-02", -20_000.0, True)
+    # February has a budget but no actual at all: a one-sided period, not a favourable 20,000 saving.
+    assert (feb["period"], feb["variance"], feb["favourable"], feb["missing"]) == (
+        "2025-02",
+        -20_000.0,
+        None,
+        "actual",
+    )
     whole_dept = line_detail(ds, {"Department": "Sales"})
     assert whole_dept.account_type == "mixed" and whole_dept.to_dict()["matched_lines"] == 2
 
@@ -227,3 +238,14 @@ def test_filters_match_each_value_and_reject_typos(ds) -> None:
         breakdown(ds, ["Account"], filters={"Account": ["Events", "Evnts"]})
     costs = breakdown(ds, ["Account"], filters={"account type": "Contra Revenue"}).to_dict()
     assert [r["Account"] for r in costs["rows"]] == ["Sales discounts"]
+
+
+def test_default_materiality_scales_with_the_file(ds) -> None:
+    # Σ|reference| = 228,000.20; 1 % = 2,280 → rounded down to 2,000, below the 10,000 default.
+    s = summarize(ds)
+    assert s.materiality.amount == 2_000.0 and s.materiality_rule.endswith(": 2,000")
+    lines = by_label(breakdown(ds, ["Account"]).to_dict()["rows"], "Account")
+    assert lines["Sales discounts"]["material"] is True  # 2,000 and 66.7 %
+    # An amount the user gives is used as it is.
+    given = AnalysisOptions(materiality=Materiality(amount=5_000))
+    assert summarize(ds, given).materiality.amount == 5_000.0

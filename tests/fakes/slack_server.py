@@ -14,8 +14,9 @@ What it speaks, like Slack does:
   the configured bot tokens, each mapped to one workspace (``team_id``); a wrong token gets
   ``{"ok": false, "error": "invalid_auth"}``.
 - Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``, ``chat.postEphemeral``,
-  ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``. Anything
-  else: ``unknown_method``.
+  ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``,
+  ``users.info`` (``slack.add_user("U1", is_admin=True)``; any other ``U…``/``W…`` id is a regular member).
+  Anything else: ``unknown_method``.
 - Size limits: ``text`` > 40,000 chars on postMessage / > 4,000 on update → ``msg_too_long``;
   ``markdown_text`` > 12,000 → ``msg_too_long``; ``markdown_text`` with ``text`` or ``blocks`` →
   ``invalid_arguments``; more than 50 blocks, a block without a known ``type``, section text > 3,000 or
@@ -112,6 +113,7 @@ class FakeSlackLimits:
             "conversations.replies": (50, 60.0),
             "conversations.history": (50, 60.0),
             "files.info": (100, 60.0),
+            "users.info": (100, 60.0),
         }
     )
     post_per_second: float = 1.0  # chat.postMessage, per channel
@@ -255,6 +257,7 @@ class FakeSlack:
         self.file_bytes: dict[str, bytes] = {}
         self.file_downloads: list[tuple[str, bool]] = []  # (file id, authorised)
         self.channels: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
         self.ratelimited: int = 0
         self._handlers: dict[str, Handler] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -329,6 +332,23 @@ class FakeSlack:
             info["user"] = user or "U0USER"
             info.pop("name")
         self.channels[channel] = info
+
+    def add_user(
+        self, user: str, *, name: str | None = None, is_admin: bool = False, is_owner: bool = False
+    ) -> None:
+        """Register a workspace member (``users.info``); owners are admins too, as in Slack."""
+        self.users[user] = {
+            "id": user,
+            "team_id": self.team_id,
+            "name": name or user.lower(),
+            "deleted": False,
+            "is_bot": False,
+            "is_admin": is_admin or is_owner,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+        }
 
     def inject(
         self,
@@ -811,6 +831,15 @@ class FakeSlack:
                 api.pop("metadata", None)
             out.append(api)
         return {"ok": True, "messages": out, "has_more": len(top) > limit}
+
+    def _m_users_info(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        user = str(params.get("user") or "")
+        if user not in self.users and user[:1] in {"U", "W"} and len(user) > 1:
+            self.add_user(user)
+        info = self.users.get(user)
+        if info is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": dict(info)}
 
     def _m_files_info(self, params: dict[str, Any], team: str) -> dict[str, Any]:
         obj = self.files.get(str(params.get("file")))

@@ -96,7 +96,7 @@ def test_max_bytes_caps_the_output() -> None:
 def test_materiality_flags() -> None:
     result = run(str(EXAMPLE), "--json", "--materiality-amount", "0", "--materiality-mode", "amount")
     d = json.loads(result.stdout)
-    assert d["materiality"] == {"amount": 0.0, "percent": 10.0, "mode": "amount"}
+    assert d["materiality"] == {"amount": 0.0, "percent": 10.0, "mode": "amount", "rule": "given"}
     assert all(r["material"] == (r["variance"] != 0) for r in d["lines"])
 
 
@@ -160,7 +160,7 @@ def test_quickbooks_export_totals_exclude_subtotals(tmp_path: Path) -> None:
         "actual": 212_750.75,
         "reference": 192_000.0,
         "variance": 20_750.75,
-        "variance_pct": 10.81,
+        "variance_pct": pytest.approx(20_750.75 / 192_000 * 100, abs=1e-9),
     }
     assert {r["label"] for r in d["excluded_rows"]} >= {"Total Income", "Total Expenses", "Net Income"}
     lines = {r["Account"]: r for r in d["lines"]}

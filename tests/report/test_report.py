@@ -38,11 +38,16 @@ def test_json_has_the_contract(ds) -> None:
         "actual": 2_790_000.55,
         "reference": 2_380_000.0,
         "variance": 410_000.55,
-        "variance_pct": 17.23,
+        "variance_pct": pytest.approx(410_000.55 / 2_380_000 * 100, abs=1e-9),
     }
     assert d["columns"] == ds.roles.to_dict()
     assert d["source"]["filename"] == "test.csv"
-    assert d["materiality"] == {"amount": 10_000.0, "percent": 10.0, "mode": "and"}
+    # Default amount: 10,000, since 1 % of the total |reference| (23,800 → 20,000) is above it.
+    assert d["materiality"] == {"amount": 10_000.0, "percent": 10.0, "mode": "and", "rule": "the default 10,000"}
+    # Revenue +250,000; discounts +20,000 and costs +140,000.55 are bad for profit: +89,999.45, not +410,000.55.
+    assert d["headline"]["measure"] == "effect_on_profit"
+    assert d["headline"]["value"] == 89_999.45 and d["headline"]["favourable"] is True
+    assert d["headline"]["straight_variance"] == 410_000.55
     assert d["excluded_rows"] == [{"row": 9, "label": "Total Marketing", "reason": "subtotal row"}]
     lines = {(r["Department"], r["Account"]): r for r in d["lines"]}
     assert len(lines) == 4
@@ -87,10 +92,12 @@ def test_materiality_options_flow_through(ds) -> None:
 def test_text_is_readable(ds) -> None:
     text = build_report(ds).to_text()
     assert 'actual = "Actual"' in text and "Dimensions: Department, Account" in text
-    assert "2,790,000.55" in text and "+410,000.55" in text and "(+17.2%)" in text
+    # A mixed file leads with the effect on profit (reference profit 1,850,000 − 30,000 − 500,000 = 1,320,000).
+    assert "Effect on profit: +89,999.45 (favourable, +6.8% of budgeted profit)" in text
+    assert "2,790,000.55" in text and "+410,000.55" not in text
     assert "Top unfavourable" in text and "Marketing / Events: +150,000.00 (+37.5%)  material" in text
     assert 'row 9: "Total Marketing" (subtotal row)' in text
-    assert "Material lines (|variance| ≥ 10,000 and |variance %| ≥ 10%): 3 of 4" in text
+    assert "Material lines (|variance| ≥ 10,000 and |variance %| ≥ 10%; amount: the default 10,000): 3 of 4" in text
 
 
 def test_markdown_is_short_with_a_table(ds) -> None:
@@ -98,5 +105,6 @@ def test_markdown_is_short_with_a_table(ds) -> None:
     assert md.startswith("**Budget vs actual**")
     assert "| Department / Account | Actual | Budget | Variance | Var % |" in md
     assert "| Marketing / Events | 550,000.00 | 400,000.00 | +150,000.00 | +37.5% |" in md
-    assert "1 total/subtotal row excluded" in md
+    assert "1 total/subtotal/computed row excluded" in md
+    assert "**Effect on profit: +89,999.45** (favourable" in md and "410,000.55" not in md
     assert len(md) < 3_000
