@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -26,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Failed, FailureKind
 from bot.config import Settings
-from bot.conversations import ConversationStore, Deduplicator, RunningAnswers, StoredDataset, channel_key
+from bot.conversations import ConversationStore, RunningAnswers, StoredDataset, channel_key
 from bot.files import (
     FileRejected,
     ReadResult,
@@ -38,8 +39,11 @@ from bot.files import (
 )
 from bot.limits import Limits, RunLimits
 from bot.logs import AnswerLog
+from bot.metrics import MeteredRun, Metrics
 from bot.overrides import NotedRun, with_note
 from bot.render import DEFAULT_LIMITS, AnswerOutcome, AnswerWriter, BudgetLimit, DeliveryError, SlackBudget
+from bot.state.local import LocalRegistry, LocalSources
+from bot.state.registry import AnswerRecord
 from bot.textfilter import neutralise
 
 if TYPE_CHECKING:
@@ -81,16 +85,25 @@ class AnswerRequest:
         return not self.question.strip()
 
 
+class Claims(Protocol):
+    async def claim(self, key: str) -> bool: ...
+
+
 @dataclass(slots=True)
 class BotDeps:
     settings: Settings
     client: AsyncWebClient
     store: ConversationStore
-    dedupe: Deduplicator
+    dedupe: Claims
     running: RunningAnswers
     workers: WorkerPool
     budget: SlackBudget
     limits: Limits = field(default_factory=RunLimits)
+    # Shared with other instances through Redis when REDIS_URL is set (bot.state); in-process twins otherwise.
+    sources: Any = field(default_factory=LocalSources)
+    registry: Any = field(default_factory=LocalRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
+    accepting: bool = True  # False once a shutdown began: new events are left to the other instances
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 
@@ -274,6 +287,10 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
     log_entry.rows = result.dataset.source.data_rows
     log_entry.file_s = round(asyncio.get_running_loop().time() - started, 3)
+    deps.metrics.file_read.observe(log_entry.file_s)
+    await deps.sources.remember(
+        request.conversation_id, file, owner=request.user, channel=channel_key(request.team, request.channel)
+    )
     return deps.store.put(
         request.conversation_id,
         result.dataset,
@@ -350,11 +367,27 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     writer = new_writer(deps, request, answer_id)
     control = AnswerControl()
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
+    deps.metrics.running.inc()
+    asked = time.monotonic()
+    record = AnswerRecord(
+        answer_id=answer_id,
+        instance=deps.settings.instance_id,
+        team=request.team,
+        channel=request.channel,
+        conversation_id=request.conversation_id,
+        entry=request.entry,
+        user=request.user or "",
+        thread_ts=request.thread_ts,
+        question=request.question,
+    )
     outcome: AnswerOutcome | None = None
     try:
+        await deps.registry.add(record)
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
         try:
-            await writer.start(tool_label=label)
+            message_ts = await writer.start(tool_label=label)
+            deps.metrics.first_visible.observe(time.monotonic() - asked)
+            await deps.registry.placed(answer_id, message_ts)
         except DeliveryError as refused:
             log_entry.outcome = f"slack_refused:{refused.code}"
             if refused.code == "post_unconfirmed":  # it may have landed: find it later and end it
@@ -378,7 +411,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            outcome = await writer.write(NotedRun(run, stored.context, request.entry))
+            outcome = await writer.write(MeteredRun(NotedRun(run, stored.context, request.entry), deps.metrics))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
     except FileRejected as rejected:
@@ -394,14 +427,26 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         outcome = await _fail(writer, INTERNAL_ERROR)
     finally:
         deps.running.remove(answer_id)
+        deps.metrics.running.dec()
+        if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
+            await asyncio.shield(deps.registry.release(answer_id))  # a survivor brings it to a final state now
+        else:
+            await asyncio.shield(deps.registry.remove(answer_id))
         if outcome is not None:
+            deps.metrics.final.observe(time.monotonic() - asked)
             if log_entry.outcome == "unknown":
                 log_entry.outcome = outcome.state if outcome.delivered else f"{outcome.state}:undelivered"
             log_entry.edits = outcome.edits
             log_entry.messages = len(outcome.message_ts)
             log_entry.slack_error = outcome.slack_error
+        deps.metrics.answers.labels(entry=request.entry, outcome=_metric_outcome(log_entry.outcome)).inc()
         log_entry.emit()
     return outcome
+
+
+def _metric_outcome(outcome: str) -> str:
+    """A bounded label for ``answers_total``: the outcome's kind (``rejected``, ``error``, ...), not its detail."""
+    return outcome.split(":", 1)[0][:32] or "unknown"
 
 
 async def _fail(writer: AnswerWriter, message: str) -> AnswerOutcome | None:

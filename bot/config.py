@@ -24,6 +24,11 @@ Environment
 - ``VARIANCE_ALLOWED_TEAMS``, ``VARIANCE_ALLOWED_CHANNELS``, ``VARIANCE_ALLOWED_USERS``: comma-separated Slack
   IDs (``T…``, ``C…``/``G…``, ``U…``/``W…``); empty allows everyone. ``dm`` in the channel list allows direct
   messages too (a channel list without it refuses them). Anyone else gets a polite refusal.
+- ``REDIS_URL`` (optional): state shared by several instances (dedupe, limits, the Slack budget, running answers,
+  dataset sources, conversation memory). Without it everything lives in this process, as for one instance.
+- ``VARIANCE_SHUTDOWN_GRACE_S`` (20): on SIGTERM, how long running answers may go on finishing before they end
+  with a note to ask again (and, with ``REDIS_URL``, are handed to another instance if that note fails).
+- ``VARIANCE_INSTANCE_ID``: this instance's name in Redis (default: host name, process id and a random suffix).
 - the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
   :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
 """
@@ -32,6 +37,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -65,6 +72,10 @@ def redact_url(url: str) -> str:
         return "(an unparseable URL)"
 
 
+def default_instance_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
 class ConfigError(ValueError):
     """The environment cannot run the bot; ``str(error)`` lists every problem, one per line."""
 
@@ -84,6 +95,9 @@ class Settings:
     workers: int = 2
     limits: LimitSettings = field(default_factory=LimitSettings)
     allowlist: Allowlist = field(default_factory=Allowlist)
+    redis_url: str | None = None
+    shutdown_grace_s: float = 20.0
+    instance_id: str = field(default_factory=lambda: default_instance_id())
     # Imported only when read from the environment, so that importing the config does not load the agent SDK.
     agent: AgentSettings | None = None
 
@@ -172,6 +186,7 @@ class Settings:
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
+        shutdown_grace = number("VARIANCE_SHUTDOWN_GRACE_S", 20, minimum=0)
 
         def count(name: str, default: int) -> int:
             raw = text(name)
@@ -206,6 +221,15 @@ class Settings:
             users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
         )
 
+        redis_url = text("REDIS_URL") or None
+        if redis_url is not None:
+            redis_parts = urlsplit(redis_url)
+            if redis_parts.scheme not in {"redis", "rediss", "unix"} or not (redis_parts.hostname or redis_parts.path):
+                problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
+        instance_id = text("VARIANCE_INSTANCE_ID") or default_instance_id()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", instance_id):
+            problems.append("VARIANCE_INSTANCE_ID may hold letters, digits, '.', '_' and '-' (at most 80)")
+
         agent = None
         if load_agent:
             if not text("OPENAI_API_KEY"):
@@ -237,5 +261,8 @@ class Settings:
             workers=int(workers),
             limits=limits,
             allowlist=allowlist,
+            redis_url=redis_url,
+            shutdown_grace_s=shutdown_grace,
+            instance_id=instance_id,
             agent=agent,
         )

@@ -17,9 +17,18 @@ One :class:`Metrics` per app, each with its own registry (several apps in one te
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from analyst.events import AnalystEvent, Done
 
 _LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
@@ -56,3 +65,60 @@ class Metrics:
         response = web.Response(body=self.render())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
+
+
+class MeteredWebClient(AsyncWebClient):
+    """The Slack Web API client with every call counted in ``slack_calls_total{method,status}``: the one place all
+    of the bot's Slack calls pass (the writer's retry-less copy is a shallow copy of this object)."""
+
+    metrics: Metrics | None = None
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        try:
+            response = await super().api_call(api_method, **kwargs)
+        except SlackApiError as error:
+            self._count(api_method, _status(error.response))
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            self._count(api_method, "network")
+            raise
+        self._count(api_method, "ok")
+        return response
+
+    def _count(self, method: str, status: str) -> None:
+        if self.metrics is not None:
+            self.metrics.slack_calls.labels(method=method[:40], status=status[:40]).inc()
+
+
+def _status(response: Any) -> str:
+    if getattr(response, "status_code", None) == 429:
+        return "ratelimited"
+    try:
+        return str(response.get("error") or f"http_{response.status_code}")
+    except Exception:
+        return "error"
+
+
+class MeteredRun:
+    """An analyst event stream whose ``Done`` usage is counted in ``model_tokens_total``; cancelling and
+    closing go to the stream it wraps."""
+
+    def __init__(self, run: Any, metrics: Metrics) -> None:
+        self._run = run
+        self._metrics = metrics
+
+    def cancel(self) -> None:
+        self._run.cancel()
+
+    async def aclose(self) -> None:
+        await self._run.aclose()
+
+    def __aiter__(self) -> AsyncIterator[AnalystEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[AnalystEvent]:
+        async for event in self._run:
+            if isinstance(event, Done):
+                self._metrics.tokens.labels(direction="in").inc(max(0, event.usage.input_tokens))
+                self._metrics.tokens.labels(direction="out").inc(max(0, event.usage.output_tokens))
+            yield event

@@ -107,6 +107,14 @@ class RedisRegistry:
         except (RedisError, OSError, TimeoutError) as error:
             log.warning("running answer not removed: %s", type(error).__name__)
 
+    async def release(self, answer_id: str) -> None:
+        """Hand an answer over (shutdown): end its lease now, so the next sweep of a survivor adopts it."""
+        self._local.pop(answer_id, None)
+        try:
+            await self._client.zadd(self._leases, {answer_id: 0}, xx=True)
+        except (RedisError, OSError, TimeoutError) as error:
+            log.warning("running answer not handed over: %s", type(error).__name__)
+
     def local_ids(self) -> list[str]:
         return list(self._local)
 
