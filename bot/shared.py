@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from slack_sdk.errors import SlackApiError
@@ -93,7 +93,8 @@ async def sweep_orphans(deps: BotDeps) -> int:
 
 
 async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
-    """Replace an orphaned answer's message with the note to ask again (no Stop button left on it)."""
+    """Replace an orphaned answer's message with the note to ask again: a final edit (``markdown_text`` only,
+    as the writer's own finals), so no Stop button or progress mark is left on it."""
     from bot.answers import call_with_rate_retry
 
     deps.metrics.answers.labels(entry=record.entry, outcome="orphaned").inc()
@@ -102,10 +103,9 @@ async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
         return False
     ts = record.message_ts
     text = neutralise(ORPHANED)
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     try:
         await call_with_rate_retry(
-            lambda: deps.client.chat_update(channel=record.channel, ts=ts, text=text, blocks=blocks)
+            lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text)
         )
     except SlackApiError as error:
         log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
