@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from analyst.charts.outbox import ChartOutbox
 from analyst.dataset import Dataset, RoleOverrides
 from analyst.engine.options import AccountType, AnalysisOptions
 
@@ -32,6 +33,8 @@ class AnalysisContext:
     # What the conversation started from (the file as loaded, the default options): overrides are the difference.
     base_dataset: Dataset = field(init=False, repr=False)
     base_options: AnalysisOptions = field(init=False, repr=False)
+    # Charts the agent's make_chart tool drew, until the surface uploads them (see analyst.charts.outbox).
+    charts: ChartOutbox = field(default_factory=ChartOutbox, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.base_dataset = self.dataset

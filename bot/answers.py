@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Failed, FailureKind
+from bot import uploads
 from bot.config import Settings
 from bot.conversations import ConversationStore, RunningAnswers, StoredDataset, channel_key
 from bot.files import (
@@ -399,8 +400,12 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
-            markdown = await _unless_stopped(control, report_markdown(deps, stored))
-            outcome = await writer.write_markdown(with_note(markdown, stored.context, request.entry))
+            async with uploads.ReportChart(deps, request, stored) as chart:  # a file dropped alone in a DM
+                markdown = await _unless_stopped(control, report_markdown(deps, stored))
+                outcome = await writer.write_markdown(with_note(markdown, stored.context, request.entry))
+                chart.shown(outcome.delivered)
+        elif uploads.wants_pack(request.question):
+            outcome = await writer.write(uploads.pack_events(deps, request, stored, writer))
         else:
             run = _start_run(
                 deps,
@@ -411,7 +416,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            outcome = await writer.write(MeteredRun(NotedRun(run, stored.context, request.entry), deps.metrics))
+            noted = MeteredRun(NotedRun(run, stored.context, request.entry), deps.metrics)
+            outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
     except FileRejected as rejected:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from agents import FunctionTool, RunContextWrapper, function_tool
+from agents.tool_context import ToolContext
 from pydantic import BaseModel, Field
 
 from analyst.context import AnalysisContext
@@ -484,6 +485,30 @@ async def set_account_type(
     return await _run_tool(SET_ACCOUNT_TYPE, lambda: set_types(ctx.context, pairs))
 
 
+@function_tool(name_override="make_chart")
+async def make_chart_tool(
+    ctx: ToolContext[AnalysisContext],
+    kind: Literal["bridge", "bars", "monthly"],
+    dimension: str | None = None,
+    periods: list[str] | None = None,
+) -> str:
+    """Draw a chart that is attached to your answer: "bridge" (reference to actual, largest drivers; of profit
+    when revenue and costs mix), "bars" (budget vs actual by a dimension) or "monthly" (variance by period; with
+    a dimension, a grid of period × dimension). Refer to the chart in your answer; never draw numbers yourself.
+
+    Args:
+        kind: "bridge", "bars" or "monthly".
+        dimension: Optional column: the bridge's drivers, the bars' groups, the monthly grid's rows.
+        periods: Optional periods to keep, e.g. ["Q3"] or ["2025-07", "2025-08"].
+    """
+    from analyst.charts.tool import chart_for_answer
+
+    call_id = str(ctx.tool_call_id)
+    return await _run_tool(
+        "make_chart", lambda: chart_for_answer(ctx.context, call_id, kind, dimension, periods)
+    )
+
+
 ANALYST_TOOLS: tuple[FunctionTool, ...] = (
     describe_dataset,
     variance_summary,
@@ -494,6 +519,7 @@ ANALYST_TOOLS: tuple[FunctionTool, ...] = (
     price_volume_mix_tool,
     set_column_roles,
     set_account_type,
+    make_chart_tool,
 )
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -519,6 +545,7 @@ def tool_label(name: str, arguments: str) -> str:
         PRICE_VOLUME_MIX: f"Splitting price, volume and mix{where}…",
         SET_COLUMN_ROLES: "Updating the column roles…",
         SET_ACCOUNT_TYPE: "Updating account types…",
+        "make_chart": "Drawing the chart…",
     }
     return labels.get(name, f"Running {name}…")
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from analyst.dataset import IngestError, IngestLimits, RoleOverrides
+from analyst.dataset import Dataset, IngestError, IngestLimits, RoleOverrides
 from analyst.engine.errors import AnalysisError
 from analyst.engine.options import AnalysisOptions, Materiality, MaterialityMode
 from analyst.report.model import Report, build_report
@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print JSON")
     output.add_argument("--markdown", action="store_true", help="print Markdown (as the Slack bot does)")
     parser.add_argument("--max-bytes", type=int, metavar="N", help="cap the JSON output at N bytes")
+    parser.add_argument(
+        "--chart",
+        choices=["bridge", "bars", "monthly"],
+        help="draw a PNG chart instead of the report (with -o); --by picks the dimension of bars and monthly",
+    )
+    parser.add_argument("-o", "--output", metavar="PNG", help="where to write the chart")
     return parser
 
 
@@ -73,6 +79,19 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _write_chart(ds: Dataset, args: argparse.Namespace, opts: AnalysisOptions) -> int:
+    from analyst.charts import render_chart  # matplotlib loads only when a chart is asked for
+
+    chart = render_chart(ds, args.chart, opts, by=args.by[0] if args.by else None)
+    try:
+        with open(args.output, "wb") as out:
+            out.write(chart.png)
+    except OSError as exc:
+        return _fail(f"cannot write {args.output}: {exc.strerror or exc}")
+    print(f"{chart.title}: {args.output} ({len(chart.png) / 1024:,.0f} KB)", file=sys.stderr)
+    return 0
+
+
 def cli_main(argv: Sequence[str]) -> int:
     """``variance-bot report FILE ...``: 0 on success, 2 on a file or request problem (message on stderr)."""
     args = _parser().parse_args(list(argv))
@@ -88,6 +107,8 @@ def cli_main(argv: Sequence[str]) -> int:
     )
     if args.max_file_mb <= 0:
         return _fail("--max-file-mb must be positive.")
+    if args.chart and not args.output:
+        return _fail("--chart needs -o FILE.png: where to write the chart.")
     overrides = RoleOverrides(actual=args.actual, reference=args.reference, period=args.period, account=args.account)
     try:
         from analyst.ingest import load_dataset
@@ -99,6 +120,8 @@ def cli_main(argv: Sequence[str]) -> int:
             limits=IngestLimits(max_bytes=int(args.max_file_mb * 1024 * 1024)),
             sheet=args.sheet,
         )
+        if args.chart:
+            return _write_chart(ds, args, opts)
         report = build_report(ds, by=args.by, opts=opts)
         if args.json:
             text = _fit_json(report, args.max_bytes)

@@ -21,7 +21,9 @@ def test_manifest_scopes_events_and_modes() -> None:
     # conversations.replies (files earlier in a thread) and conversations.info (/variance membership check)
     assert {"channels:history", "groups:history", "channels:read", "groups:read", "im:read"} <= scopes
     assert "users:read" in scopes  # users.info: may this person (not the asker) stop an answer? (admins only)
-    assert not {"chat:write.public", "files:write", "channels:join", "users:read.email"} & scopes
+    assert "files:write" in scopes  # uploads: the report's bridge chart, the analyst's charts, the pack
+    assert re.search(r"#\s+files:write\s+upload", text)  # with its reason
+    assert not {"chat:write.public", "channels:join", "users:read.email"} & scopes
     # message.channels/groups for message_deleted (a deleted question is forgotten), file_deleted for files
     assert set(_list_after(text, "bot_events")) == {
         "app_mention",

@@ -47,6 +47,11 @@ For tests:
   delay=2.0 | drop_connection=True, apply=False, times=1)``: fault injection, consumed in order.
   ``apply=True`` performs the call before the fault is delivered (a post that went through although the
   client saw a failure).
+- Uploads (``files_upload_v2``): ``files.getUploadURLExternal`` (``filename``, ``length``) issues a file id and
+  an upload URL on this server; the bytes are POSTed there (a length other than the announced one answers 400);
+  ``files.completeUploadExternal`` (``files`` JSON, ``channel_id``, ``thread_ts``, ``initial_comment``) shares
+  them: ``slack.uploads`` lists every completed upload (:class:`FakeUpload`: bytes, channel, thread); an id never
+  uploaded answers ``file_not_found``. Both methods have Tier 4 windows.
 - ``slack.add_handler(method, handler)``:
   ``async def handler(slack, method, params, team_id) -> dict | None``; return a response body
   (``{"ok": ...}``) to answer, or ``None`` to fall through to the built-in behaviour.
@@ -113,6 +118,8 @@ class FakeSlackLimits:
             "conversations.replies": (50, 60.0),
             "conversations.history": (50, 60.0),
             "files.info": (100, 60.0),
+            "files.getUploadURLExternal": (100, 60.0),  # Tier 4
+            "files.completeUploadExternal": (100, 60.0),  # Tier 4
             "users.info": (100, 60.0),
         }
     )
@@ -283,6 +290,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files-pri/{team_file}/{kind}/{name}", self._download)
         app.router.add_post("/response/{rid}", self._response_url)
+        app.router.add_post("/upload/v1/{file_id}", self._upload_bytes)  # external uploads (block below)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -884,3 +892,91 @@ def _validate_blocks(blocks: list[Any]) -> str | None:
     if markdown_total > MARKDOWN_TEXT_LIMIT:
         return "invalid_blocks"
     return None
+
+
+# ---------------------------------------------------------------------------------------------- external uploads
+# files.getUploadURLExternal -> POST bytes -> files.completeUploadExternal, as files_upload_v2 drives them.
+
+
+@dataclass
+class FakeUpload:
+    file_id: str
+    filename: str
+    length: int
+    content: bytes | None = None  # None until the bytes are POSTed
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    completed: bool = False
+
+
+def _pending_uploads(slack: FakeSlack) -> dict[str, FakeUpload]:
+    store = getattr(slack, "_pending_upload_store", None)
+    if store is None:
+        store = {}
+        slack._pending_upload_store = store  # type: ignore[attr-defined]
+    return store
+
+
+def _uploads(slack: FakeSlack) -> list[FakeUpload]:
+    return [u for u in _pending_uploads(slack).values() if u.completed]
+
+
+async def _upload_bytes(self: FakeSlack, request: web.Request) -> web.StreamResponse:
+    upload = _pending_uploads(self).get(request.match_info["file_id"])
+    body = await request.read()
+    if upload is None:
+        return web.Response(status=404, text="unknown upload")
+    if len(body) != upload.length:
+        return web.Response(status=400, text="length mismatch")
+    upload.content = body
+    self._notify()
+    return web.Response(status=200, text="OK - " + str(len(body)))
+
+
+def _m_files_getUploadURLExternal(self: FakeSlack, params: dict[str, Any], team: str) -> dict[str, Any]:
+    filename, length = params.get("filename"), params.get("length")
+    try:
+        size = int(str(length))
+    except ValueError:
+        return {"ok": False, "error": "invalid_arguments"}
+    if not filename or size <= 0:
+        return {"ok": False, "error": "invalid_arguments"}
+    file_id = f"F{next(self._ids):08d}"
+    _pending_uploads(self)[file_id] = FakeUpload(file_id=file_id, filename=str(filename), length=size)
+    return {"ok": True, "file_id": file_id, "upload_url": f"{self.base_url}/upload/v1/{file_id}"}
+
+
+def _m_files_completeUploadExternal(self: FakeSlack, params: dict[str, Any], team: str) -> dict[str, Any]:
+    try:
+        items = json.loads(str(params.get("files") or "[]"))
+    except json.JSONDecodeError:
+        return {"ok": False, "error": "invalid_arguments"}
+    channel = params.get("channel_id")
+    if channel is not None:
+        found, error = self._channel(channel)
+        if found is None:
+            return {"ok": False, "error": error or "channel_not_found"}
+    done = []
+    for item in items:
+        upload = _pending_uploads(self).get(str(item.get("id")))
+        if upload is None or upload.content is None:
+            return {"ok": False, "error": "file_not_found"}
+        upload.title = item.get("title")
+        upload.channel = None if channel is None else str(channel)
+        upload.thread_ts = params.get("thread_ts") or None
+        upload.initial_comment = params.get("initial_comment") or None
+        upload.completed = True
+        obj = {"id": upload.file_id, "name": upload.filename, "title": upload.title, "size": upload.length}
+        self.files[upload.file_id] = obj
+        self.file_bytes[upload.file_id] = upload.content
+        done.append(obj)
+    self._notify()
+    return {"ok": True, "files": done}
+
+
+FakeSlack._upload_bytes = _upload_bytes  # type: ignore[attr-defined]
+FakeSlack._m_files_getUploadURLExternal = _m_files_getUploadURLExternal  # type: ignore[attr-defined]
+FakeSlack._m_files_completeUploadExternal = _m_files_completeUploadExternal  # type: ignore[attr-defined]
+FakeSlack.uploads = property(_uploads)  # type: ignore[attr-defined]

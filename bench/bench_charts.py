@@ -1,0 +1,127 @@
+"""Chart benchmark: warm render time and PNG size per chart, beside a bare matplotlib bar chart, same run.
+
+    python bench/bench_charts.py                 # the bundled example and a 200,000-row ledger, 7 rounds
+    python bench/bench_charts.py --rows 1000000 --rounds 5
+
+For each chart (bridge, bars, monthly, monthly heatmap) it prints the median and best wall time of a warm
+render (the engine's numbers + drawing + PNG encoding; target < 300 ms on a 2-core machine), the part spent
+drawing and encoding, and the PNG size (target ≤ 300 KB). The baseline is the cheapest possible chart of the
+same size: eight bars, no labels, saved as PNG; what we add over it is layout, labels and the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analyst.charts import build_spec, render_chart  # noqa: E402
+from analyst.charts.draw import plain_text, to_png  # noqa: E402
+from analyst.dataset import ColumnRoles, Dataset, SourceInfo  # noqa: E402
+from analyst.ingest import load_dataset  # noqa: E402
+
+CHARTS = [("bridge", None), ("bars", None), ("monthly", None), ("monthly", "Department")]
+
+
+def ledger(rows: int, seed: int = 3) -> Dataset:
+    rng = np.random.default_rng(seed)
+    departments = np.array(["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"])
+    accounts = np.array(
+        ["Product revenue", "Services revenue", "Sales returns", "Salaries", "Travel", "Software", "Rent", "Events"]
+        + [f"Cost centre {i:03d} expense" for i in range(60)]
+    )
+    months = [f"2025-{m:02d}" for m in range(1, 13)]
+    frame = pd.DataFrame(
+        {
+            "Department": departments[rng.integers(0, len(departments), rows)],
+            "Account": accounts[rng.integers(0, len(accounts), rows)],
+            "period": pd.Categorical(np.array(months)[rng.integers(0, 12, rows)], categories=months, ordered=True),
+            "actual": np.round(rng.uniform(100, 10_000, rows), 2),
+            "reference": np.round(rng.uniform(100, 10_000, rows), 2),
+        }
+    )
+    roles = ColumnRoles(
+        shape="wide",
+        dimensions=("Department", "Account"),
+        account="Account",
+        period="Month",
+        actual="Actual",
+        reference="Budget",
+        reference_kind="budget",
+    )
+    source = SourceInfo(
+        filename="ledger.csv", file_format="csv", encoding="utf-8", delimiter=",", header_row=1, data_rows=rows
+    )
+    return Dataset(frame=frame, roles=roles, source=source)
+
+
+def baseline_png() -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    fig.add_subplot().bar(range(8), [3, 1, 4, 1, 5, 9, 2, 6])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def timed(fn: Callable[[], object], rounds: int) -> tuple[list[float], object]:
+    fn()  # warm: fonts, caches, the engine's prepared frame
+    times, result = [], None
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return times, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    example = ROOT / "examples" / "budget_vs_actual.csv"
+    datasets = [
+        (f"example ({example.name})", load_dataset(str(example), filename=example.name)),
+        (f"generated ledger, {args.rows:,} rows", ledger(args.rows)),
+    ]
+    times, png = timed(baseline_png, args.rounds)
+    print(f"{'chart':<34}{'median ms':>10}{'best ms':>9}{'draw+png ms':>12}{'PNG KB':>8}")
+    print(f"{'baseline: 8 bare bars':<34}{statistics.median(times) * 1000:>10.0f}{min(times) * 1000:>9.0f}"
+          f"{'':>12}{len(png) / 1024:>8.0f}")  # type: ignore[arg-type]
+    for name, ds in datasets:
+        print(f"-- {name}")
+        for kind, by in CHARTS:
+            label = kind + (f" by {by}" if by else "")
+            times, chart = timed(lambda kind=kind, by=by: render_chart(ds, kind, by=by), args.rounds)
+            spec = build_spec(ds, kind, by=by)
+
+            def draw(spec: object = spec) -> bytes:
+                from analyst.charts import _draw
+
+                with plain_text():
+                    return to_png(_draw(spec))  # type: ignore[arg-type]
+
+            draw_times, _ = timed(draw, args.rounds)
+            size = len(chart.png)  # type: ignore[attr-defined]
+            print(
+                f"{label:<34}{statistics.median(times) * 1000:>10.0f}{min(times) * 1000:>9.0f}"
+                f"{statistics.median(draw_times) * 1000:>12.0f}{size / 1024:>8.0f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,337 @@
+"""What the bot does with a Teams message: 1:1 chats stream, group chats get one message.
+
+- **1:1 chat**: a CSV/XLSX (a ``download.info`` attachment) becomes the chat's dataset. A file alone, or
+  ``report``, gets the deterministic report as an Adaptive Card; a question is answered by the analyst, streamed.
+  Follow-ups continue the conversation (its memory lives in the same session store as Slack's).
+- **Group chat** (``<at>Variance Analyst</at> question``): the answer is one ordinary message (Teams streams only in
+  1:1 chats), about the newest file that user sent the bot in their 1:1 chat. Files shared in group chats live in
+  SharePoint, behind Microsoft Graph, which the bot does not read; the reply says so when there is no file.
+
+The activity is acknowledged at once (Teams redelivers after ~15 s) and answered in a task of its own; a
+redelivered activity (same id) is answered once. The same per-user and per-tenant limits as the other surfaces
+apply (:mod:`bot.limits`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import ssl
+import time
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from analyst.context import AnalysisContext
+from bot.conversations import ConversationStore, Deduplicator, StoredDataset
+from bot.files import FileRejected, ReadResult, WorkerPool, read_table
+from bot.limits import Admission, RunLimits
+from bot.logs import log_line
+from bot.teams.files import TeamsFile, attached_files, download, unsupported_message
+from bot.teams.jobs import report_summary
+from bot.teams.settings import TeamsSettings
+from bot.teams.writer import StreamedAnswer, collect_answer, report_card, shown_text
+
+log = logging.getLogger("variance.teams")
+
+HELP = (
+    "I explain budget-vs-actual variances. Send me a CSV or Excel (.xlsx) export here, alone for a quick "
+    'report, or with a question such as "why is marketing over budget in Q3?". Then keep asking: I remember '
+    "the conversation. Type **report** for the report of the current file. In a group chat, mention me with a "
+    "question about the newest file you sent me here."
+)
+NO_DATASET = (
+    "I don't have a file to analyse here yet. Send me a budget-vs-actual CSV or XLSX (an export from your ERP or "
+    "spreadsheet) and ask again, or send the file alone for a quick report."
+)
+NO_FILE_FOR_GROUP = (
+    "I don't have a file from you yet. Send me the budget-vs-actual CSV or XLSX in a 1:1 chat with me, then "
+    "mention me here again. (Files shared in group chats are stored in SharePoint, which I can't read.)"
+)
+INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
+_AT = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def question_text(text: str | None) -> str:
+    """The question without the bot's ``<at>`` mention and without Teams' HTML."""
+    text = _AT.sub(" ", text or "")
+    text = html.unescape(_TAG.sub(" ", text))
+    return " ".join(text.split())
+
+
+@dataclass(slots=True)
+class TeamsDeps:
+    settings: TeamsSettings
+    store: ConversationStore
+    dedupe: Deduplicator
+    limits: RunLimits
+    workers: WorkerPool
+    ssl_context: ssl.SSLContext
+    # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent
+    latest_personal: dict[str, str] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    answered: int = 0
+    _http: aiohttp.ClientSession | None = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl_context))
+        return self._http
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %s", task.get_name(), type(task.exception()).__name__, exc_info=task.exception())
+
+    async def idle(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            while self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+    async def close(self, *, shutdown_workers: bool = True) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=10)
+        if self._http is not None:
+            await self._http.close()
+        if shutdown_workers:
+            self.workers.shutdown()
+
+
+@dataclass(slots=True)
+class Turn:
+    """The parts of one message activity the bot uses."""
+
+    activity_id: str
+    tenant: str
+    user: str
+    conversation: str  # Teams' conversation id
+    kind: str  # personal, groupChat, channel
+    question: str
+    files: list[TeamsFile]
+    had_attachments: bool
+
+    @property
+    def conversation_id(self) -> str:
+        """Where the dataset and the agent's memory live: the 1:1 chat, or one user's thread in a group chat."""
+        if self.kind == "personal":
+            return f"teams:{self.tenant}:{self.conversation}"
+        return f"teams:{self.tenant}:{self.conversation}:{self.user}"
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.tenant}:{self.user}"
+
+
+def turn_of(activity: Any) -> Turn:
+    conversation = activity.conversation
+    channel_data = getattr(activity, "channel_data", None)
+    tenant = conversation.tenant_id or (getattr(getattr(channel_data, "tenant", None), "id", None)) or ""
+    sender = activity.from_
+    attachments = list(getattr(activity, "attachments", None) or [])
+    return Turn(
+        activity_id=str(activity.id or ""),
+        tenant=str(tenant),
+        user=str(getattr(sender, "aad_object_id", None) or sender.id),
+        conversation=str(conversation.id),
+        kind=str(conversation.conversation_type or "personal"),
+        question=question_text(getattr(activity, "text", None)),
+        files=attached_files(attachments),
+        had_attachments=any(
+            (getattr(a, "content_type", None) or "") == "application/vnd.microsoft.teams.file.download.info"
+            for a in attachments
+        ),
+    )
+
+
+def register(app: Any, deps: TeamsDeps) -> None:
+    """Answer message activities (acknowledged at once, answered in a task)."""
+
+    async def on_message(ctx):  # type: ignore[no-untyped-def]
+        turn = turn_of(ctx.activity)
+        if turn.activity_id and not deps.dedupe.first_time(f"teams:{turn.conversation}:{turn.activity_id}"):
+            log_line("request", surface="teams", activity=turn.activity_id, duplicate=True)
+            return
+        deps.spawn(answer(deps, ctx, turn), name="teams-answer")
+
+    app.on_message(on_message)
+
+
+async def _send(ctx: Any, text: str, attachments: list[dict[str, Any]] | None = None) -> bool:
+    """One ordinary message (paced like every call); failures are logged, never raised."""
+    from microsoft_teams.api.activities.message.message import MessageActivityInput
+    from microsoft_teams.api.models.attachment.attachment import Attachment
+
+    message = MessageActivityInput(text=shown_text(text))
+    if attachments:
+        message.add_attachments(*(Attachment(content_type=a["contentType"], content=a["content"]) for a in attachments))
+    try:
+        await ctx.send(message)
+        return True
+    except Exception as error:
+        log.warning("could not send a message to Teams: %s", type(error).__name__)
+        return False
+
+
+async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
+    started = time.monotonic()
+    answer_id = uuid.uuid4().hex[:16]
+    outcome = "unknown"
+    admission: Admission | None = None
+    try:
+        command = turn.question.lower().strip(" .!?")
+        if command == "help":
+            await _send(ctx, HELP)
+            outcome = "help"
+            return
+        if turn.kind == "personal":
+            if turn.had_attachments and not any(f.is_table for f in turn.files):
+                await _send(ctx, unsupported_message(turn.files))
+                outcome = "unsupported"
+                return
+            new_file = next((f for f in reversed(turn.files) if f.is_table), None)
+            stored = deps.store.get(turn.conversation_id)
+            if new_file is None and stored is None:
+                await _send(ctx, NO_DATASET)
+                outcome = "no_dataset"
+                return
+            if new_file is None and not turn.question:
+                outcome = "empty"
+                return
+        else:
+            new_file = None
+            source_id = deps.latest_personal.get(turn.user_key)
+            source = deps.store.get(source_id) if source_id else None
+            if source is None:
+                await _send(ctx, NO_FILE_FOR_GROUP)
+                outcome = "no_dataset"
+                return
+            stored = deps.store.adopt(turn.conversation_id, source)
+        admission = await deps.limits.admit(turn.tenant, turn.user)
+        if not admission.ok:
+            await _send(ctx, admission.message)
+            outcome = f"limited:{admission.reason}"
+            return
+        wants_report = command in {"", "report"}
+        if turn.kind == "personal":
+            outcome = await _personal(deps, ctx, turn, new_file, stored, wants_report)
+        else:
+            assert stored is not None
+            outcome = await _group(deps, ctx, turn, stored, wants_report)
+    except asyncio.CancelledError:
+        outcome = "shutdown"
+        raise
+    except Exception as error:
+        log.exception("teams answer %s failed", answer_id)
+        outcome = f"error:{type(error).__name__}"
+    finally:
+        if admission is not None:
+            await deps.limits.release(admission)
+        deps.answered += 1
+        log_line(
+            "answer",
+            surface="teams",
+            answer_id=answer_id,
+            activity=turn.activity_id,
+            tenant=turn.tenant,
+            chat=turn.kind,
+            outcome=outcome,
+            total_s=round(time.monotonic() - started, 3),
+        )
+
+
+async def _personal(
+    deps: TeamsDeps,
+    ctx: Any,
+    turn: Turn,
+    new_file: TeamsFile | None,
+    stored: StoredDataset | None,
+    wants_report: bool,
+) -> str:
+    from microsoft_teams.apps import HttpStream
+
+    async def fallback(text: str, attachments: list[dict[str, Any]] | None) -> bool:
+        return await _send(ctx, text, attachments)
+
+    writer = StreamedAnswer(
+        HttpStream(ctx.api, ctx.conversation_ref), interval_s=deps.settings.chunk_interval_s, fallback=fallback
+    )
+    try:
+        if new_file is not None:
+            writer.status(f"Reading {new_file.name}…")
+            stored = await load_file(deps, turn, new_file)
+            deps.latest_personal[turn.user_key] = turn.conversation_id
+        if stored is None:
+            raise FileRejected(NO_DATASET, reason="no_dataset")
+        if wants_report:
+            summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
+            text, card = report_card(summary, stored.filename)
+            result = await writer.finish(text, [card])
+            return "report" if result.delivered else "report:undelivered"
+        writer.status("Looking at the numbers…")
+        run = _start_run(deps, turn.question, stored.context, turn.conversation_id)
+        result = await writer.write(run)
+        return "answered" if result.delivered else "answered:undelivered"
+    except FileRejected as rejected:
+        await writer.finish(rejected.user_message)
+        return f"rejected:{rejected.reason}"
+    except asyncio.CancelledError:
+        await asyncio.shield(writer.finish("The bot is restarting, so I stopped here. Please ask again in a minute."))
+        raise
+    except Exception:
+        log.exception("teams answer failed")
+        await writer.finish(INTERNAL_ERROR)
+        return "error"
+
+
+async def _group(deps: TeamsDeps, ctx: Any, turn: Turn, stored: StoredDataset, wants_report: bool) -> str:
+    if wants_report:
+        summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
+        text, card = report_card(summary, stored.filename)
+        return "report" if await _send(ctx, text, [card]) else "report:undelivered"
+    text = await collect_answer(_start_run(deps, turn.question, stored.context, turn.conversation_id))
+    return "answered" if await _send(ctx, text) else "answered:undelivered"
+
+
+def _start_run(deps: TeamsDeps, question: str, context: AnalysisContext, conversation_id: str) -> Any:
+    from analyst.agent import AgentSettings, start_run
+
+    settings = deps.settings.agent or AgentSettings()
+    return start_run(question, context, conversation_id=conversation_id, settings=settings)
+
+
+async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDataset:
+    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected."""
+    settings = deps.settings
+    content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=settings.max_file_bytes)
+    try:
+        result: ReadResult = await deps.workers.run(read_table, content, file.name, settings.max_file_bytes, False)
+    except BrokenProcessPool as error:
+        raise FileRejected(
+            f"I ran out of room while reading {file.name}. Try a smaller export (fewer lines or periods).",
+            reason="worker_died",
+        ) from error
+    if result.dataset is None:
+        raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
+    return deps.store.put(
+        turn.conversation_id,
+        result.dataset,
+        file_id=file.unique_id,
+        filename=file.name,
+        memory_bytes=result.memory_bytes,
+    )
