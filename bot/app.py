@@ -54,6 +54,16 @@ _SHARED_KEY = web.AppKey("shared", asyncio.Task[None])
 METRICS_PATH = "/metrics"
 
 
+def budget_queue_depth(deps: BotDeps, metrics: Metrics) -> None:
+    """``budget_queue_depth{method}``: messages with an edit waiting for their workspace's budget, by method."""
+    depth: dict[str, int] = {}
+    for (_team, method), scheduler in deps.budget.schedulers().items():
+        slots = getattr(scheduler, "_slots", {})  # the scheduler's open messages (no public count of waiting ones)
+        depth[method] = depth.get(method, 0) + sum(1 for slot in slots.values() if slot.pending)
+    for method, waiting in depth.items():
+        metrics.queue_depth.labels(method=method).set(waiting)
+
+
 def create_app(
     settings: Settings, *, workers: WorkerPool | None = None, events_endpoint: bool = True
 ) -> tuple[AsyncApp, web.Application]:
@@ -88,6 +98,7 @@ def create_app(
         metrics=metrics,
     )
     redis = connect_shared_state(deps) if settings.redis_url else None
+    metrics.refreshers.append(lambda m: budget_queue_depth(deps, m))
     owns_workers = workers is None
 
     @bolt.middleware

@@ -17,7 +17,7 @@ One :class:`Metrics` per app, each with its own registry (several apps in one te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -58,7 +58,15 @@ class Metrics:
         self.running = Gauge("variance_running_answers", "Answers running on this instance.", registry=r)
         self.tokens = Counter("variance_model_tokens", "Model tokens.", ["direction"], registry=r)
 
+        # Called just before each scrape, to read gauges that are cheaper to compute than to keep up to date.
+        self.refreshers: list[Callable[[Metrics], None]] = []
+
     def render(self) -> bytes:
+        for refresh in self.refreshers:
+            try:
+                refresh(self)
+            except Exception:  # a gauge that cannot be read must not cost the whole scrape
+                continue
         return generate_latest(self.registry)
 
     async def handle(self, request: web.Request) -> web.Response:
