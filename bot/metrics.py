@@ -80,12 +80,17 @@ class MeteredWebClient(AsyncWebClient):
     of the bot's Slack calls pass (the writer's retry-less copy is a shallow copy of this object)."""
 
     metrics: Metrics | None = None
+    # Told of every 429 (method, Retry-After seconds): with REDIS_URL the pause is shared with other instances.
+    on_ratelimited: Callable[[str, float], None] | None = None
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         try:
             response = await super().api_call(api_method, **kwargs)
         except SlackApiError as error:
-            self._count(api_method, _status(error.response))
+            status = _status(error.response)
+            self._count(api_method, status)
+            if status == "ratelimited" and self.on_ratelimited is not None:
+                self.on_ratelimited(api_method, _retry_after(error.response))
             raise
         except (aiohttp.ClientError, TimeoutError, OSError):
             self._count(api_method, "network")
@@ -96,6 +101,14 @@ class MeteredWebClient(AsyncWebClient):
     def _count(self, method: str, status: str) -> None:
         if self.metrics is not None:
             self.metrics.slack_calls.labels(method=method[:40], status=status[:40]).inc()
+
+
+def _retry_after(response: Any) -> float:
+    headers = {str(k).lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+    try:
+        return max(1.0, float(headers.get("retry-after", 1)))
+    except (TypeError, ValueError):
+        return 1.0
 
 
 def _status(response: Any) -> str:
