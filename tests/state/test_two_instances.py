@@ -133,7 +133,13 @@ class Cluster:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     async with FakeSlack() as slack, FakeOpenAI() as openai, aiohttp.ClientSession() as http:
-        env = {**os.environ, **base_env(slack, openai, tmp_path_factory.mktemp("a")), "REDIS_URL": redis_url}
+        # 40 answers at once in one workspace: the workspace's running-answers limit is off for this module.
+        env = {
+            **os.environ,
+            **base_env(slack, openai, tmp_path_factory.mktemp("a")),
+            "REDIS_URL": redis_url,
+            "VARIANCE_WORKSPACE_MAX_RUNNING": "0",
+        }
         env_b = {**env, **base_env(slack, openai, tmp_path_factory.mktemp("b")), "REDIS_URL": redis_url}
         a, b = await asyncio.gather(start_instance("bot-a", env, http), start_instance("bot-b", env_b, http))
         try:
@@ -256,6 +262,34 @@ async def test_metrics_parse_on_both_instances(cluster: Cluster) -> None:
     assert ("chat.postMessage", "ok") in calls
     answered = sum(s.value for s in families["variance_answers"].samples if s.name.endswith("_total"))
     assert answered >= 1
+
+
+@pytest.mark.timeout(300)
+async def test_forty_concurrent_answers_over_both_instances_meet_no_429(cluster: Cluster) -> None:
+    slack, openai = cluster.slack, cluster.openai
+    answer = " ".join(f"Part {i}: marketing moved by {i}.00." for i in range(60))
+    openai.script(*[text(answer, chunk=20, delay=0.05) for _ in range(40)])
+    first_call = len(slack.calls)
+    channels = []
+    for i in range(40):
+        channel = f"D0LOAD{i:02d}"
+        slack.add_channel(channel, is_im=True)
+        file_obj = slack.add_file(SMALL_CSV, name="q3.csv")
+        message = slack.add_message(channel, files=[file_obj], text="why is marketing over?")
+        event = dm_event(message.ts, "why is marketing over?", files=[file_obj], channel=channel, user=f"U0LOAD{i:02d}")
+        channels.append((channel, event))
+    statuses = await asyncio.gather(
+        *((cluster.a if i % 2 else cluster.b).send_event(event) for i, (_, event) in enumerate(channels))
+    )
+    assert statuses == [200] * 40
+    await slack.wait_for(
+        lambda: all(len(final_answers(slack, channel)) == 1 for channel, _ in channels), timeout=170
+    )
+    for channel, _ in channels:  # nothing lost: every answer ends with its whole text
+        final = final_answers(slack, channel)[0]
+        assert final.markdown_text is not None and "Part 59:" in final.markdown_text
+    limited = [c.method for c in slack.calls[first_call:] if c.status == 429]
+    assert limited == []
 
 
 async def test_an_instance_killed_mid_answer_leaves_no_message_unfinished(cluster: Cluster) -> None:
