@@ -1,29 +1,37 @@
-"""Streaming answers into Slack under real Tier-3 limits: the scheduled AnswerWriter against a naive writer.
+"""Streaming answers into Slack under Slack's real limits: today's writer (baseline) against the delivery modes.
 
-    .venv/bin/python bench/bench_streaming.py                 # 5, 20 and 50 concurrent answers, both writers
-    .venv/bin/python bench/bench_streaming.py --answers 20 --naive-every 10
+    .venv/bin/python bench/bench_streaming.py                       # 1, 20 and 50 answers; every mode; both windows
+    .venv/bin/python bench/bench_streaming.py --answers 20 --modes stream --windows busy
 
-Each answer: a thread in its own channel, two tool calls (ToolStarted/ToolFinished), then ~400 words of
-Markdown at ~50 deltas/s, then Done. All answers start within the first second, in one workspace. The fake
-Slack enforces Slack's real limits: ``chat.update`` 50 per rolling 60 s per workspace, ``chat.postMessage``
-1/s per channel (burst 3), with HTTP 429 + Retry-After.
+Each answer: its own DM, a reply in the thread of the user's question, one tool call (0.3-0.8 s), then ~400 words
+of Markdown at ~50 deltas/s, then Done. All answers start within the first second, in one workspace. The
+Slack side (:mod:`bench.fake_slack`) enforces Slack's limits with HTTP 429 + Retry-After: ``chat.update`` and
+``chat.delete`` 50 per rolling 60 s per workspace, ``chat.startStream``/``chat.stopStream`` 20 (Tier 2),
+``chat.appendStream`` 100 (Tier 4), ``chat.postMessage`` 1/s per channel (burst 3).
 
-- scheduled: :class:`bot.render.AnswerWriter` sharing one :class:`bot.render.SlackBudget` (defaults: 45 edits
-  per 60 s, 1 s per message, one unit reserved per live answer for its final edit).
-- naive: posts a placeholder, then ``chat.update`` with the whole text every N deltas and once at the end,
-  awaiting each call and ignoring failures (what a first version typically does).
+Modes (the same :class:`bot.render.AnswerWriter` and :class:`bot.render.SlackBudget` as the bot):
 
-Printed per writer and concurrency: 429s received (target 0), edits per answer, p50/p95 time from the first
-delta to the first visible text, p50/p95 time from the last delta to the final text in Slack, and answers whose
-final thread state is not exactly the final text (lost text; target none). Times are measured on the fake
-server's side (when Slack had the text). Each scenario gets a fresh fake server (fresh rate windows).
+- ``legacy``: today's writer, the baseline: a placeholder posted at once, then every visible change an edit
+  (``WriterSettings(placeholder_after=0)``).
+- ``edits``: the first text rides on the post (a placeholder only if no text came within 1.5 s), later text
+  and the final are edits, a final kept waiting by a spent window is reposted.
+- ``stream``: native streams while the workspace's Tier-2 windows admit them, edits otherwise.
+
+Windows: ``fresh`` (nothing spent), ``busy`` (the previous minute's edit budget already spent by earlier
+answers: 45 ``chat.update`` in the last 40 s, as counted both by Slack and by the bot's budget), ``busy-all``
+(also 18 each of ``chat.startStream``/``chat.stopStream``: earlier answers were streamed).
+
+Printed per scenario: 429s received (target 0), edits per answer, p50/p95 seconds from an answer's first delta
+until Slack showed its first text, from its last delta until the thread reached its final state, the longest
+gap between visible changes while text streamed (1 answer), and answers whose final thread is not exactly the
+answer once (lost or duplicated text; target 0). Times are taken on the Slack side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import itertools
 import random
 import re
 import statistics
@@ -37,47 +45,66 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slack_sdk.errors import SlackApiError  # noqa: E402
 from slack_sdk.web.async_client import AsyncWebClient  # noqa: E402
 
 from analyst.events import AnalystEvent, Done, TextDelta, ToolFinished, ToolStarted  # noqa: E402
-from bot.render import AnswerWriter, SlackBudget  # noqa: E402
-from tests.fakes.slack_server import FakeSlack, FakeSlackLimits  # noqa: E402
+from bench.fake_slack import BenchSlack  # noqa: E402
+from bot.render import DEFAULT_LIMITS, AnswerWriter, SlackBudget, WriterSettings  # noqa: E402
 
+ZWSP = "\u200b"
+MODES = {
+    "legacy": WriterSettings(placeholder_after=0.0),
+    "edits": WriterSettings(placeholder_after=1.5, feedback_buttons=True),
+    "stream": WriterSettings(placeholder_after=1.5, native_stream=True, feedback_buttons=True),
+}
+# What earlier answers spent in the previous minute: "busy" as the issue measures it (the edit window), and
+# "busy-all" with the native streams' Tier-2 windows spent too.
+SPENT = {
+    "fresh": {},
+    "busy": {"chat.update": 45},
+    "busy-all": {"chat.update": 45, "chat.startStream": 18, "chat.stopStream": 18},
+}
 WORDS = [
-    *[
-        "marketing",
-        "spend",
-        "rose",
-        "above",
-        "plan",
-        "because",
-        "paid",
-        "social",
-        "campaigns",
-        "ran",
-        "longer",
-        "than",
-        "budgeted",
-    ],
-    *[
-        "while",
-        "events",
-        "costs",
-        "came",
-        "in",
-        "higher",
-        "and",
-        "agency",
-        "fees",
-        "were",
-        "partly",
-        "offset",
-        "by",
-        "lower",
-        "travel",
-    ],
-    *["the", "variance", "is", "unfavourable", "for", "costs", "and", "concentrated", "in", "the", "third", "quarter"],
+    "marketing",
+    "spend",
+    "rose",
+    "above",
+    "plan",
+    "because",
+    "paid",
+    "social",
+    "campaigns",
+    "ran",
+    "longer",
+    "than",
+    "budgeted",
+    "while",
+    "events",
+    "costs",
+    "came",
+    "in",
+    "higher",
+    "and",
+    "agency",
+    "fees",
+    "were",
+    "partly",
+    "offset",
+    "by",
+    "lower",
+    "travel",
+    "the",
+    "variance",
+    "is",
+    "unfavourable",
+    "for",
+    "costs",
+    "and",
+    "concentrated",
+    "in",
+    "the",
+    "third",
+    "quarter",
 ]
 
 
@@ -99,8 +126,7 @@ def make_answer(rng: random.Random, words: int, index: int) -> str:
             out.append("".join(f"- {item}\n" for item in items) + "\n")
             count += 24
         else:
-            sentence = " ".join(rng.choices(WORDS, k=30))
-            out.append(sentence.capitalize() + ".\n\n")
+            out.append(" ".join(rng.choices(WORDS, k=30)).capitalize() + ".\n\n")
             count += 30
     return "".join(out).strip()
 
@@ -112,19 +138,13 @@ class Timing:
 
 
 async def events(text: str, timing: Timing, rate: float, rng: random.Random) -> AsyncIterator[AnalystEvent]:
-    for label in ("Describing the dataset…", "Computing variance by Department…"):
-        yield ToolStarted("tool", "{}", label)
-        await asyncio.sleep(rng.uniform(0.3, 0.8))
-        yield ToolFinished("tool", True)
-    # token-sized deltas (~4-5 characters) at ``rate`` per second
-    pieces = re.findall(r"\S*\s*", text)
-    deltas: list[str] = []
-    for piece in pieces:
-        deltas.extend(piece[i : i + 5] for i in range(0, len(piece), 5))
+    yield ToolStarted("breakdown", "{}", "Computing variance by Department…")
+    await asyncio.sleep(rng.uniform(0.3, 0.8))
+    yield ToolFinished("breakdown", True)
+    pieces = re.findall(r"\S*\s*", text)  # token-sized deltas (~4-5 characters)
+    deltas = [piece[i : i + 5] for piece in pieces for i in range(0, len(piece), 5) if piece]
     start = time.monotonic()
     for i, delta in enumerate(deltas):
-        if not delta:
-            continue
         if i == 0:
             timing.first_delta = time.monotonic()
         yield TextDelta(delta)
@@ -135,36 +155,18 @@ async def events(text: str, timing: Timing, rate: float, rng: random.Random) -> 
     yield Done(text)
 
 
-async def naive_writer(
-    client: AsyncWebClient, channel: str, thread_ts: str, source: AsyncIterator[AnalystEvent], every: int
-) -> None:
-    resp = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text="Analyzing…")
-    ts = resp["ts"]
-    text = ""
-    n = 0
-    async for event in source:
-        if isinstance(event, TextDelta):
-            text += event.text
-            n += 1
-            if n % every == 0:
-                with contextlib.suppress(SlackApiError):
-                    await client.chat_update(channel=channel, ts=ts, markdown_text=text)
-        elif isinstance(event, Done):
-            with contextlib.suppress(SlackApiError):
-                await client.chat_update(channel=channel, ts=ts, markdown_text=event.final_text)
-
-
 @dataclass
 class Result:
-    writer: str
+    mode: str
+    window: str
     answers: int
     ratelimited: int = 0
     edits: list[int] = field(default_factory=list)
     first_visible: list[float] = field(default_factory=list)
     to_final: list[float] = field(default_factory=list)
-    lost: int = 0
-    reposted: int = 0  # finals posted anew (placeholder deleted) because the update window was spent
-    wall: float = 0.0
+    max_gap: list[float] = field(default_factory=list)
+    streams: int = 0
+    wrong: int = 0
 
 
 def reassembles(parts: list[str], doc: str) -> bool:
@@ -172,87 +174,97 @@ def reassembles(parts: list[str], doc: str) -> bool:
     return re.fullmatch(pattern, doc, flags=re.DOTALL) is not None
 
 
-async def scenario(kind: str, n: int, *, words: int, rate: float, every: int, seed: int) -> Result:
+async def scenario(mode: str, window: str, n: int, *, words: int, rate: float, seed: int) -> Result:
     rng = random.Random(seed)
     texts = [make_answer(rng, words, i) for i in range(n)]
     timings = [Timing() for _ in range(n)]
-    result = Result(kind, n)
-    async with FakeSlack(limits=FakeSlackLimits()) as slack:
-        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, timeout=30)
-        budget = SlackBudget()
-        parents = [slack.add_message(f"C{i:03d}", text=f"question {i}") for i in range(n)]
+    result = Result(mode, window, n)
+    async with BenchSlack() as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url, timeout=30)
+        budget = SlackBudget(limits=dict(DEFAULT_LIMITS))
+        for method, calls in SPENT[window].items():
+            slack.spend(method, calls, 40.0)
+            now = time.monotonic()
+            times = [now - 40.0 + 40.0 * (i + 0.5) / calls for i in range(calls)]
+            await budget.scheduler(slack.team_id, method).count_earlier(times)
+        parents = [slack.user_message(f"D{i:03d}") for i in range(n)]
 
         async def one(i: int) -> None:
             await asyncio.sleep(rng.uniform(0, 1.0))
-            channel, parent = f"C{i:03d}", parents[i].ts
             source = events(texts[i], timings[i], rate, random.Random(seed * 1000 + i))
-            if kind == "naive":
-                await naive_writer(client, channel, parent, source, every)
-            else:
-                writer = AnswerWriter(client, budget, team_id=slack.team_id, channel=channel, thread_ts=parent)
-                await writer.start()
-                await writer.write(source)
+            writer = AnswerWriter(
+                client,
+                budget,
+                team_id=slack.team_id,
+                channel=f"D{i:03d}",
+                thread_ts=parents[i].ts,
+                settings=MODES[mode],
+            )
+            await writer.start()
+            await writer.write(source)
 
-        started = time.monotonic()
         await asyncio.gather(*(one(i) for i in range(n)))
-        result.wall = time.monotonic() - started
         await budget.aclose()
         result.ratelimited = slack.ratelimited
+        result.streams = slack.calls["chat.startStream"]
         for i in range(n):
-            channel = f"C{i:03d}"
-            thread = [m for m in slack.messages[channel].values() if m.thread_ts == parents[i].ts]
-            result.reposted += sum(1 for m in thread if m.deleted)
-            msgs = [m for m in slack.thread(channel, parents[i].ts)[1:] if not m.deleted]
-            result.edits.append(sum(m.edits for m in msgs))
+            thread = [m for m in slack.messages[f"D{i:03d}"].values() if m.bot and m.thread_ts == parents[i].ts]
+            result.edits.append(sum(1 for m in thread for _, method, _ in m.states if method == "chat.update"))
             head = texts[i][:12]
-            shown = [s.time for m in msgs for s in m.history if head in s.visible]
+            shown = [t for m in thread for t, _, v in m.states if head in v.replace(ZWSP, "")]
             if shown:
                 result.first_visible.append(min(shown) - timings[i].first_delta)
-            finals = [m.visible for m in msgs]
-            if not reassembles(finals, texts[i]):
-                result.lost += 1
+            changes = sorted(t for m in thread for t, _, _ in m.states)
+            final_at = changes[-1]
+            if shown and n == 1:
+                live = [t for t in changes if min(shown) <= t <= final_at]
+                result.max_gap.append(max((b - a for a, b in itertools.pairwise(live)), default=0.0))
+            parts = [m.text.replace(ZWSP, "") for m in thread if not m.deleted]
+            if not reassembles(parts, texts[i]):
+                result.wrong += 1
                 continue
-            # when each message last changed (its final state reached Slack)
-            result.to_final.append(max(m.history[-1].time for m in msgs) - timings[i].last_delta)
+            result.to_final.append(final_at - timings[i].last_delta)
     return result
 
 
 def pct(values: list[float], q: float) -> str:
     if not values:
-        return "   n/a"
+        return "n/a"
     values = sorted(values)
     k = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return f"{values[k]:6.2f}"
+    return f"{values[k]:.2f}"
 
 
-def report(r: Result) -> str:
+def row(r: Result) -> str:
     edits = statistics.mean(r.edits) if r.edits else 0.0
+    gap = f"{max(r.max_gap):.2f}" if r.max_gap else "-"
     return (
-        f"{r.writer:<9} {r.answers:>3}  429s {r.ratelimited:>5}  edits/answer {edits:5.1f}  "
-        f"first text p50 {pct(r.first_visible, 50)} p95 {pct(r.first_visible, 95)} s  "
-        f"final p50 {pct(r.to_final, 50)} p95 {pct(r.to_final, 95)} s  lost {r.lost:>2}/{r.answers}  "
-        f"reposted {r.reposted:>2}  wall {r.wall:5.1f} s"
+        f"| {r.answers} | {r.window} | {r.mode} | {r.ratelimited} | {edits:.1f} | {r.streams} | "
+        f"{pct(r.first_visible, 50)} / {pct(r.first_visible, 95)} | {pct(r.to_final, 50)} / {pct(r.to_final, 95)} | "
+        f"{gap} | {r.wrong}/{r.answers} |"
     )
 
 
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--answers", type=int, nargs="+", default=[5, 20, 50])
+    parser.add_argument("--answers", type=int, nargs="+", default=[1, 20, 50])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--windows", nargs="+", choices=list(SPENT), default=list(SPENT))
     parser.add_argument("--words", type=int, default=400)
     parser.add_argument("--rate", type=float, default=50.0, help="deltas per second per answer")
-    parser.add_argument("--naive-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--skip-naive", action="store_true")
     args = parser.parse_args(argv)
+    print(f"{args.words} words at {args.rate:.0f} deltas/s per answer, one DM thread each; legacy = today's writer")
     print(
-        f"Slack limits: chat.update 50/60 s per workspace, chat.postMessage 1/s per channel (burst 3); "
-        f"{args.words} words at {args.rate:.0f} deltas/s; naive edits every {args.naive_every} deltas"
+        "| answers | window | mode | 429s | edits/answer | streams | first text p50 / p95 s | "
+        "final p50 / p95 s | max gap s | wrong |"
     )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for n in args.answers:
-        kinds = ["scheduled"] if args.skip_naive else ["scheduled", "naive"]
-        for kind in kinds:
-            res = await scenario(kind, n, words=args.words, rate=args.rate, every=args.naive_every, seed=args.seed)
-            print(report(res), flush=True)
+        for window in args.windows:
+            for mode in args.modes:
+                res = await scenario(mode, window, n, words=args.words, rate=args.rate, seed=args.seed)
+                print(row(res), flush=True)
     return 0
 
 

@@ -5,8 +5,7 @@ which runs as its own task (:meth:`BotDeps.spawn`) so the event is acknowledged 
 the message in a final state: the answer, the deterministic report, or the text so far plus a clear line
 saying what went wrong (the file, the model, Slack) or that it was stopped.
 
-:class:`BotDeps` holds what the listeners share: settings, the Slack client, the conversation store, the
-deduplicator, the running answers (for Stop), the worker pool and the workspace-wide Slack budget.
+:class:`~bot.deps.BotDeps` (in :mod:`bot.deps`) holds what the listeners share.
 """
 
 from __future__ import annotations
@@ -15,37 +14,32 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Failed, FailureKind
 from bot import uploads
-from bot.config import Settings
-from bot.conversations import ConversationStore, RunningAnswers, StoredDataset, channel_key
+from bot.conversations import StoredDataset, channel_key
+from bot.deps import SHUTDOWN, BotDeps
 from bot.files import (
     FileRejected,
     ReadResult,
     SlackFile,
-    WorkerPool,
     build_report_markdown,
     download,
     read_table,
 )
-from bot.limits import Limits, RunLimits
 from bot.logs import AnswerLog
-from bot.metrics import MeteredRun, Metrics
+from bot.metrics import MeteredRun
 from bot.overrides import NotedRun, with_note
-from bot.render import DEFAULT_LIMITS, AnswerOutcome, AnswerWriter, BudgetLimit, DeliveryError, SlackBudget
-from bot.state.local import LocalRegistry, LocalSources
+from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, WriterSettings
 from bot.state.registry import AnswerRecord
-from bot.textfilter import neutralise
+from bot.textfilter import code_span, neutralise
+from bot.workers import JobTimedOut, PoolClosed, WorkerFailed, WorkerOutOfMemory
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -53,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("variance.bot")
 T = TypeVar("T")
 
-Entry = Literal["mention", "dm", "command"]
+Entry = Literal["mention", "dm", "command", "assistant"]
 
 NO_DATASET = (
     "I don't have a file to analyse here yet. Upload a budget-vs-actual CSV or XLSX (an export from your "
@@ -62,7 +56,6 @@ NO_DATASET = (
 STOPPED = "Stopped."
 INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
 UNDELIVERED = "Slack was not responding, so I couldn't answer this. Please ask again."
-SHUTDOWN = "The bot is restarting, so I stopped here. Please ask again in a minute."
 
 
 @dataclass(slots=True)
@@ -79,78 +72,12 @@ class AnswerRequest:
     stored: StoredDataset | None = None  # the dataset to use when no new file is given
     event_id: str | None = None
     user: str | None = None
+    assistant_thread: bool = False  # a thread in Slack's assistant container (status, native stream)
     source_ts: str | None = None  # the user's message (its ts): a deleted message drops the turn it produced
 
     @property
     def wants_report(self) -> bool:
         return not self.question.strip()
-
-
-class Claims(Protocol):
-    async def claim(self, key: str) -> bool: ...
-
-
-@dataclass(slots=True)
-class BotDeps:
-    settings: Settings
-    client: AsyncWebClient
-    store: ConversationStore
-    dedupe: Claims
-    running: RunningAnswers
-    workers: WorkerPool
-    budget: SlackBudget
-    limits: Limits = field(default_factory=RunLimits)
-    # Shared with other instances through Redis when REDIS_URL is set (bot.state); in-process twins otherwise.
-    sources: Any = field(default_factory=LocalSources)
-    registry: Any = field(default_factory=LocalRegistry)
-    metrics: Metrics = field(default_factory=Metrics)
-    accepting: bool = True  # False once a shutdown began: new events are left to the other instances
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _http: aiohttp.ClientSession | None = None
-
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
-        """Run ``coro`` as a tracked task (kept alive, cancelled and finalised at shutdown)."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log.error("%s failed: %s", task.get_name(), type(error).__name__, exc_info=error)
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        """One HTTP session for file downloads (created in the running loop on first use)."""
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession()
-        return self._http
-
-    async def idle(self, timeout: float | None = None) -> None:
-        """Wait until no answer task is running (tests, graceful shutdown)."""
-        async with asyncio.timeout(timeout):
-            while self.tasks:
-                await asyncio.gather(*list(self.tasks), return_exceptions=True)
-
-    async def close(self, *, shutdown_workers: bool = True) -> None:
-        """Stop every running answer (each ends in a final state saying the bot restarts), then release resources.
-
-        The answer tasks are cancelled with the restart message as the reason; cancelling the analyst runs
-        first would end them as if the user had pressed Stop.
-        """
-        for task in list(self.tasks):
-            task.cancel(SHUTDOWN)
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=10)
-        self.running.cancel_all()  # anything still running outside a task
-        # After the answers: their final edits go through the budget's schedulers.
-        await self.budget.aclose()
-        if self._http is not None:
-            await self._http.close()
-        if shutdown_workers:
-            self.workers.shutdown()
 
 
 class AnswerControl:
@@ -256,8 +183,38 @@ async def resolve_file(deps: BotDeps, file: SlackFile) -> SlackFile:
     return SlackFile.from_object(obj) if isinstance(obj, dict) else file
 
 
-async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_entry: AnswerLog) -> StoredDataset:
-    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected."""
+def _reader_failed(error: WorkerFailed, name: str) -> FileRejected:
+    """What the person who sent the file is told when its reader was stopped or lost."""
+    name = code_span(name)
+    if isinstance(error, JobTimedOut):
+        message = (
+            f"Reading {name} took longer than {error.seconds:g} seconds, so I stopped. Send a smaller export "
+            "(fewer lines or periods, or just the sheet with the table), or save it as CSV."
+        )
+    elif isinstance(error, WorkerOutOfMemory):
+        limit = f" ({error.limit_mb} MB)" if error.limit_mb else ""
+        message = (
+            f"Reading {name} needed more memory than I allow for one file{limit}, so I stopped. Send a smaller "
+            "export (fewer lines or periods, or just the sheet with the table)."
+        )
+    elif isinstance(error, PoolClosed):
+        message = SHUTDOWN
+    else:
+        message = f"Something went wrong while reading {name}, so I stopped. Try again, or send it as CSV."
+    return FileRejected(message, reason=error.reason)
+
+
+async def load_file(
+    deps: BotDeps,
+    request: AnswerRequest,
+    file: SlackFile,
+    log_entry: AnswerLog,
+    *,
+    on_wait: Callable[[int], object] | None = None,
+) -> StoredDataset:
+    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected.
+
+    ``on_wait(place)`` is called while every reader is busy (see :meth:`WorkerPool.run`)."""
     started = asyncio.get_running_loop().time()
     try:
         file = await resolve_file(deps, file)
@@ -276,13 +233,10 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
     log_entry.file_bytes = len(content)
     try:
         result: ReadResult = await deps.workers.run(
-            read_table, content, file.name, settings.max_file_bytes, request.wants_report
+            read_table, content, file.name, settings.max_file_bytes, request.wants_report, on_wait=on_wait
         )
-    except BrokenProcessPool as error:  # the reader died (out of memory, killed): the pool is renewed
-        raise FileRejected(
-            f"I ran out of room while reading {file.name}. Try a smaller export (fewer lines or periods).",
-            reason="worker_died",
-        ) from error
+    except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
+        raise _reader_failed(error, file.name) from error
     del content
     if result.dataset is None:
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
@@ -304,13 +258,18 @@ async def load_file(deps: BotDeps, request: AnswerRequest, file: SlackFile, log_
     )
 
 
-async def report_markdown(deps: BotDeps, stored: StoredDataset) -> str:
+async def report_markdown(
+    deps: BotDeps, stored: StoredDataset, *, on_wait: Callable[[int], object] | None = None
+) -> str:
     """The conversation's deterministic report, under its options (account-type overrides, materiality)."""
     cached = stored.cached_report()
     if cached is not None:
         return cached
     dataset, options = stored.context.dataset, stored.context.options
-    markdown = await deps.workers.run(build_report_markdown, dataset, options)
+    try:
+        markdown = await deps.workers.run(build_report_markdown, dataset, options, on_wait=on_wait)
+    except WorkerFailed as error:
+        raise _reader_failed(error, stored.filename) from error
     stored.cache_report(markdown, dataset, options)
     return markdown
 
@@ -334,11 +293,25 @@ def _start_run(
     )
 
 
-def new_budget(settings: Settings) -> SlackBudget:
-    """The process-wide Slack budget: ``chat.update`` per workspace, and per-message edit spacing."""
-    limits = dict(DEFAULT_LIMITS)
-    limits["chat.update"] = BudgetLimit(settings.update_budget_per_minute, 60.0)
-    return SlackBudget(limits=limits, min_interval=settings.edit_interval_s)
+# The first text rides on the post; a placeholder appears only if none has come by then.
+PLACEHOLDER_AFTER_S = 1.5
+
+
+def writer_settings(request: AnswerRequest) -> WriterSettings:
+    """How this answer is delivered (bot.render.modes): native streams in DMs' and assistant threads, status
+    in the assistant container, 👍/👎 under every finished answer."""
+    in_dm = request.entry == "dm" or request.channel.startswith("D")
+    placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
+    slow_start = request.new_file is not None or uploads.wants_pack(request.question)
+    if slow_start and not request.assistant_thread:
+        # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
+        placeholder_after = 0.0
+    return WriterSettings(
+        placeholder_after=placeholder_after,
+        native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
+        feedback_buttons=True,
+        assistant_status=request.assistant_thread,
+    )
 
 
 def new_writer(deps: BotDeps, request: AnswerRequest, answer_id: str) -> AnswerWriter:
@@ -349,6 +322,9 @@ def new_writer(deps: BotDeps, request: AnswerRequest, answer_id: str) -> AnswerW
         channel=request.channel,
         thread_ts=request.thread_ts,
         answer_id=answer_id,
+        settings=writer_settings(request),
+        conversation_id=request.conversation_id,
+        recipient_user_id=request.user,
     )
 
 
@@ -396,13 +372,17 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             return None
         stored = request.stored
         if request.new_file is not None:
-            stored = await _unless_stopped(control, load_file(deps, request, request.new_file, log_entry))
+            name = request.new_file.name
+            waiting = _waiting_status(writer, f" for {name}", f"Reading {name}…")
+            work = load_file(deps, request, request.new_file, log_entry, on_wait=waiting)
+            stored = await _unless_stopped(control, work)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         if request.wants_report:
             async with uploads.ReportChart(deps, request, stored) as chart:  # a file dropped alone in a DM
-                markdown = await _unless_stopped(control, report_markdown(deps, stored))
-                outcome = await writer.write_markdown(with_note(markdown, stored.context, request.entry))
+                waiting = _waiting_status(writer, "", None)
+                markdown = await _unless_stopped(control, report_markdown(deps, stored, on_wait=waiting))
+                outcome = await writer.write_markdown(with_note(markdown, stored.context, _note_entry(request)))
                 chart.shown(outcome.delivered)
         elif uploads.wants_pack(request.question):
             outcome = await writer.write(uploads.pack_events(deps, request, stored, writer))
@@ -416,7 +396,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            noted = MeteredRun(NotedRun(run, stored.context, request.entry), deps.metrics)
+            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request)), deps.metrics)
             outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
@@ -450,9 +430,28 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     return outcome
 
 
+def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Callable[[int], None]:
+    """The pool's ``on_wait``: the message shows its place in line while every reader is busy, then ``after``."""
+
+    def show(place: int) -> None:
+        writer.show_status(f"Waiting for a free reader{what} ({_ordinal(place)} in line)…" if place else after)
+
+    return show
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _metric_outcome(outcome: str) -> str:
     """A bounded label for ``answers_total``: the outcome's kind (``rejected``, ``error``, ...), not its detail."""
     return outcome.split(":", 1)[0][:32] or "unknown"
+
+
+def _note_entry(request: AnswerRequest) -> Literal["mention", "dm", "command"]:
+    """How the overrides line tells this person to reset: an assistant thread is a DM with the bot."""
+    return "dm" if request.entry == "assistant" else request.entry
 
 
 async def _fail(writer: AnswerWriter, message: str) -> AnswerOutcome | None:

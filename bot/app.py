@@ -32,17 +32,17 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import BotDeps, new_budget
 from bot.config import ConfigError, Mode, Settings, redact_url
 from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.deps import BotDeps, new_budget
 from bot.door import BadRequest, parse_request, request_fields, verify_signature
-from bot.files import WorkerPool, worker_count
 from bot.limits import RunLimits
 from bot.listeners import deletions, register_all
 from bot.logs import JsonAccessLogger, configure_logging, log_line, register_secrets
 from bot.metrics import MeteredWebClient, Metrics
 from bot.retention import purge_expired, purge_loop
 from bot.shared import connect_shared_state, drain, shared_state_loop
+from bot.workers import WorkerPool, worker_count
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -92,7 +92,12 @@ def create_app(
         ),
         dedupe=Deduplicator(),
         running=RunningAnswers(),
-        workers=workers or WorkerPool(worker_count(settings.workers)),
+        workers=workers
+        or WorkerPool(
+            worker_count(settings.workers),
+            job_timeout_s=settings.file_timeout_s,
+            memory_limit_mb=settings.worker_memory_mb,
+        ),
         budget=new_budget(settings),
         limits=RunLimits(settings.limits),
         metrics=metrics,

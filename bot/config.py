@@ -93,6 +93,8 @@ class Settings:
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     workers: int = 2
+    file_timeout_s: float = 60.0  # wall-clock limit of one file job in a worker
+    worker_memory_mb: int = 512  # memory limit of each worker process (0: none)
     limits: LimitSettings = field(default_factory=LimitSettings)
     allowlist: Allowlist = field(default_factory=Allowlist)
     redis_url: str | None = None
@@ -187,6 +189,8 @@ class Settings:
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
         workers = number("VARIANCE_WORKERS", 2, minimum=1)
         shutdown_grace = number("VARIANCE_SHUTDOWN_GRACE_S", 20, minimum=0)
+        file_timeout = number("VARIANCE_FILE_TIMEOUT_S", 60, minimum=0.001)
+        worker_memory = number("VARIANCE_WORKER_MEMORY_MB", 512, minimum=0)
 
         def count(name: str, default: int) -> int:
             raw = text(name)
@@ -259,6 +263,8 @@ class Settings:
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             workers=int(workers),
+            file_timeout_s=file_timeout,
+            worker_memory_mb=int(worker_memory),
             limits=limits,
             allowlist=allowlist,
             redis_url=redis_url,

@@ -7,20 +7,15 @@ must not travel to another host; Slack redirects to its login page when the app 
 declared size is checked before the download and the real size while streaming. HTML (a login page) and binary
 junk are rejected with a clear message.
 
-Reading a file and building its report run in a :class:`WorkerPool` process: pandas holds the GIL through long
-calls, so a thread would still freeze the bot while it parses 20 MB.
+Reading a file and building its report run in a worker process (:mod:`bot.workers`), bounded in time and
+memory.
 """
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -29,12 +24,12 @@ from yarl import URL
 from analyst.dataset import Dataset, IngestError, IngestLimits
 from analyst.engine.options import AnalysisOptions
 from bot.textfilter import code_span
+from bot.workers import WorkerPool as WorkerPool  # the pool lives in bot.workers; still importable here
+from bot.workers import worker_count as worker_count
 
 SUPPORTED_EXTENSIONS = frozenset({"csv", "tsv", "txt", "xlsx"})
 _CHUNK = 256 * 1024
 _SNIFF = 8 * 1024
-
-T = TypeVar("T")
 
 
 class FileRejected(Exception):
@@ -269,7 +264,10 @@ class ReadResult:
 
 
 def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool) -> ReadResult:
-    """Worker-process job: parse the file (and build the deterministic report). Never raises."""
+    """Worker-process job: parse the file (and build the deterministic report).
+
+    Raises only :class:`MemoryError` (the worker pool reports it with the worker's limit); everything else
+    becomes a message for the user."""
     try:
         from analyst.ingest import load_dataset
         from bot.conversations import dataset_memory
@@ -278,9 +276,11 @@ def read_table(content: bytes, filename: str, max_bytes: int, with_report: bool)
         report = build_report_markdown(dataset) if with_report else None
         return ReadResult(dataset, report, dataset_memory(dataset))
     except IngestError as error:
+        if isinstance(error.__cause__, MemoryError):
+            raise MemoryError from error  # the pool replaces the worker and says which limit was hit
         return ReadResult(None, None, 0, error=str(error))
     except MemoryError:
-        return ReadResult(None, None, 0, error=f"{filename} is too big for me to read in memory.")
+        raise
     except Exception as error:  # any parser surprise: a message, never a traceback in Slack
         return ReadResult(None, None, 0, error=f"I couldn't read {filename} as a table ({type(error).__name__}).")
 
@@ -291,57 +291,3 @@ def build_report_markdown(dataset: Dataset, options: AnalysisOptions | None = No
     from analyst.report import build_report
 
     return build_report(dataset, opts=options if options is not None else AnalysisOptions()).to_markdown()
-
-
-def _warm_up() -> bool:
-    import analyst.ingest  # noqa: F401  (import pandas and the parsers once, before the first file)
-
-    return True
-
-
-class WorkerPool:
-    """A process pool for pandas work, recreated if a worker dies (killed by the OS for memory, say)."""
-
-    def __init__(self, workers: int = 2) -> None:
-        self._workers = max(1, workers)
-        self._executor: ProcessPoolExecutor | None = None
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            context = multiprocessing.get_context(method)
-            if method == "forkserver":
-                context.set_forkserver_preload(["analyst.ingest", "analyst.report", "bot.files"])
-            # No max_tasks_per_child: on Python 3.11 a worker retired that way is sometimes never replaced
-            # and the pool stops taking work (CPython gh-115634).
-            self._executor = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
-        return self._executor
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool(), fn, *args)
-        except BrokenProcessPool:
-            broken, self._executor = self._executor, None
-            if broken is not None:
-                broken.shutdown(wait=False, cancel_futures=True)
-            raise
-
-    async def warm_up(self) -> None:
-        """Start the worker processes now, in a thread: the first start of the fork server imports pandas
-        and would otherwise block the event loop for a second on the first file."""
-        await asyncio.to_thread(self._start_workers)
-
-    def _start_workers(self) -> None:
-        pool = self._pool()
-        for future in [pool.submit(_warm_up) for _ in range(self._workers)]:
-            future.result()
-
-    def shutdown(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-
-
-def worker_count(requested: int) -> int:
-    return max(1, min(requested, os.cpu_count() or 1))

@@ -1,8 +1,8 @@
 """Running as several instances (``REDIS_URL``): the Redis-backed state wired behind the in-process interfaces,
 the loops that keep it alive, the orphan sweep, and the graceful drain at shutdown.
 
-- :func:`connect_shared_state` swaps ``BotDeps``' dedupe, limits, dataset sources and running-answer registry
-  for their ``bot.state`` twins (the listeners and the writer never know which they have).
+- :func:`connect_shared_state` swaps ``BotDeps``' dedupe, limits, dataset sources, running-answer registry and
+  the Slack budget's windows for their ``bot.state`` twins (the listeners and the writer never know which).
 - :func:`shared_state_loop` renews this instance's leases (running answers every few seconds, limit slots every
   ``lease / 4``) and sweeps for orphans: answers whose instance died (lease ended) are claimed by one survivor
   and their message is replaced with a clear note to ask again, within ``lease + sweep`` (about 30 s).
@@ -26,6 +26,7 @@ from bot.state.datasets import RedisSources
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect, redacted
 from bot.state.registry import AnswerRecord, RedisRegistry
+from bot.state.window import SharedWindows
 from bot.textfilter import neutralise
 
 if TYPE_CHECKING:
@@ -51,6 +52,13 @@ def connect_shared_state(deps: BotDeps) -> aioredis.Redis:
     deps.dedupe = RedisClaims(client)
     deps.limits = RedisLimits(client, settings.limits, lease_s=LIMIT_LEASE_S)
     deps.sources = RedisSources(client, ttl_seconds=settings.dataset_max_age_seconds)
+    # One rolling window per workspace x method for all instances (the pacing module's window seam), and a 429
+    # met by any instance pauses that method for all of them.
+    windows = SharedWindows(client)
+    deps.budget.window_factory = windows
+    on_ratelimited = getattr(deps.client, "on_ratelimited", False)
+    if on_ratelimited is None:  # the metered client: tell the shared windows of every 429
+        deps.client.on_ratelimited = windows.ratelimited  # type: ignore[attr-defined]
 
     def stop_here(answer_id: str, by_user: str) -> None:
         stopped = deps.running.cancel(answer_id)

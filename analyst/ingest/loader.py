@@ -199,7 +199,13 @@ def _read_table(upload: _Input, limits: IngestLimits) -> tuple[pd.DataFrame, Sou
         # A path was read optimistically as UTF-8 from its first and last bytes; the middle disagreed.
         data = upload.all_bytes()
         encoding = sniff.detect_encoding(data)
-        return _read_csv(_Input(upload.name, len(data), data=data), head, tail, encoding, limits)
+        try:
+            return _read_csv(_Input(upload.name, len(data), data=data), head, tail, encoding, limits)
+        except UnicodeDecodeError as exc:
+            raise IngestError(
+                "Some bytes of the file are not text in any encoding I read (UTF-8, UTF-16, cp1251, cp1252). "
+                "Save it again from Excel as 'CSV UTF-8'."
+            ) from exc
 
 
 def _reject_non_tables(head: bytes) -> None:
@@ -257,6 +263,8 @@ def _read_csv(
             warnings.simplefilter("ignore", pd.errors.ParserWarning)
             frame = _read_body(source, options, table.footer_lines, upload, table.first_body_line)
     except pd.errors.ParserError as exc:
+        if "out of memory" in str(exc):  # pandas' C tokenizer reports a failed allocation as a parser error
+            raise MemoryError from exc
         raise IngestError(_parser_message(str(exc), table.first_body_line)) from exc
     if len(frame) > limits.max_rows:
         raise IngestError(

@@ -145,7 +145,10 @@ def _cells(lines: Sequence[_Line], delimiter: str) -> list[list[str]]:
 def _split_line(text: str, delimiter: str) -> list[str]:
     if '"' not in text and "\r" not in text:
         return text.split(delimiter)  # what the csv module makes of a line without quotes, several times faster
-    return next(csv.reader([text], delimiter=delimiter, quotechar='"'), [])
+    try:
+        return next(csv.reader([text], delimiter=delimiter, quotechar='"'), [])
+    except csv.Error:  # a stray carriage return, a cell over the csv module's size limit: a sample only
+        return text.split(delimiter)
 
 
 def sniff_delimiter(texts: Sequence[str]) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.answers import BotDeps
+from bot.deps import BotDeps
 
 
 def register_all(app: Any, deps: BotDeps) -> None:
-    from bot.listeners import actions, commands, direct_messages, mentions
+    from bot.listeners import actions, assistant, commands, direct_messages, mentions
 
-    for module in (mentions, direct_messages, commands, actions):
+    for module in (mentions, direct_messages, commands, actions, assistant):
         module.register(app, deps)

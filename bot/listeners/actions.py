@@ -5,6 +5,9 @@ Only the person who asked may stop an answer, or a workspace admin or owner (``u
 this". The writer then ends the message with the text so far, marked stopped. With ``REDIS_URL``, a click on
 an answer another instance runs is checked against the shared registry's owner and relayed to that instance.
 A click on an answer that has already finished gets a short ephemeral note.
+
+The 👍/👎 buttons under a finished answer (``action_id="answer_feedback"``, value
+``"up|<answer_id>|<conversation_id>"``): each vote is one structured log line (``kind: "feedback"``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import BotDeps
+from bot.deps import BotDeps
 from bot.listeners.common import refusal
 from bot.logs import log_line
+from bot.render import FEEDBACK_ACTION_ID
 
 STOP_ACTION_ID = "stop_answer"
 ALREADY_FINISHED = "That answer has already finished."
+VOTES = frozenset({"up", "down"})
 _USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")
 
 
@@ -113,3 +118,19 @@ def register(app: Any, deps: BotDeps) -> None:
         log_line("request", **fields, found=stopped, relayed=record is not None or None)
         if not stopped:
             await reply(ALREADY_FINISHED)
+
+    @app.action(FEEDBACK_ACTION_ID)
+    async def on_feedback(ack: AsyncAck, action: dict[str, Any], body: dict[str, Any]) -> None:
+        await ack()
+        vote, _, rest = str(action.get("value", "")).partition("|")
+        answer_id, _, conversation_id = rest.partition("|")
+        log_line(
+            "feedback",
+            vote=vote if vote in VOTES else "unknown",
+            answer_id=answer_id[:64] or None,
+            conversation_id=conversation_id[:200] or None,
+            team=(body.get("team") or {}).get("id"),
+            channel=(body.get("channel") or {}).get("id"),
+            user=(body.get("user") or {}).get("id"),
+            message_ts=(body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts"),
+        )

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import BotDeps, call_with_rate_retry, post_notice
+from bot.answers import call_with_rate_retry, post_notice
+from bot.deps import BotDeps
 from bot.logs import log_line
 from bot.textfilter import neutralise
 

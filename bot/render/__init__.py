@@ -1,27 +1,37 @@
-"""Rendering analyst answers into Slack: the shared update budget and the streaming answer writer.
+"""Rendering analyst answers into Slack.
 
-- :class:`SlackBudget`: one :class:`UpdateScheduler` per ``(team_id, method)`` plus per-channel post pacing;
-  create one per process and share it.
-- :class:`AnswerWriter`: one answer, placeholder → throttled edits → overflow → final state.
+- :mod:`bot.render.delivery`: Slack's error vocabulary and the one door through which every text reaches
+  Slack (text filter, exactly-once posts found again by their metadata marker).
+- :mod:`bot.render.pacing`: the budgets. :class:`SlackBudget` holds one :class:`UpdateScheduler` per
+  ``(team_id, method)`` (its window counted by a :class:`RollingWindow`, in-process today) plus per-channel
+  post pacing and native-stream admission; create one per process and share it.
+- :mod:`bot.render.modes`: how live text travels (edits, or a native stream).
+- :class:`AnswerWriter` (:mod:`bot.render.writer`): one answer's state machine, from the first text through
+  overflow to the final state.
 - :mod:`bot.render.markdown`: clean split points for long Markdown.
 """
 
-from bot.render.markdown import is_clean_cut, split_markdown, split_point
-from bot.render.scheduler import (
-    DEFAULT_LIMITS,
-    BudgetLimit,
+from bot.render.delivery import (
+    METADATA_EVENT_TYPE,
     Classified,
     DeliveryError,
     FailureClass,
+    classify_slack_error,
+)
+from bot.render.markdown import is_clean_cut, split_markdown, split_point
+from bot.render.pacing import (
+    DEFAULT_LIMITS,
+    BudgetLimit,
+    InProcessWindow,
     Priority,
+    RollingWindow,
     SlackBudget,
     Slot,
     SlotStats,
     UpdateScheduler,
-    classify_slack_error,
 )
 from bot.render.writer import (
-    METADATA_EVENT_TYPE,
+    FEEDBACK_ACTION_ID,
     STOP_ACTION_ID,
     STOPPED_LINE,
     AnswerOutcome,
@@ -31,6 +41,7 @@ from bot.render.writer import (
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "FEEDBACK_ACTION_ID",
     "METADATA_EVENT_TYPE",
     "STOPPED_LINE",
     "STOP_ACTION_ID",
@@ -40,7 +51,9 @@ __all__ = [
     "Classified",
     "DeliveryError",
     "FailureClass",
+    "InProcessWindow",
     "Priority",
+    "RollingWindow",
     "SlackBudget",
     "Slot",
     "SlotStats",

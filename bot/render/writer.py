@@ -1,11 +1,24 @@
-"""One answer in Slack: placeholder → throttled edits → overflow into the thread → final state.
+"""One answer in Slack, its state machine: acknowledged → first text → live text → [overflow] → final state.
 
 Lifecycle::
 
-    writer = AnswerWriter(client, budget, team_id="T1", channel="C1", thread_ts=mention_ts)
-    await writer.start(tool_label=None)           # posts "⏳ Analyzing…" at once, returns its ts
+    writer = AnswerWriter(client, budget, team_id="T1", channel="C1", thread_ts=mention_ts, settings=...)
+    await writer.start(tool_label=None)           # acknowledge (see below)
     outcome = await writer.write(run)             # consumes AnalystEvents until Done/Failed
     # or: await writer.fail("I couldn't read that file: ...")  /  await writer.write_markdown(report_md)
+
+How each step is paid for (every Slack method has its own budget, see :mod:`bot.render.pacing`):
+
+- **Acknowledge** without a ``chat.update``: in an assistant thread the status line (``setStatus``); else,
+  with ``placeholder_after > 0``, nothing until the first text, which rides on the ``chat.postMessage``
+  itself (per-channel budget); a "⏳" placeholder is posted only when no text has come by then.
+  ``placeholder_after == 0`` posts the placeholder at once (while a file is read; today's behaviour).
+- **Live text** through a delivery mode (:mod:`bot.render.modes`): a native stream where one may start (a
+  thread in a DM or the assistant container, admitted by the workspace's Tier-2 windows), else coalesced
+  edits through the workspace's ``chat.update`` scheduler.
+- **Final**: the stream's stop carries the tail (no edit when the final text extends what was streamed),
+  else one final edit; a final kept waiting by a spent edit window is reposted (post + delete).
+- Every text goes out through :class:`bot.render.delivery.SlackDoor` (the text filter, exactly-once posts).
 
 Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the same way by the fake):
 
@@ -16,7 +29,10 @@ Rendering (checked against slack_sdk 3.47 and Slack's method docs, enforced the 
   the Stop button: it may not be combined with ``text`` or ``blocks`` (``invalid_arguments``). The button
   has ``action_id`` :data:`STOP_ACTION_ID` and ``value`` = :attr:`AnswerWriter.answer_id`.
 - **Final** edit: ``markdown_text`` only (the button disappears): exactly ``Done.final_text``, or the
-  text so far plus an error line (``⚠️ ...``) or ``_Stopped._``.
+  text so far plus an error line (``⚠️ ...``) or ``_Stopped._``. With ``feedback_buttons`` an answered
+  question's last message is ``blocks`` (the markdown block and a ``context_actions`` block of 👍/👎
+  ``feedback_buttons``) plus a ``text`` fallback instead. A native stream shows no Stop button while live
+  (a stream carries blocks only when it stops).
 - **Overflow**: a message holds at most ``max_chars`` (11,000 of Slack's 12,000 for Markdown). When the
   live text outgrows it (minus room for the status line), the live message is closed at a clean Markdown
   boundary (:mod:`bot.render.markdown`: paragraph or list item, never inside a table or code block) and
@@ -54,7 +70,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 import uuid
@@ -66,27 +81,30 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
-from bot.render.markdown import split_markdown, split_point
-from bot.render.scheduler import (
+from bot.render.delivery import (
+    CONTENT_REFUSED,
+    METADATA_EVENT_TYPE,
+    STREAM_CONFLICT,
     DeliveryError,
-    FailureClass,
-    Priority,
-    SlackBudget,
-    Slot,
+    PostSettings,
+    SlackDoor,
     classify_slack_error,
+    transient,
 )
+from bot.render.markdown import split_markdown, split_point
+from bot.render.modes import NativeStream
+from bot.render.pacing import Priority, SlackBudget, Slot
 
 logger = logging.getLogger(__name__)
 
 STOP_ACTION_ID = "stop_answer"
-METADATA_EVENT_TYPE = "variance_answer"
+FEEDBACK_ACTION_ID = "answer_feedback"
+__all__ = ["FEEDBACK_ACTION_ID", "METADATA_EVENT_TYPE", "STOP_ACTION_ID", "AnswerWriter", "WriterSettings"]
 STOPPED_LINE = "_Stopped._"
 CRASH_LINE = "⚠️ Something went wrong while writing this answer. Please try again."
 UNEXPECTED_END_LINE = "⚠️ The answer ended unexpectedly. Please try again."
 EMPTY_ANSWER_LINE = "⚠️ The analyst returned an empty answer. Please rephrase the question."
 SURPLUS_LINE = "_(This part was replaced by the answer above.)_"
-# Slack refused the content itself: editing again can't help.
-CONTENT_REFUSED = frozenset({"msg_too_long", "invalid_blocks", "invalid_arguments", "no_text"})
 FinalState = Literal["answered", "failed", "stopped", "slack_error"]
 
 
@@ -108,6 +126,19 @@ class WriterSettings:
     # spent), post the final as a new message and delete the placeholder instead: chat.postMessage and
     # chat.delete have budgets of their own. None: always wait for the edit.
     repost_final_after: float | None = 3.0
+    # When to post a placeholder if no text has come: 0 posts it at start (the first text is then an edit);
+    # a delay lets the first text ride on the post itself (no chat.update), showing a placeholder only when
+    # text is slow to come; None never posts one (an assistant thread shows its status instead).
+    placeholder_after: float | None = 0.0
+    # Stream natively (chat.startStream/appendStream/stopStream) where Slack allows it: a reply in a thread of
+    # a DM or an assistant thread. Falls back to edits when the workspace's stream windows are full or Slack
+    # refuses. See bot.render.modes.
+    native_stream: bool = False
+    # 👍/👎 buttons under a finished answer (value: "up|<answer_id>|<conversation_id>").
+    feedback_buttons: bool = False
+    # assistant.threads.setStatus while tools run (assistant threads only).
+    assistant_status: bool = False
+    status_text: str = "is looking at your numbers…"
 
 
 @dataclass
@@ -135,6 +166,7 @@ class _Render:
     markdown: str
     final: bool
     has_text: bool
+    feedback: bool = False  # a finished answer's last message: 👍/👎 under it
 
 
 @dataclass
@@ -143,14 +175,6 @@ class _Msg:
     slot: Slot[_Render] | None = None
     final_text: str | None = None  # what its final edit says (queued or delivered)
     final_future: asyncio.Future[None] | None = None
-
-
-def _without_retries(client: AsyncWebClient) -> AsyncWebClient:
-    if not client.retry_handlers:
-        return client
-    clone = copy.copy(client)
-    clone.retry_handlers = []
-    return clone
 
 
 def _with_line(text: str, line: str) -> str:
@@ -171,14 +195,33 @@ class AnswerWriter:
         answer_id: str | None = None,
         settings: WriterSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        conversation_id: str = "",
+        recipient_user_id: str | None = None,
     ) -> None:
-        self.client = _without_retries(client)
         self.budget = budget
         self.team_id = team_id
         self.channel = channel
         self.thread_ts = thread_ts
         self.answer_id = answer_id or uuid.uuid4().hex[:16]
+        self.conversation_id = conversation_id
+        self.recipient_user_id = recipient_user_id
         self.settings = settings or WriterSettings()
+        # Every text this answer sends goes through this door (text filter, exactly-once posts).
+        self.door = SlackDoor(
+            client,
+            budget,
+            team_id,
+            channel,
+            self.answer_id,
+            thread_ts,
+            PostSettings(self.settings.post_attempts, self.settings.post_backoff, self.settings.lookup_settle),
+        )
+        self.client = self.door.client
+        self._stream: NativeStream | None = None
+        self._stream_starting: asyncio.Task[bool] | None = None
+        self._placeholder_timer: asyncio.Task[None] | None = None
+        self._status_slot: Slot[str] | None = None
+        self._feedback_msg: _Msg | None = None  # the message that ends with 👍/👎
         self._clock = clock
         self._scheduler = budget.scheduler(team_id, "chat.update")
         self._msgs: list[_Msg] = []
@@ -187,7 +230,6 @@ class AnswerWriter:
         self._live_from = 0
         self._status: str | None = None
         self._slot_counter = 0
-        self._suspect_duplicates = False
         self._finalised: AnswerOutcome | None = None
         self._finalising: asyncio.Task[AnswerOutcome] | None = None
         self._start_error: DeliveryError | None = None
@@ -195,15 +237,9 @@ class AnswerWriter:
         # whoever awaits it is cancelled, and its message is recorded when it lands, so the finalisation
         # edits it rather than post the part again.
         self._posting: asyncio.Task[str] | None = None
-        # Parts whose post may have landed (ambiguous failure, lookup failed), with when it was tried:
-        # they are looked up again at the end and never posted blindly.
-        self._unconfirmed: dict[int, float] = {}
         self._overflow_error: DeliveryError | None = None  # a continuation could not be posted: stop posting
         # counters
-        self._posts = 0
         self._deletes = 0
-        self._post_ratelimited = 0
-        self._post_retries = 0
         self._slot_stats: list[Slot[_Render]] = []
         self._first_delta_at: float | None = None
         self._first_text_at: float | None = None
@@ -217,11 +253,22 @@ class AnswerWriter:
         return [m.ts for m in self._msgs]
 
     async def start(self, tool_label: str | None = None) -> str:
-        """Post the placeholder now and return its ts. Raises :class:`DeliveryError` if Slack refuses."""
+        """Acknowledge the question.
+
+        With ``placeholder_after == 0``: post the placeholder now and return its ts (raises
+        :class:`DeliveryError` if Slack refuses). Otherwise nothing is posted yet (returns ``""``): the
+        assistant status says the bot is at work, and a placeholder is posted only if no text has come by
+        ``placeholder_after``, so the first text usually rides on the post itself.
+        """
         if self._msgs:
             return self._msgs[0].ts
         if self._start_error is not None:
             raise self._start_error
+        if self.settings.placeholder_after != 0.0:
+            if self._status is None:
+                self._status = tool_label
+            self._acknowledge()
+            return ""
         if self._posting is None:
             self._status = tool_label
             self._post_live(self._live_render(), part=0)
@@ -232,13 +279,19 @@ class AnswerWriter:
             self._start_error = err
             raise
 
+    def show_status(self, label: str | None) -> None:
+        """Show ``label`` as the live message's ⏳ status line (e.g. "waiting for a free reader") until the
+        next status; paced like every live edit. No-op before :meth:`start` or after the final state."""
+        self._status = label
+        self._submit_live()
+
     async def retire_unconfirmed(self, message: str, *, attempts: int = 5, first_wait: float = 2.0) -> bool:
         """After :meth:`start` failed with ``post_unconfirmed``: the placeholder may have landed all the same.
 
         Look for it again a few times, with growing waits, and if it is there end it with ``message`` (no Stop
         button), so no placeholder is ever left saying "Analyzing". True when one was found and ended.
         """
-        since_wall = self._unconfirmed.get(0)
+        since_wall = self.door.unconfirmed.get(0)
         if since_wall is None or self._msgs:
             return False
         wait = first_wait
@@ -246,7 +299,7 @@ class AnswerWriter:
             await self.budget.sleep(wait)
             wait = min(30.0, wait * 2)
             try:
-                found = await self._our_messages(self.thread_ts, since_wall)
+                found = await self.door.our_messages(self.thread_ts, since_wall)
             except DeliveryError:
                 continue
             for m in found:
@@ -317,6 +370,7 @@ class AnswerWriter:
                     self._submit_live()
                 elif isinstance(event, ToolStarted):
                     self._status = event.label or event.name
+                    self._set_status(self._status)
                     self._submit_live()
                 elif isinstance(event, ToolFinished):
                     self._status = None
@@ -338,6 +392,73 @@ class AnswerWriter:
                 with contextlib.suppress(Exception):
                     await aclose()
 
+    def _acknowledge(self) -> None:
+        """Assistant status now; a placeholder later if no text has come by then (see :meth:`start`)."""
+        if self._placeholder_timer is not None or self._finalising is not None:
+            return
+        self._set_status(self._status)
+        after = self.settings.placeholder_after
+        if after is not None and after > 0:
+            self._placeholder_timer = asyncio.ensure_future(self._placeholder_later(after))
+
+    async def _placeholder_later(self, after: float) -> None:
+        await self.budget.sleep(after)
+        # Text is slow to come: show the answer's message now (a stream that starts empty, or a placeholder).
+        self._begin_live(force=True)
+
+    def _live_started(self) -> bool:
+        return bool(self._msgs) or self._posting is not None or self._stream_starting is not None
+
+    def _begin_live(self, *, force: bool = False) -> None:
+        """Show the first text (or, ``force``, whatever there is): as a native stream where one may start,
+        else as the first post."""
+        if self._live_started() or self._finalising is not None:
+            return
+        if not force and len(self._text.strip()) < self.settings.first_text_min_chars:
+            return
+        timer = self._placeholder_timer
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        if self.settings.native_stream and self.thread_ts:
+            self._stream_starting = asyncio.ensure_future(self._start_stream(self.thread_ts))
+        else:
+            self._post_live(self._live_render(), part=0)
+
+    async def _start_stream(self, thread_ts: str) -> bool:
+        stream = NativeStream(
+            self.door,
+            self.budget,
+            thread_ts=thread_ts,
+            recipient_team_id=self.team_id if self.recipient_user_id else None,
+            recipient_user_id=self.recipient_user_id,
+        )
+        if await stream.start(self._text.lstrip()):
+            self._stream = stream
+            self._msgs.append(_Msg(str(stream.ts)))
+            if self._first_text_at is None and stream.sent:
+                self._first_text_at = self._clock()
+            stream.offer(self._text.lstrip())
+            return True
+        if self._finalising is None or not self._finalising.done():
+            self._post_live(self._live_render(), part=0)  # edits instead
+        return False
+
+    def _set_status(self, label: str | None) -> None:
+        """assistant.threads.setStatus (assistant threads): what the bot is doing, through its own budget."""
+        if not self.settings.assistant_status or not self.thread_ts or self._finalising is not None:
+            return
+        if self._status_slot is None:
+            sched = self.budget.scheduler(self.team_id, "assistant.threads.setStatus")
+            thread_ts = self.thread_ts
+
+            async def send(text: str) -> None:
+                await self.door.set_status(thread_ts, text)
+
+            self._status_slot = sched.open(f"{self.channel}:{thread_ts}:{self.answer_id}:status", send)
+            self._status_slot.first_shown()
+        text = label or self.settings.status_text
+        self._status_slot.submit(text, Priority.FIRST_VISIBLE)
+
     def _live_render(self) -> _Render:
         body = self._text[self._live_from :].strip()
         status = self._status
@@ -349,6 +470,10 @@ class AnswerWriter:
 
     def _submit_live(self) -> None:
         if not self._msgs:
+            self._begin_live()
+            return
+        if self._stream is not None and self._msgs[-1].ts == self._stream.ts:
+            self._stream.offer(self._text.lstrip())
             return
         slot = self._msgs[-1].slot
         if slot is None or slot.closed:
@@ -372,7 +497,8 @@ class AnswerWriter:
             if not part.strip():  # nothing worth a message before the cut
                 break
             current = self._msgs[-1]
-            self._queue_final(current, part.strip())
+            if not await self._end_stream(current, part.strip(), None):
+                self._queue_final(current, part.strip())
             self._closed_parts.append(part)
             self._live_from += cut
             root = self.thread_ts or self._msgs[0].ts
@@ -398,8 +524,10 @@ class AnswerWriter:
             self._msgs.append(msg)
             self._last_live = render
             slot = self._open_slot(msg)
-            if part > 0:
-                slot.first_shown()  # a continuation: the answer is already visible
+            if render.has_text and self._first_text_at is None:
+                self._first_text_at = self._clock()  # the first text rode on the post
+            if part > 0 or render.has_text:
+                slot.first_shown()  # a continuation, or the first text is already there
 
         task.add_done_callback(landed)
         return task
@@ -420,12 +548,15 @@ class AnswerWriter:
         key = f"{self.channel}:{msg.ts}:{self.answer_id}:{self._slot_counter}"
 
         async def send(render: _Render) -> None:
-            if render.final:
-                await self.client.chat_update(channel=self.channel, ts=msg.ts, markdown_text=render.markdown)
-            else:
-                await self.client.chat_update(
-                    channel=self.channel, ts=msg.ts, text=self._fallback(render), blocks=self._blocks(render)
-                )
+            try:
+                await self.door.update(msg.ts, **self._content(render))
+            except SlackApiError as exc:
+                if classify_slack_error(exc).code != STREAM_CONFLICT:
+                    raise
+                # Still a live native stream (its stop failed or is late): stop it, then edit.
+                with contextlib.suppress(SlackApiError):
+                    await self.door.stop_stream(msg.ts, None, None)
+                await self.door.update(msg.ts, **self._content(render))
             if render.has_text and self._first_text_at is None:
                 self._first_text_at = self._clock()
 
@@ -434,9 +565,30 @@ class AnswerWriter:
         self._slot_stats.append(slot)
         return slot
 
-    def _queue_final(self, msg: _Msg, shown: str) -> asyncio.Future[None]:
+    async def _end_stream(self, msg: _Msg, shown: str, blocks: list[dict[str, Any]] | None) -> bool:
+        """If ``msg`` is the live native stream, stop it with ``shown`` as its final part.
+
+        True when the message now shows exactly that (no edit needed).
+        """
+        stream = self._stream
+        if stream is None or stream.ts != msg.ts:
+            return False
+        self._stream = None
+        end = await stream.end(shown, blocks)
+        if end is None or not end.exact:
+            return False
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        msg.final_text, msg.final_future = shown, done
+        return True
+
+    def _queue_final(self, msg: _Msg, shown: str, feedback: bool | None = None) -> asyncio.Future[None]:
         """Queue ``shown`` as the final content of ``msg`` (after any final already queued for it)."""
-        render = _Render(shown, final=True, has_text=True)
+        if feedback is None:
+            feedback = msg is self._feedback_msg
+        elif feedback:
+            self._feedback_msg = msg
+        render = _Render(shown, final=True, has_text=True, feedback=feedback)
         if msg.final_future is None and msg.slot is not None and not msg.slot.closed:
             fut = msg.slot.submit_final(render)
         else:
@@ -452,8 +604,28 @@ class AnswerWriter:
         slot = self._open_slot(msg)
         await slot.finish(render)
 
+    def _feedback_block(self) -> dict[str, Any]:
+        def button(vote: str, emoji: str) -> dict[str, Any]:
+            value = f"{vote}|{self.answer_id}|{self.conversation_id}"
+            return {"text": {"type": "plain_text", "text": emoji}, "accessibility_label": vote, "value": value}
+
+        return {
+            "type": "context_actions",
+            "block_id": "answer_feedback",
+            "elements": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": FEEDBACK_ACTION_ID,
+                    "positive_button": button("up", "👍"),
+                    "negative_button": button("down", "👎"),
+                }
+            ],
+        }
+
     def _blocks(self, render: _Render) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = [{"type": "markdown", "text": render.markdown}]
+        if render.feedback:
+            blocks.append(self._feedback_block())
         if self.settings.stop_button and not render.final:
             blocks.append(
                 {
@@ -477,100 +649,15 @@ class AnswerWriter:
         limit = self.settings.fallback_chars
         return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
-    def _metadata(self, part: int) -> dict[str, Any]:
-        payload = {"answer_id": self.answer_id, "part": part}
-        return {"event_type": METADATA_EVENT_TYPE, "event_payload": payload}
-
     async def _post(self, render: _Render, *, part: int, thread_ts: str | None = None) -> str:
-        """Post one message of this answer, exactly once. Raises DeliveryError."""
-        thread = thread_ts if thread_ts is not None else self.thread_ts
-        kwargs: dict[str, Any] = {"channel": self.channel, "metadata": self._metadata(part)}
-        if thread:
-            kwargs["thread_ts"] = thread
-        if render.final:
-            kwargs["markdown_text"] = render.markdown
-        else:
-            kwargs["text"] = self._fallback(render)
-            kwargs["blocks"] = self._blocks(render)
-        attempts = 0
-        while True:
-            started_wall = time.time()
-            try:
-                async with self.budget.post_turn(self.team_id, self.channel):
-                    started_wall = time.time()
-                    resp = await self.client.chat_postMessage(**kwargs)
-                self._posts += 1
-                return str(resp["ts"])
-            except Exception as exc:
-                info = classify_slack_error(exc)
-            if info.kind == FailureClass.RATE_LIMITED:
-                self._post_ratelimited += 1
-                self.budget.post_ratelimited(self.team_id, self.channel, info.retry_after)
-                continue
-            if info.kind == FailureClass.FATAL:
-                raise DeliveryError(info.code)
-            attempts += 1
-            self._post_retries += 1
-            if info.ambiguous:
-                await self.budget.sleep(self.settings.lookup_settle)
-                self._suspect_duplicates = True
-                try:
-                    found = await self._find_posted(part, thread, started_wall)
-                except DeliveryError:
-                    # It may be in Slack: never post this part blindly again (see the module docstring).
-                    self._unconfirmed.setdefault(part, started_wall)
-                    raise
-                if found is not None:
-                    self._posts += 1
-                    return found
-            if attempts >= self.settings.post_attempts:
-                raise DeliveryError(info.code)
-            await self.budget.sleep(min(8.0, self.settings.post_backoff * 2 ** (attempts - 1)))
+        """Post one message of this answer, exactly once (see bot.render.delivery). Raises DeliveryError."""
+        return await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
 
-    async def _our_messages(self, thread: str | None, since_wall: float) -> list[dict[str, Any]]:
-        """This answer's messages in Slack (found by metadata). Raises DeliveryError if Slack can't tell."""
-        # Only messages from just before the attempt on (a long thread has many pages), every page of them.
-        oldest = f"{since_wall - 10:.6f}"
-        out: list[dict[str, Any]] = []
-        cursor: str | None = None
-        for _page in range(50):
-            resp = await self._lookup_page(thread, oldest, cursor)
-            for m in resp.get("messages") or []:
-                payload = (m.get("metadata") or {}).get("event_payload") or {}
-                if payload.get("answer_id") == self.answer_id and all(m.get("ts") != o.get("ts") for o in out):
-                    out.append(m)
-            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                break
-        return out
-
-    async def _lookup_page(self, thread: str | None, oldest: str, cursor: str | None) -> Any:
-        for attempt in range(3):
-            try:
-                if thread:
-                    return await self.client.conversations_replies(
-                        channel=self.channel,
-                        ts=thread,
-                        oldest=oldest,
-                        include_all_metadata=True,
-                        limit=200,
-                        cursor=cursor,
-                    )
-                return await self.client.conversations_history(
-                    channel=self.channel, oldest=oldest, include_all_metadata=True, limit=100, cursor=cursor
-                )
-            except Exception as exc:
-                info = classify_slack_error(exc)
-                if info.kind == FailureClass.FATAL or attempt == 2:
-                    raise DeliveryError("post_unconfirmed", exc) from exc
-                await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
-        raise DeliveryError("post_unconfirmed")
-
-    async def _find_posted(self, part: int, thread: str | None, since_wall: float) -> str | None:
-        for m in await self._our_messages(thread, since_wall):
-            if (m.get("metadata") or {}).get("event_payload", {}).get("part") == part:
-                return str(m["ts"])
-        return None
+    def _content(self, render: _Render) -> dict[str, Any]:
+        """A message's content fields for chat.postMessage / chat.update."""
+        if render.final and not render.feedback:
+            return {"markdown_text": render.markdown}
+        return {"text": self._fallback(render), "blocks": self._blocks(render)}
 
     async def _delete(self, ts: str) -> bool:
         """Delete one of this answer's messages, paced and retried by the workspace's chat.delete budget."""
@@ -581,7 +668,7 @@ class AnswerWriter:
         async def send(_payload: object) -> None:
             nonlocal gone
             try:
-                await self.client.chat_delete(channel=self.channel, ts=ts)
+                await self.door.delete(ts)
             except SlackApiError as exc:
                 if classify_slack_error(exc).code != "message_not_found":
                     raise
@@ -617,25 +704,37 @@ class AnswerWriter:
         return self._finalising
 
     async def _run_finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
+        if self._placeholder_timer is not None:
+            self._placeholder_timer.cancel()
+        if self._status_slot is not None:
+            self._status_slot.close()  # Slack clears the status when the reply lands
+        if self._stream_starting is not None:
+            await asyncio.wait({self._stream_starting})
         await self._settle_posting()
         terminal_at = self._terminal_at if self._terminal_at is not None else self._clock()
         error: str | None = None
         parts = self._plan_parts(doc)
+        feedback = self.settings.feedback_buttons and state == "answered"
         futures: list[tuple[_Msg, str, asyncio.Future[None]]] = []
         for i, shown in enumerate(parts):
+            last = feedback and i == len(parts) - 1
             if i < len(self._msgs):
                 msg = self._msgs[i]
+                blocks = [self._feedback_block()] if last else None
+                if await self._end_stream(msg, shown, blocks):
+                    futures.append((msg, shown, msg.final_future))  # type: ignore[arg-type]
+                    continue
                 fut = msg.final_future
-                if msg.final_text == shown and fut is not None and not _failed(fut):
+                if msg.final_text == shown and fut is not None and not _failed(fut) and not last:
                     futures.append((msg, shown, fut))
                 else:  # not queued yet, different, or it failed (e.g. transient failures outlasted the retries)
-                    futures.append((msg, shown, self._queue_final(msg, shown)))
+                    futures.append((msg, shown, self._queue_final(msg, shown, last)))
                 continue
             root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
-            if i in self._unconfirmed:
+            if i in self.door.unconfirmed:
                 # This part's post may have landed: find it and edit it; if Slack still can't tell, stop.
                 try:
-                    found = await self._find_posted(i, root, self._unconfirmed[i])
+                    found = await self.door.find_posted(i, root, self.door.unconfirmed[i])
                 except DeliveryError as err:
                     error = err.code
                     break
@@ -645,11 +744,14 @@ class AnswerWriter:
                     futures.append((msg, shown, self._queue_final(msg, shown)))
                     continue
             try:
-                ts = await self._post(_Render(shown, final=True, has_text=True), part=i, thread_ts=root)
+                render = _Render(shown, final=True, has_text=True, feedback=last)
+                ts = await self._post(render, part=i, thread_ts=root)
             except DeliveryError as err:
                 error = err.code
                 break
             self._msgs.append(_Msg(ts, final_text=shown))
+            if last:
+                self._feedback_msg = self._msgs[-1]
             if self._first_text_at is None:
                 self._first_text_at = self._clock()
         for msg in self._msgs[len(parts) :]:
@@ -664,7 +766,7 @@ class AnswerWriter:
         if error is None and len(futures) == 1 and len(self._msgs) == 1:
             futures = await self._repost_if_stuck(futures[0])
         error = await self._await_finals(futures) or error
-        if self._suspect_duplicates and self._msgs:
+        if self.door.suspect_duplicates and self._msgs:
             await self._sweep_duplicates()
         delivered = error is None
         outcome = self._outcome(state if delivered else "slack_error", doc, delivered=delivered, error=error)
@@ -689,17 +791,26 @@ class AnswerWriter:
     async def _repost_if_stuck(
         self, entry: tuple[_Msg, str, asyncio.Future[None]]
     ) -> list[tuple[_Msg, str, asyncio.Future[None]]]:
-        """Deliver a one-message final by post + delete when the update budget keeps it waiting."""
+        """Deliver a one-message final by post + delete when the update budget keeps it waiting.
+
+        Only while the workspace's ``chat.delete`` window has room for the delete: a repost whose old message
+        can't be deleted soon would leave the answer's beginning shown twice; then the edit is awaited.
+        """
         msg, shown, fut = entry
         after = self.settings.repost_final_after
         if after is None or msg.slot is None:
             return [entry]
+        deletes = self.budget.scheduler(self.team_id, "chat.delete")
         done, _ = await asyncio.wait({fut}, timeout=after)
+        while not done and await deletes.room() <= 0:
+            done, _ = await asyncio.wait({fut}, timeout=1.0)
         if done or not msg.slot.withdraw_final():
             return [entry]
+        feedback = msg is self._feedback_msg
         try:
             # A distinct part number: the lookup after an ambiguous failure must not mistake the placeholder.
-            ts = await self._post(_Render(shown, final=True, has_text=True), part=1000, thread_ts=self.thread_ts)
+            render = _Render(shown, final=True, has_text=True, feedback=feedback)
+            ts = await self._post(render, part=1000, thread_ts=self.thread_ts)
         except DeliveryError:
             msg.final_future = None
             return [(msg, shown, self._queue_final(msg, shown))]  # back to the edit path
@@ -707,6 +818,8 @@ class AnswerWriter:
         if self._first_text_at is None:
             self._first_text_at = self._clock()
         new = _Msg(ts, final_text=shown)
+        if feedback:
+            self._feedback_msg = new
         self._msgs[0] = new
         if not await self._delete(msg.ts):
             # The placeholder stays: turn it into a pointer rather than leave it saying "Analyzing".
@@ -773,11 +886,15 @@ class AnswerWriter:
         if index != len(self._msgs) - 1 or (index == 0 and len(self._msgs) > 1):
             return False
         thread = self.thread_ts if index == 0 else (self.thread_ts or self._msgs[0].ts)
+        feedback = msg is self._feedback_msg
         try:
-            ts = await self._post(_Render(shown, final=True, has_text=True), part=2000 + index, thread_ts=thread)
+            render = _Render(shown, final=True, has_text=True, feedback=feedback)
+            ts = await self._post(render, part=2000 + index, thread_ts=thread)
         except DeliveryError:
             return False
         new = _Msg(ts, final_text=shown)
+        if feedback:
+            self._feedback_msg = new
         if await self._delete(msg.ts):
             self._msgs[index] = new
             return True
@@ -787,9 +904,9 @@ class AnswerWriter:
     async def _sweep_duplicates(self) -> None:
         keep = {m.ts for m in self._msgs}
         try:
-            found = await self._our_messages(self.thread_ts or self._msgs[0].ts, time.time() - 600)
+            found = await self.door.our_messages(self.thread_ts or self._msgs[0].ts, time.time() - 600)
             if not self.thread_ts:
-                found += await self._our_messages(None, time.time() - 600)
+                found += await self.door.our_messages(None, time.time() - 600)
         except DeliveryError:
             return
         for m in found:
@@ -810,10 +927,10 @@ class AnswerWriter:
             message_ts=[m.ts for m in self._msgs if m.final_text != ""],
             delivered=delivered,
             edits=sum(s.sent for s in stats),
-            posts=self._posts,
+            posts=self.door.counters.posts,
             deletes=self._deletes,
-            ratelimited=sum(s.ratelimited for s in stats) + self._post_ratelimited,
-            retries=sum(s.retries for s in stats) + self._post_retries,
+            ratelimited=sum(s.ratelimited for s in stats) + self.door.counters.post_ratelimited,
+            retries=sum(s.retries for s in stats) + self.door.counters.post_retries,
             slack_error=error,
             time_to_first_text=first,
             final_text=doc,
@@ -826,8 +943,7 @@ def _failed(fut: asyncio.Future[None]) -> bool:
 
 def _transient(exc: BaseException) -> bool:
     """A final that failed for reasons that may pass (5xx, timeouts, resets outlasting the retries)."""
-    cause = exc.cause if isinstance(exc, DeliveryError) else exc
-    return cause is not None and classify_slack_error(cause).kind != FailureClass.FATAL
+    return transient(exc)
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.answers import BotDeps
 from bot.app import DEPS_KEY, create_app
 from bot.config import Settings
-from bot.files import WorkerPool
+from bot.deps import BotDeps
+from bot.workers import WorkerPool
 from tests.bot.helpers import CHANNEL, DM, TEAM, USER, dm_event, mention_event
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack, FakeSlackLimits

@@ -98,8 +98,24 @@ def expected_report(content: bytes, filename: str) -> str:
 
 
 def is_final(message: FakeMessage) -> bool:
-    """A message in its final state: plain markdown_text, no live blocks (no Stop button, no ⏳)."""
-    return message.markdown_text is not None and not message.blocks
+    """An answer in its final state: Markdown (👍/👎 may sit under it), not a live stream, no Stop button, no ⏳.
+
+    Plain-text notices are not answers."""
+    live = message.streaming_since is not None or stop_button_value(message) is not None
+    return final_markdown(message) is not None and not live and "⏳" not in message.visible
+
+
+def final_markdown(message: FakeMessage) -> str | None:
+    """The Markdown a final message shows: ``markdown_text``, or its markdown block when 👍/👎 sit under it."""
+    if message.markdown_text is not None:
+        return message.markdown_text
+    texts = [b.get("text", "") for b in message.blocks or [] if b.get("type") == "markdown"]
+    return "\n".join(texts) if texts else None
+
+
+def shown_text(message: FakeMessage) -> str:
+    """What a person reads in the message (the text filter's zero-width spaces are invisible)."""
+    return message.visible.replace("\u200b", "")
 
 
 def answers_in(slack: FakeSlack, channel: str) -> list[FakeMessage]:

@@ -24,6 +24,7 @@ from tests.bot.helpers import (
     answers_in,
     dm_event,
     final_answers,
+    final_markdown,
     is_final,
     mention_event,
     stop_button_value,
@@ -109,7 +110,7 @@ async def test_thirty_questions_at_once_run_two_and_tell_the_rest_when_to_ask(
     other_ts = await ask_in_channel(bot, "how did sales do?", user=OTHER)
     await bot.slack.wait_for(lambda: any(m.thread_ts == other_ts for m in final_answers(bot.slack, CHANNEL)))
     (other_answer,) = [m for m in final_answers(bot.slack, CHANNEL) if m.thread_ts == other_ts]
-    assert other_answer.markdown_text == "Sales beat the plan by 200.00."
+    assert final_markdown(other_answer) == "Sales beat the plan by 200.00."
     assert ephemerals_to(bot, OTHER) == []
 
     # Stopping the two running answers frees their slots: the next question runs.
@@ -177,7 +178,7 @@ async def test_the_workspace_limit_refuses_a_third_person_until_a_slot_frees(
     openai.script(text("Events came in under plan."))
     status, _ = await bot.send_command("why is marketing over?", user="U0CAROL")
     await bot.slack.wait_for(
-        lambda: any(m.markdown_text == "Events came in under plan." for m in final_answers(bot.slack, CHANNEL)),
+        lambda: any(final_markdown(m) == "Events came in under plan." for m in final_answers(bot.slack, CHANNEL)),
         timeout=20,
     )
     await stop(bot, live_in_thread(bot, bob), user="U0BOB")
@@ -270,7 +271,7 @@ async def test_only_the_asker_or_an_admin_can_stop(bot: BotUnderTest, openai: Fa
 
     await stop(bot, live, user="U0ADMIN")
     await bot.slack.wait_for(lambda: live_answers(bot) == [], timeout=20)
-    assert final_answers(bot.slack, CHANNEL)[-1].markdown_text == "Marketing is\n\n_Stopped._"
+    assert final_markdown(final_answers(bot.slack, CHANNEL)[-1]) == "Marketing is\n\n_Stopped._"
 
 
 async def test_a_notice_refused_with_429_is_posted_after_the_wait(bot: BotUnderTest) -> None:

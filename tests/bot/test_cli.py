@@ -16,7 +16,7 @@ import pytest
 
 from bot.answers import SHUTDOWN
 from tests.bot.conftest import DM, SIGNING_SECRET, base_env, dm_event, event_envelope, signed_headers
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers
+from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown
 from tests.fakes.openai_server import FakeOpenAI, text
 from tests.fakes.slack_server import FakeSlack
 
@@ -96,8 +96,8 @@ async def test_serve_http_process(tmp_path: Path) -> None:
             assert isinstance(json.loads(line), dict), line
         assert "Traceback" not in output
         final = answers_in(slack, DM)[-1]
-        assert final.markdown_text is not None and final.markdown_text.startswith("Line 0:")
-        assert final.markdown_text.endswith(f"\n\n⚠️ {SHUTDOWN}")
+        assert final_markdown(final) is not None and final_markdown(final).startswith("Line 0:")
+        assert final_markdown(final).endswith(f"\n\n⚠️ {SHUTDOWN}")
 
 
 async def post_event(http: aiohttp.ClientSession, port: int, event: dict[str, object]) -> None:

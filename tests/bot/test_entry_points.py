@@ -20,6 +20,7 @@ from tests.bot.helpers import (
     final_answers,
     is_final,
     last_user_text,
+    shown_text,
 )
 from tests.fakes.openai_server import FakeOpenAI, text
 
@@ -43,7 +44,7 @@ async def test_dm_file_alone_gets_the_deterministic_report_without_a_model_call(
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
     await bot.deps.idle(timeout=5)
     (message,) = answers_in(bot.slack, DM)
-    assert message.markdown_text == expected_report(example_bytes(), "budget_vs_actual.csv")
+    assert shown_text(message) == expected_report(example_bytes(), "budget_vs_actual.csv")
     assert message.thread_ts is None  # a top-level DM message: the user wrote at the top level
     assert message.history[0].visible.startswith("⏳")  # the placeholder came first
     assert openai.requests == []
@@ -57,7 +58,7 @@ async def test_dm_question_is_answered_about_the_current_dataset(bot: BotUnderTe
     assert await bot.send_event(dm_event(question.ts, "why is marketing over budget?")) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=20)
     answer = final_answers(bot.slack, DM)[-1]
-    assert answer.markdown_text == ANSWER
+    assert shown_text(answer) == ANSWER
     assert len(answer.history) >= 2  # placeholder, then edits
     assert "why is marketing over budget?" in last_user_text(openai.requests[0].json)
     assert len(bot.slack.file_downloads) == 1  # the dataset was kept, not downloaded again
@@ -72,14 +73,14 @@ async def test_dm_question_in_a_thread_is_answered_in_that_thread(bot: BotUnderT
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=20)
     answer = final_answers(bot.slack, DM)[-1]
     assert answer.thread_ts == upload_ts
-    assert answer.markdown_text == "Sales beat the plan by 200.00."
+    assert shown_text(answer) == "Sales beat the plan by 200.00."
 
 
 async def test_dm_file_with_a_question_answers_the_question(bot: BotUnderTest, openai: FakeOpenAI) -> None:
     openai.script(text(ANSWER, chunk=6))
     await upload_in_dm(bot, SMALL_CSV, "q3.csv", "why is marketing over budget?")
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
-    assert final_answers(bot.slack, DM)[0].markdown_text == ANSWER
+    assert shown_text(final_answers(bot.slack, DM)[0]) == ANSWER
     assert len(openai.requests) == 1
 
 
@@ -109,7 +110,7 @@ async def test_channel_mention_with_a_file_answers_in_the_mention_thread(bot: Bo
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 1, timeout=20)
     (answer,) = answers_in(bot.slack, CHANNEL)
     assert answer.thread_ts == mention.ts
-    assert answer.markdown_text == ANSWER
+    assert shown_text(answer) == ANSWER
     asked = last_user_text(openai.requests[0].json)
     assert "why is marketing over budget?" in asked and "<@UBOT>" not in asked
 
@@ -126,7 +127,7 @@ async def test_mention_in_a_thread_uses_a_file_posted_earlier_in_the_thread(
     (answer,) = answers_in(bot.slack, CHANNEL)
     assert answer.thread_ts == parent.ts
     # No question: the deterministic report of the thread's file.
-    assert answer.markdown_text == expected_report(example_bytes(), "budget_vs_actual.csv")
+    assert shown_text(answer) == expected_report(example_bytes(), "budget_vs_actual.csv")
     assert len(bot.slack.calls_of("conversations.replies")) == 1
     assert openai.requests == []
 
@@ -136,7 +137,7 @@ async def test_mention_in_a_thread_uses_a_file_posted_earlier_in_the_thread(
     event = mention_event(CHANNEL, follow.ts, "<@UBOT> what drove marketing?", thread_ts=parent.ts)
     assert await bot.send_event(event) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=20)
-    assert final_answers(bot.slack, CHANNEL)[-1].markdown_text == "Events & Conferences drove most of it."
+    assert shown_text(final_answers(bot.slack, CHANNEL)[-1]) == "Events & Conferences drove most of it."
     assert len(bot.slack.file_downloads) == 1
 
 
@@ -173,7 +174,7 @@ async def test_variance_report_posts_the_channel_report(bot: BotUnderTest, opena
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=20)
     report = final_answers(bot.slack, CHANNEL)[-1]
     assert report.thread_ts is None  # a normal channel message
-    assert report.markdown_text == expected_report(example_bytes(), "budget_vs_actual.csv")
+    assert shown_text(report) == expected_report(example_bytes(), "budget_vs_actual.csv")
     assert openai.requests == []
 
 
@@ -186,7 +187,7 @@ async def test_variance_question_streams_a_channel_message(bot: BotUnderTest, op
     assert body == ""  # an empty ack: the answer comes as a channel message
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=20)
     answer = final_answers(bot.slack, CHANNEL)[-1]
-    assert answer.thread_ts is None and answer.markdown_text == ANSWER
+    assert answer.thread_ts is None and shown_text(answer) == ANSWER
     assert len(answer.history) >= 2
 
 
@@ -218,7 +219,7 @@ async def test_variance_in_the_dm_uses_the_dm_dataset(bot: BotUnderTest, openai:
     assert status == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 2, timeout=20)
     first, second = final_answers(bot.slack, DM)
-    assert first.markdown_text == second.markdown_text == expected_report(SMALL_CSV, "q3.csv")
+    assert shown_text(first) == shown_text(second) == expected_report(SMALL_CSV, "q3.csv")
     assert all(is_final(m) for m in answers_in(bot.slack, DM))
 
 
@@ -239,7 +240,7 @@ async def test_long_answer_overflows_into_more_messages_in_the_thread(bot: BotUn
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == len(parts), timeout=30)
     await bot.deps.idle(timeout=10)
     messages = answers_in(bot.slack, CHANNEL)
-    assert [m.markdown_text for m in messages] == parts
+    assert [shown_text(m) for m in messages] == parts
     assert all(m.thread_ts == mention.ts for m in messages)
 
 
@@ -252,5 +253,5 @@ async def test_mention_elsewhere_in_the_channel_uses_the_channel_latest_file(
     assert await bot.send_event(mention_event(CHANNEL, mention.ts, "<@UBOT> how did sales do?")) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == 2, timeout=20)
     answer = final_answers(bot.slack, CHANNEL)[-1]
-    assert answer.thread_ts == mention.ts and answer.markdown_text == "Same file, new thread."
+    assert answer.thread_ts == mention.ts and shown_text(answer) == "Same file, new thread."
     assert len(bot.slack.file_downloads) == 1

@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from bot.textfilter import ZWSP
-from tests.bot.helpers import CHANNEL, DM, dm_event, final_answers, mention_event
+from tests.bot.helpers import CHANNEL, DM, dm_event, final_answers, final_markdown, mention_event
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ async def test_a_backtick_in_a_file_name_cannot_end_the_report_code_span(bot: Bo
     upload = bot.slack.add_message(DM, files=[file_obj])
     assert await bot.send_event(dm_event(upload.ts, files=[file_obj])) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
-    first_line = (final_answers(bot.slack, DM)[0].markdown_text or "").splitlines()[0]
+    first_line = (final_markdown(final_answers(bot.slack, DM)[0]) or "").splitlines()[0]
     spans = re.findall(r"`[^`]*`", first_line)
     assert spans[0].replace(ZWSP, "") == "`q3ˋ**bold** <!here>ˋ.csv`"
     assert [s.replace(ZWSP, "") for s in spans[1:]] == ["`Actual`", "`Budget`"]
@@ -79,7 +79,7 @@ async def test_a_57_kb_header_never_reaches_the_instructions(bot: BotUnderTest, 
     upload = bot.slack.add_message(DM, text="how did sales do?", files=[file_obj])
     assert await bot.send_event(dm_event(upload.ts, "how did sales do?", files=[file_obj])) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=30)
-    assert final_answers(bot.slack, DM)[0].markdown_text == "Sales beat the plan by 20."
+    assert final_markdown(final_answers(bot.slack, DM)[0]) == "Sales beat the plan by 20."
 
     first, second = openai.requests
     for request in (first, second):

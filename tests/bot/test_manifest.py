@@ -31,7 +31,13 @@ def test_manifest_scopes_events_and_modes() -> None:
         "message.channels",
         "message.groups",
         "file_deleted",
+        "assistant_thread_started",
+        "assistant_thread_context_changed",
     }
+    # The assistant container: its feature, the scope for status/prompts/titles, at least 3 suggested prompts.
+    assert "assistant:write" in scopes
+    assert re.search(r"^  assistant_view:\n    assistant_description: .+", text, re.MULTILINE)
+    assert len(re.findall(r"^      - title: .+", text, re.MULTILINE)) >= 3
     assert "command: /variance" in text
     assert re.search(r"interactivity:\n\s+is_enabled: true", text)
     assert "socket_mode_enabled: true" in text

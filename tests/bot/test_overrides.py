@@ -23,6 +23,7 @@ from tests.bot.helpers import (
     dm_event,
     expected_report,
     final_answers,
+    final_markdown,
     mention_event,
 )
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
@@ -58,7 +59,7 @@ async def mention(bot: BotUnderTest, words: str, *, thread_ts: str | None = None
 async def next_final(bot: BotUnderTest, count: int) -> str:
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, CHANNEL)) == count, timeout=20)
     await bot.deps.idle(timeout=10)
-    return final_answers(bot.slack, CHANNEL)[-1].markdown_text or ""
+    return final_markdown(final_answers(bot.slack, CHANNEL)[-1]) or ""
 
 
 def report_with_advertising_as_revenue() -> str:
@@ -186,7 +187,7 @@ async def test_reset_in_a_dm_clears_the_dm_overrides(bot: BotUnderTest, openai: 
     openai.script(ADVERTISING_AS_REVENUE, text("Done."))
     assert await bot.send_event(dm_event(upload.ts, "treat advertising as revenue", files=[file_obj])) == 200
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
-    assert final_answers(bot.slack, DM)[0].markdown_text == (
+    assert final_markdown(final_answers(bot.slack, DM)[0]) == (
         "Done.\n\n_With your overrides: Advertising counted as revenue._ `/variance reset` (or “reset”) clears them."
     )
     await bot.deps.idle(timeout=10)

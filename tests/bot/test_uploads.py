@@ -15,6 +15,7 @@ from tests.bot.helpers import (
     example_bytes,
     expected_report,
     final_answers,
+    final_markdown,
     last_user_text,
 )
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
@@ -38,7 +39,7 @@ async def test_a_file_dropped_alone_gets_its_report_and_then_the_bridge_chart(
     assert chart.filename == "budget_vs_actual-bridge.png"
     assert chart.title == "Profit: budget to actual, 2025-01 – 2025-09"
     (report,) = final_answers(bot.slack, DM)
-    assert report.markdown_text == expected_report(example_bytes(), "budget_vs_actual.csv")
+    assert final_markdown(report) == expected_report(example_bytes(), "budget_vs_actual.csv")
     # The report was shown first; the upload took the two Tier 4 calls after it.
     methods = [c.method for c in bot.slack.calls if c.method.startswith(("chat.", "files."))]
     assert methods.index("files.getUploadURLExternal") > methods.index("chat.update")
@@ -71,7 +72,7 @@ async def test_make_chart_is_uploaded_into_the_answer_thread(bot: BotUnderTest, 
     (answer,) = answers_in(bot.slack, CHANNEL)
     assert chart.channel == CHANNEL and chart.thread_ts == mention.ts == answer.thread_ts
     assert chart.title == "Budget vs actual by Department, 2025-01 – 2025-09"
-    assert answer.markdown_text == "The bars chart below shows each department against budget."
+    assert final_markdown(answer) == "The bars chart below shows each department against budget."
     # What the model got back describes the chart; it carries no picture and no instruction to draw numbers.
     output = next(
         item["output"]
@@ -115,7 +116,7 @@ async def test_variance_pack_uploads_the_xlsx_with_progress_in_the_message(
     message = final_answers(bot.slack, CHANNEL)[-1]
     seen = [state.visible for state in message.history]
     assert any("Drafting commentary: 8 of 9 lines" in s or "Drafting commentary: 1 of 9 lines" in s for s in seen)
-    assert "Month-end pack" in (message.markdown_text or "") and "attached in this thread" in message.markdown_text
+    assert "Month-end pack" in (final_markdown(message) or "") and "attached in this thread" in final_markdown(message)
     (pack,) = [u for u in bot.slack.uploads if u.filename.endswith(".xlsx")]
     assert (pack.channel, pack.thread_ts) == (CHANNEL, message.ts)
     book = load_workbook(io.BytesIO(pack.content or b""))

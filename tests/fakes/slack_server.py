@@ -28,6 +28,15 @@ What it speaks, like Slack does:
   channel as a token bucket (1 per second, burst 3). Scale the windows down in tests
   (``FakeSlackLimits.scaled(update_limit=5, update_window=6)``) to exercise the same logic fast.
   A 429'd call does not count against the window.
+- Native streaming and the assistant container (see "streaming and assistant threads" below):
+  ``chat.startStream`` (Tier 2, 20/min; needs ``thread_ts``; outside a DM also ``recipient_user_id`` and
+  ``recipient_team_id``), ``chat.appendStream`` (Tier 4, 100/min), ``chat.stopStream`` (Tier 2) with
+  ``markdown_text`` or ``chunks``; a stream expires ``stream_ttl`` seconds after it started (5 min) or by
+  ``slack.expire_stream(channel, ts)``, after which append/stop answer ``message_not_in_streaming_state``;
+  ``chat.update`` on a live stream answers ``streaming_state_conflict``. ``assistant.threads.setStatus``
+  (cleared by the bot's next message in the thread), ``setSuggestedPrompts`` (at most 4, each
+  ``{title, message}``) and ``setTitle``, recorded in ``slack.assistant_threads[(channel, thread_ts)]``;
+  Tier 3 for these is an assumption (Slack documents them as their own budgets).
 - Files: ``slack.add_file(b"...", name="q3.csv")`` returns a Slack file object whose
   ``url_private_download`` points at this server's ``/files-pri/...`` route. The bytes are served only
   with the right bearer token; without it the route answers 200 with an HTML login page, like Slack.
@@ -118,6 +127,12 @@ class FakeSlackLimits:
             "conversations.replies": (50, 60.0),
             "conversations.history": (50, 60.0),
             "files.info": (100, 60.0),
+            "chat.startStream": (20, 60.0),
+            "chat.stopStream": (20, 60.0),
+            "chat.appendStream": (100, 60.0),
+            "assistant.threads.setStatus": (50, 60.0),
+            "assistant.threads.setSuggestedPrompts": (50, 60.0),
+            "assistant.threads.setTitle": (50, 60.0),
             "files.getUploadURLExternal": (100, 60.0),  # Tier 4
             "files.completeUploadExternal": (100, 60.0),  # Tier 4
             "users.info": (100, 60.0),
@@ -125,6 +140,7 @@ class FakeSlackLimits:
     )
     post_per_second: float = 1.0  # chat.postMessage, per channel
     post_burst: int = 3
+    stream_ttl: float = 300.0  # a native stream ends on Slack's side this long after it started
     enabled: bool = True
 
     @classmethod
@@ -181,6 +197,7 @@ class FakeMessage:
     history: list[MessageState] = field(default_factory=list)
     deleted: bool = False
     subtype: str | None = None
+    streaming_since: float | None = None  # time.monotonic() when its native stream started; None: not streaming
 
     @property
     def visible(self) -> str:
@@ -201,14 +218,28 @@ class FakeMessage:
         if self.blocks is not None:
             msg["blocks"] = self.blocks
         if self.markdown_text is not None:
-            # Slack renders markdown_text into a markdown block and keeps a plain text copy.
-            msg["blocks"] = [{"type": "markdown", "text": self.markdown_text}]
+            # Slack renders markdown_text into a markdown block and keeps a plain text copy (a stopped
+            # stream's blocks come after it).
+            msg["blocks"] = [{"type": "markdown", "text": self.markdown_text}, *(self.blocks or [])]
             msg["text"] = self.markdown_text
         if self.metadata:
             msg["metadata"] = self.metadata
         if self.files:
             msg["files"] = self.files
         return msg
+
+
+@dataclass
+class AssistantThread:
+    """What the bot set on one assistant thread (``assistant.threads.*``)."""
+
+    statuses: list[str] = field(default_factory=list)  # every status set, in order ("" = cleared)
+    prompts: list[dict[str, str]] = field(default_factory=list)
+    title: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.statuses[-1] if self.statuses else ""
 
 
 @dataclass
@@ -264,6 +295,7 @@ class FakeSlack:
         self.file_bytes: dict[str, bytes] = {}
         self.file_downloads: list[tuple[str, bool]] = []  # (file id, authorised)
         self.channels: dict[str, dict[str, Any]] = {}
+        self.assistant_threads: dict[tuple[str, str], AssistantThread] = defaultdict(AssistantThread)
         self.users: dict[str, dict[str, Any]] = {}
         self.ratelimited: int = 0
         self._handlers: dict[str, Handler] = {}
@@ -728,6 +760,7 @@ class FakeSlack:
         )
         msg.history.append(MessageState(text, blocks, markdown_text, time.monotonic(), method))
         self.messages[channel][ts] = msg
+        self._clear_status(channel, msg.thread_ts)
         return {"ok": True, "channel": channel, "ts": ts, "message": msg.to_api()}
 
     def _m_chat_postMessage(self, params: dict[str, Any], team: str) -> dict[str, Any]:
@@ -742,6 +775,8 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         if msg.bot_id != self.bot_id:
             return {"ok": False, "error": "cant_update_message"}
+        if self._streaming(msg):
+            return {"ok": False, "error": "streaming_state_conflict"}
         parsed, err = self._content(params, text_limit=UPDATE_TEXT_LIMIT)
         if parsed is None:
             return {"ok": False, "error": err}
@@ -854,6 +889,181 @@ class FakeSlack:
         if obj is None:
             return {"ok": False, "error": "file_not_found"}
         return {"ok": True, "file": dict(obj)}
+
+    # ------------------------------------------------------------------ streaming and assistant threads
+
+    def expire_stream(self, channel: str, ts: str) -> None:
+        """End a native stream on Slack's side, as its timeout does."""
+        msg = self._find(channel, ts)
+        if msg is not None:
+            msg.streaming_since = None
+
+    def _streaming(self, msg: FakeMessage) -> bool:
+        if msg.streaming_since is None:
+            return False
+        if time.monotonic() - msg.streaming_since > self.limits.stream_ttl:
+            msg.streaming_since = None
+        return msg.streaming_since is not None
+
+    def _stream_text(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The markdown a stream call carries (``markdown_text`` or markdown_text ``chunks``), or an error."""
+        text = params.get("markdown_text")
+        chunks = params.get("chunks")
+        if isinstance(chunks, str):
+            try:
+                chunks = json.loads(chunks)
+            except json.JSONDecodeError:
+                return None, "invalid_chunks"
+        if chunks is not None:
+            if not isinstance(chunks, list) or any(
+                not isinstance(c, dict) or c.get("type") != "markdown_text" for c in chunks
+            ):
+                return None, "invalid_chunks"
+            text = (text or "") + "".join(str(c.get("text", "")) for c in chunks)
+        if text is not None and not isinstance(text, str):
+            return None, "invalid_arguments"
+        if text is not None and len(text) > MARKDOWN_TEXT_LIMIT:
+            return None, "msg_too_long"
+        return text or "", None
+
+    def _clear_status(self, channel: str, thread_ts: str | None) -> None:
+        key = (channel, thread_ts or "")
+        if key in self.assistant_threads and self.assistant_threads[key].status:
+            self.assistant_threads[key].statuses.append("")
+
+    def _m_chat_startStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        info, err = self._channel(params.get("channel"))
+        if info is None:
+            return {"ok": False, "error": err}
+        if not info["is_member"]:
+            return {"ok": False, "error": "not_in_channel"}
+        thread_ts = params.get("thread_ts")
+        if not thread_ts:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not info.get("is_im") and not (params.get("recipient_user_id") and params.get("recipient_team_id")):
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = info["id"]
+        if self._find(channel, thread_ts) is None:
+            return {"ok": False, "error": "thread_not_found"}
+        text, err = self._stream_text(params)
+        if text is None:
+            return {"ok": False, "error": err}
+        ts = self._next_ts()
+        now = time.monotonic()
+        msg = FakeMessage(
+            channel=channel,
+            ts=ts,
+            thread_ts=str(thread_ts),
+            user=self.bot_user_id,
+            bot_id=self.bot_id,
+            markdown_text=text,
+            streaming_since=now,
+        )
+        msg.history.append(MessageState(None, None, text, now, "chat.startStream"))
+        self.messages[channel][ts] = msg
+        self._clear_status(channel, str(thread_ts))
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _live_stream(self, params: dict[str, Any]) -> tuple[FakeMessage | None, str | None]:
+        info, err = self._channel(params.get("channel"))
+        if info is None:
+            return None, err
+        msg = self._find(info["id"], params.get("ts"))
+        if msg is None:
+            return None, "message_not_found"
+        if not self._streaming(msg):
+            return None, "message_not_in_streaming_state"
+        return msg, None
+
+    def _m_chat_appendStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        msg, err = self._live_stream(params)
+        if msg is None:
+            return {"ok": False, "error": err}
+        text, err = self._stream_text(params)
+        if text is None:
+            return {"ok": False, "error": err}
+        if not text:
+            return {"ok": False, "error": "no_text"}
+        if len((msg.markdown_text or "") + text) > MARKDOWN_TEXT_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
+        msg.markdown_text = (msg.markdown_text or "") + text
+        msg.history.append(MessageState(None, None, msg.markdown_text, time.monotonic(), "chat.appendStream"))
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts}
+
+    def _m_chat_stopStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        msg, err = self._live_stream(params)
+        if msg is None:
+            return {"ok": False, "error": err}
+        text, err = self._stream_text(params)
+        if text is None:
+            return {"ok": False, "error": err}
+        blocks = params.get("blocks")
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if blocks is not None:
+            if not isinstance(blocks, list):
+                return {"ok": False, "error": "invalid_blocks_format"}
+            bad = _validate_blocks(blocks)
+            if bad:
+                return {"ok": False, "error": bad}
+        if len((msg.markdown_text or "") + text) > MARKDOWN_TEXT_LIMIT:
+            return {"ok": False, "error": "msg_too_long"}
+        msg.markdown_text = (msg.markdown_text or "") + text
+        msg.blocks = blocks
+        meta = self._metadata(params)
+        if meta is not None:
+            msg.metadata = meta
+        msg.streaming_since = None
+        msg.history.append(MessageState(None, blocks, msg.markdown_text, time.monotonic(), "chat.stopStream"))
+        return {"ok": True, "channel": msg.channel, "ts": msg.ts, "message": msg.to_api()}
+
+    def _assistant_thread(self, params: dict[str, Any]) -> tuple[AssistantThread | None, str | None]:
+        info, err = self._channel(params.get("channel_id"))
+        if info is None:
+            return None, err
+        thread_ts = params.get("thread_ts")
+        if not thread_ts or self._find(info["id"], thread_ts) is None:
+            return None, "invalid_thread_ts"
+        return self.assistant_threads[(info["id"], str(thread_ts))], None
+
+    def _m_assistant_threads_setStatus(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        thread, err = self._assistant_thread(params)
+        if thread is None:
+            return {"ok": False, "error": err}
+        loading = params.get("loading_messages")
+        if isinstance(loading, str):
+            loading = json.loads(loading)
+        if loading is not None and (not isinstance(loading, list) or len(loading) > 10):
+            return {"ok": False, "error": "invalid_arguments"}
+        if "status" not in params:
+            return {"ok": False, "error": "invalid_arguments"}
+        thread.statuses.append(str(params.get("status") or ""))
+        return {"ok": True}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        thread, err = self._assistant_thread(params)
+        if thread is None:
+            return {"ok": False, "error": err}
+        prompts = params.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if (
+            not isinstance(prompts, list)
+            or not 1 <= len(prompts) <= 4
+            or any(not isinstance(p, dict) or not p.get("title") or not p.get("message") for p in prompts)
+        ):
+            return {"ok": False, "error": "invalid_arguments"}
+        thread.prompts = [{"title": str(p["title"]), "message": str(p["message"])} for p in prompts]
+        return {"ok": True}
+
+    def _m_assistant_threads_setTitle(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        thread, err = self._assistant_thread(params)
+        if thread is None:
+            return {"ok": False, "error": err}
+        if not params.get("title"):
+            return {"ok": False, "error": "invalid_arguments"}
+        thread.title = str(params["title"])
+        return {"ok": True}
 
 
 def _fmt_retry(seconds: float) -> str:

@@ -142,3 +142,65 @@ async def test_files_need_the_token_and_replies_show_them() -> None:
         with pytest.raises(TimeoutError):
             await slack.wait_for(lambda: False, timeout=0.1)
 
+
+async def test_native_streams_follow_slacks_rules() -> None:
+    limits = FakeSlackLimits()
+    limits.method_windows["chat.startStream"] = (4, 60.0)  # refused calls count too
+    async with FakeSlack(limits=limits) as slack:
+        client = client_for(slack)
+        parent = slack.add_message("C1", text="q")
+        dm_parent = slack.add_message("D1", text="q")
+        with pytest.raises(SlackApiError) as err:  # outside a DM the recipient is required
+            await client.chat_startStream(channel="C1", thread_ts=parent.ts, markdown_text="Hi")
+        assert err.value.response["error"] == "invalid_arguments"
+        with pytest.raises(SlackApiError) as err:  # a stream is always a reply in a thread
+            await client.chat_startStream(channel="D1", thread_ts="", markdown_text="Hi")
+        assert err.value.response["error"] == "invalid_arguments"
+        started = await client.chat_startStream(channel="D1", thread_ts=dm_parent.ts, markdown_text="Hel")
+        ts = started["ts"]
+        await client.chat_appendStream(channel="D1", ts=ts, chunks=[{"type": "markdown_text", "text": "lo "}])
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_update(channel="D1", ts=ts, text="x")
+        assert err.value.response["error"] == "streaming_state_conflict"
+        await client.chat_stopStream(channel="D1", ts=ts, markdown_text="world", blocks=[{"type": "divider"}])
+        msg = slack.messages["D1"][ts]
+        assert msg.visible == "Hello world" and msg.streaming_since is None and msg.thread_ts == dm_parent.ts
+        assert [s.method for s in msg.history] == ["chat.startStream", "chat.appendStream", "chat.stopStream"]
+        for call in (
+            client.chat_appendStream(channel="D1", ts=ts, markdown_text="!"),
+            client.chat_stopStream(channel="D1", ts=ts),
+        ):
+            with pytest.raises(SlackApiError) as err:
+                await call
+            assert err.value.response["error"] == "message_not_in_streaming_state"
+        await client.chat_update(channel="D1", ts=ts, markdown_text="edited after the stream")  # a normal message now
+        second = await client.chat_startStream(
+            channel="C1", thread_ts=parent.ts, recipient_team_id="T0001", recipient_user_id="U1"
+        )
+        slack.expire_stream("C1", second["ts"])  # Slack's own timeout
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_appendStream(channel="C1", ts=second["ts"], markdown_text="late")
+        assert err.value.response["error"] == "message_not_in_streaming_state"
+        with pytest.raises(SlackApiError) as err:  # Tier 2 (scaled to 4 here): the fifth start in the window
+            await client.chat_startStream(channel="D1", thread_ts=dm_parent.ts)
+        assert err.value.response.status_code == 429 and int(err.value.response.headers["Retry-After"]) >= 1
+
+
+async def test_assistant_thread_methods() -> None:
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        root = slack.add_message("D1", text="")
+        await client.assistant_threads_setStatus(channel_id="D1", thread_ts=root.ts, status="is thinking…")
+        prompts = [{"title": f"P{i}", "message": f"m{i}"} for i in range(5)]
+        with pytest.raises(SlackApiError) as err:  # at most 4
+            await client.assistant_threads_setSuggestedPrompts(channel_id="D1", thread_ts=root.ts, prompts=prompts)
+        assert err.value.response["error"] == "invalid_arguments"
+        await client.assistant_threads_setSuggestedPrompts(channel_id="D1", thread_ts=root.ts, prompts=prompts[:3])
+        await client.assistant_threads_setTitle(channel_id="D1", thread_ts=root.ts, title="Q3 marketing")
+        thread = slack.assistant_threads[("D1", root.ts)]
+        assert thread.status == "is thinking…" and len(thread.prompts) == 3 and thread.title == "Q3 marketing"
+        await client.chat_postMessage(channel="D1", thread_ts=root.ts, text="answer")
+        assert thread.status == ""  # the bot's reply clears the status
+        with pytest.raises(SlackApiError) as err:
+            await client.assistant_threads_setTitle(channel_id="D1", thread_ts="1.000000", title="x")
+        assert err.value.response["error"] == "invalid_thread_ts"

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from bot.render.scheduler import (
+from bot.render.pacing import (
     Classified,
     DeliveryError,
     FailureClass,

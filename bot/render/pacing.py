@@ -38,6 +38,13 @@ The clock and the sleep are injectable so the logic can be tested in virtual tim
 channel with short bursts. Calls are made by the caller-supplied ``send`` coroutine (the writer's
 ``AsyncWebClient`` call), never retried inside slack_sdk: don't pass a client with
 ``AsyncRateLimitErrorRetryHandler`` (it sleeps inside the call, blocking the scheduler).
+
+One budget per (workspace, method), shared by every answer (:data:`DEFAULT_LIMITS`): ``chat.update`` and
+``chat.delete`` (Tier 3), ``chat.startStream``/``chat.stopStream`` (Tier 2), ``chat.appendStream`` (Tier 4),
+``assistant.threads.setStatus``; posts are paced per channel. The writer plans across them: first texts ride on
+posts, native streams carry live text where they are admitted (:meth:`SlackBudget.admit_stream`), edits the rest.
+How a window is counted is behind :class:`RollingWindow` (:class:`InProcessWindow` today); sharing the budget
+between bot processes is a Redis implementation passed as :attr:`SlackBudget.window_factory`.
 """
 
 from __future__ import annotations
@@ -48,14 +55,12 @@ import itertools
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
+from bot.render.delivery import Classified, DeliveryError, FailureClass, classify_slack_error
 
 logger = logging.getLogger(__name__)
 
@@ -64,83 +69,11 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Send = Callable[[P], Awaitable[object]]
 
-TRANSIENT_ERRORS = frozenset({"internal_error", "service_unavailable", "fatal_error", "request_timeout", "timeout"})
-
 
 class Priority(IntEnum):
     INTERMEDIATE = 0
     FIRST_VISIBLE = 1
     FINAL = 2
-
-
-class FailureClass(IntEnum):
-    RATE_LIMITED = 0
-    TRANSIENT = 1
-    FATAL = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Classified:
-    kind: FailureClass
-    code: str  # Slack's error code or a short exception name, for logs and the user-facing line
-    retry_after: float = 0.0
-    # The call may have taken effect (timeout, reset, 5xx): matters for posts, which are not idempotent.
-    ambiguous: bool = False
-
-
-def _status_of(exc: SlackApiError) -> int | None:
-    resp = exc.response
-    status = getattr(resp, "status_code", None)
-    if status is None:
-        status = getattr(resp, "status", None)
-    return int(status) if isinstance(status, int) else None
-
-
-def _error_code(exc: SlackApiError) -> str:
-    resp = exc.response
-    try:
-        code = resp.get("error") if hasattr(resp, "get") else None
-    except Exception:
-        code = None
-    return str(code) if code else "http_error"
-
-
-def retry_after_of(exc: SlackApiError, default: float = 1.0) -> float:
-    headers = getattr(exc.response, "headers", None) or {}
-    for key, value in dict(headers).items():
-        if str(key).lower() == "retry-after":
-            with contextlib.suppress(TypeError, ValueError):
-                return max(0.0, float(value))
-    return default
-
-
-def classify_slack_error(exc: BaseException) -> Classified:
-    """Sort a failed Slack call into rate-limited / transient / fatal."""
-    if isinstance(exc, SlackApiError):
-        status = _status_of(exc)
-        code = _error_code(exc)
-        if status == 429 or code == "ratelimited":
-            return Classified(FailureClass.RATE_LIMITED, "ratelimited", retry_after_of(exc))
-        if status is not None and status >= 500:
-            name = code if code != "http_error" else f"http_{status}"
-            return Classified(FailureClass.TRANSIENT, name, 0.0, True)
-        if code in TRANSIENT_ERRORS:
-            return Classified(FailureClass.TRANSIENT, code, 0.0, True)
-        return Classified(FailureClass.FATAL, code)
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return Classified(FailureClass.TRANSIENT, "timeout", 0.0, True)
-    if isinstance(exc, aiohttp.ClientError | ConnectionError):
-        return Classified(FailureClass.TRANSIENT, type(exc).__name__, 0.0, True)
-    return Classified(FailureClass.FATAL, type(exc).__name__)
-
-
-class DeliveryError(Exception):
-    """A payload could not be delivered: Slack refused it, or transient failures outlasted the retries."""
-
-    def __init__(self, code: str, cause: BaseException | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.cause = cause
 
 
 @dataclass
@@ -157,9 +90,71 @@ class BudgetLimit:
     window: float
 
 
+class RollingWindow(Protocol):
+    """The calls one (workspace, method) budget made in the last ``window`` seconds, in flight ones included.
+
+    The seam for sharing a budget between bot processes: :class:`InProcessWindow` counts in this process; a
+    Redis implementation (a sorted set per workspace x method: one atomic script prunes, counts and adds in
+    :meth:`acquire`; :meth:`complete` re-scores the member) replaces it by passing its class as
+    :attr:`SlackBudget.window_factory`. Schedulers ask :meth:`usage` to choose what to send, claim a unit with
+    :meth:`acquire` (atomic: two processes cannot both take the last one) and :meth:`complete` it when the call
+    returns, so a call counts from when Slack had it and our window never looks emptier than Slack's.
+    """
+
+    async def usage(self, now: float) -> tuple[int, float]:
+        """(calls counted now, when the oldest of them leaves the window; ``inf`` when none)."""
+        ...
+
+    async def acquire(self, now: float, limit: float) -> object | None:
+        """Count one call starting now if fewer than ``limit`` are counted; its token, or None."""
+        ...
+
+    async def complete(self, token: object, now: float) -> None:
+        """The call ``token`` returned at ``now``: it counts from then."""
+        ...
+
+
+class InProcessWindow:
+    """:class:`RollingWindow` in this process's memory."""
+
+    def __init__(self, team_id: str, method: str, limit: BudgetLimit) -> None:
+        self.key = (team_id, method)
+        self.window = limit.window
+        self._stamps: dict[int, float] = {}  # token -> when the call counts from
+        self._tokens = itertools.count()
+
+    def _prune(self, now: float) -> None:
+        for token in [t for t, at in self._stamps.items() if at <= now - self.window]:
+            del self._stamps[token]
+
+    async def usage(self, now: float) -> tuple[int, float]:
+        self._prune(now)
+        oldest = min(self._stamps.values(), default=math.inf)
+        return len(self._stamps), oldest + self.window
+
+    async def acquire(self, now: float, limit: float) -> object | None:
+        self._prune(now)
+        if len(self._stamps) >= limit:
+            return None
+        token = next(self._tokens)
+        self._stamps[token] = now
+        return token
+
+    async def complete(self, token: object, now: float) -> None:
+        if isinstance(token, int) and token in self._stamps:
+            self._stamps[token] = max(self._stamps[token], now)
+
+
+WindowFactory = Callable[[str, str, BudgetLimit], RollingWindow]
+
+
 DEFAULT_LIMITS: dict[str, BudgetLimit] = {
-    "chat.update": BudgetLimit(45, 60.0),
-    "chat.delete": BudgetLimit(45, 60.0),
+    "chat.update": BudgetLimit(45, 60.0),  # Tier 3
+    "chat.delete": BudgetLimit(45, 60.0),  # Tier 3
+    "chat.startStream": BudgetLimit(18, 60.0),  # Tier 2
+    "chat.stopStream": BudgetLimit(18, 60.0),  # Tier 2
+    "chat.appendStream": BudgetLimit(90, 60.0),  # Tier 4
+    "assistant.threads.setStatus": BudgetLimit(45, 60.0),
 }
 
 
@@ -296,6 +291,7 @@ class UpdateScheduler(Generic[P]):
         sleep: Sleep = asyncio.sleep,
         name: str = "chat.update",
         classify: Callable[[BaseException], Classified] = classify_slack_error,
+        window_log: RollingWindow | None = None,
     ) -> None:
         if limit < 1 or window <= 0:
             raise ValueError("limit must be >= 1 and window > 0")
@@ -316,7 +312,7 @@ class UpdateScheduler(Generic[P]):
         self.name = name
         self._classify = classify
         self._slots: dict[str, Slot[P]] = {}
-        self._stamps: deque[float] = deque()
+        self._window_log = window_log or InProcessWindow("", name, BudgetLimit(limit, window))
         self._paused_until = -math.inf
         self._in_flight = 0
         self._order = itertools.count()
@@ -352,13 +348,31 @@ class UpdateScheduler(Generic[P]):
         finals = min(finals, max(0, self.limit - self.first_text_floor))
         return finals, min(firsts, max(0, self.limit - finals))
 
-    def used(self, now: float | None = None) -> int:
-        self._prune(self.clock() if now is None else now)
-        return len(self._stamps) + self._in_flight
+    async def used(self, now: float | None = None) -> int:
+        """Calls counted in the window now, those in flight included."""
+        counted, _ = await self._window_log.usage(self.clock() if now is None else now)
+        return counted
+
+    async def room(self) -> int:
+        """Units of the window not yet counted nor wanted by a queued payload (negative: oversubscribed)."""
+        queued = sum(1 for s in self._slots.values() if s.pending)
+        return self.limit - await self.used() - queued
+
+    async def count_earlier(self, times: list[float]) -> None:
+        """Count calls made before this scheduler existed (e.g. by a previous process), at ``times``."""
+        for at in times:
+            token = await self._window_log.acquire(at, math.inf)
+            if token is not None:
+                await self._window_log.complete(token, at)
 
     @property
     def paused_until(self) -> float:
         return self._paused_until
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (a 429 seen outside the scheduler's own calls)."""
+        self._paused_until = max(self._paused_until, self.clock() + max(0.0, seconds))
+        self._wake()
 
     async def aclose(self) -> None:
         for slot in list(self._slots.values()):
@@ -388,22 +402,19 @@ class UpdateScheduler(Generic[P]):
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"scheduler:{self.name}")
 
-    def _prune(self, now: float) -> None:
-        while self._stamps and self._stamps[0] <= now - self.window:
-            self._stamps.popleft()
+    def _pick(self, now: float, counted: int, window_free_at: float) -> tuple[Slot[P] | None, float]:
+        """The slot to serve now (or None) and, if none, when to look again.
 
-    def _pick(self, now: float) -> tuple[Slot[P] | None, float]:
-        """The slot to serve now (or None) and, if none, when to look again."""
+        ``counted``: calls in the window now; ``window_free_at``: when the oldest of them leaves it.
+        """
         if now < self._paused_until:
             return None, self._paused_until
         if self._in_flight >= self.max_in_flight:
             return None, math.inf  # a finishing send wakes us
-        self._prune(now)
         # Calls count from when they complete (no earlier than Slack saw them) and while in flight, so
         # network jitter can't make our window look emptier than Slack's.
-        used = len(self._stamps) + self._in_flight
+        used = counted
         finals_reserved, firsts_reserved = self._reservations()
-        window_free_at = self._stamps[0] + self.window if self._stamps else math.inf
         progress_ready_at = self._progress_ready_at(now)
         best: Slot[P] | None = None
         best_key: tuple[int, float, float, int] | None = None
@@ -453,10 +464,17 @@ class UpdateScheduler(Generic[P]):
         while True:
             self._event.clear()
             now = self.clock()
-            slot, wake = self._pick(now)
+            if now < self._paused_until or self._in_flight >= self.max_in_flight:
+                counted, free_at = 0, math.inf  # _pick waits without asking the window
+            else:
+                counted, free_at = await self._window_log.usage(now)
+            slot, wake = self._pick(now, counted, free_at)
             if slot is not None:
-                self._start_send(slot, now)
-                continue
+                token = await self._window_log.acquire(now, self.limit)
+                if token is not None:
+                    self._start_send(slot, now, token)
+                    continue
+                wake = min(free_at, now + 0.05)  # another process took the last unit: look again soon
             await self._wait(wake - now)
 
     async def _wait(self, delay: float) -> None:
@@ -476,7 +494,7 @@ class UpdateScheduler(Generic[P]):
                     task.cancel()
             await asyncio.gather(waiter, sleeper, return_exceptions=True)
 
-    def _start_send(self, slot: Slot[P], now: float) -> None:
+    def _start_send(self, slot: Slot[P], now: float, token: object) -> None:
         payload = slot._pending
         seq, priority = slot._seq, slot._priority
         slot._pending = None
@@ -491,11 +509,11 @@ class UpdateScheduler(Generic[P]):
             self._progress_tokens -= 1.0
         slot.last_served = now
         self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._deliver(slot, payload, seq, priority))  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self._deliver(slot, payload, seq, priority, token))  # type: ignore[arg-type]
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    async def _deliver(self, slot: Slot[P], payload: P, seq: int, priority: Priority) -> None:
+    async def _deliver(self, slot: Slot[P], payload: P, seq: int, priority: Priority, token: object) -> None:
         try:
             await slot._send(payload)
         except asyncio.CancelledError:
@@ -519,8 +537,8 @@ class UpdateScheduler(Generic[P]):
         finally:
             slot._in_flight = False
             slot._first_in_flight = False
+            await self._window_log.complete(token, self.clock())
             self._in_flight -= 1
-            self._stamps.append(self.clock())
             self._event.set()
 
     def _requeue(self, slot: Slot[P], payload: P, seq: int, priority: Priority) -> None:
@@ -597,9 +615,12 @@ class SlackBudget:
     clock: Clock = time.monotonic
     sleep: Sleep = asyncio.sleep
     scheduler_options: dict[str, Any] = field(default_factory=dict)
+    # How each (workspace, method) window is counted: in this process, or (later) shared through Redis.
+    window_factory: WindowFactory = InProcessWindow
     _schedulers: dict[tuple[str, str], UpdateScheduler[Any]] = field(default_factory=dict, init=False)
     _posts: dict[tuple[str, str], _PostBucket] = field(default_factory=dict, init=False)
     _post_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
+    _live_streams: dict[str, int] = field(default_factory=dict, init=False)
 
     def scheduler(self, team_id: str, method: str = "chat.update") -> UpdateScheduler[Any]:
         key = (team_id, method)
@@ -613,10 +634,32 @@ class SlackBudget:
                 clock=self.clock,
                 sleep=self.sleep,
                 name=f"{method}@{team_id}",
+                window_log=self.window_factory(team_id, method, lim),
                 **self.scheduler_options,
             )
             self._schedulers[key] = sched
         return sched
+
+    async def admit_stream(self, team_id: str) -> bool:
+        """Whether a native stream may start now in this workspace; if so its start is counted.
+
+        A stream costs a ``chat.startStream`` now and a ``chat.stopStream`` later, both Tier 2: admit one only
+        while the start window has room and the stop window has room for every live stream's stop too.
+        """
+        start = self.scheduler(team_id, "chat.startStream")
+        stop = self.scheduler(team_id, "chat.stopStream")
+        now = self.clock()
+        live = self._live_streams.get(team_id, 0)
+        if await start.used(now) >= start.limit or await stop.used(now) + live >= stop.limit:
+            return False
+        if await start._window_log.acquire(now, start.limit) is None:
+            return False
+        self._live_streams[team_id] = live + 1
+        return True
+
+    def stream_ended(self, team_id: str) -> None:
+        """A stream admitted by :meth:`admit_stream` has stopped (or never started)."""
+        self._live_streams[team_id] = max(0, self._live_streams.get(team_id, 0) - 1)
 
     def schedulers(self) -> dict[tuple[str, str], UpdateScheduler[Any]]:
         return dict(self._schedulers)
