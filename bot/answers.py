@@ -358,13 +358,13 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         question=request.question,
     )
     outcome: AnswerOutcome | None = None
+    placing: asyncio.Future[None] | None = None
     try:
         await deps.registry.add(record)
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
         try:
-            message_ts = await writer.start(tool_label=label)
-            deps.metrics.first_visible.observe(time.monotonic() - asked)
-            await deps.registry.placed(answer_id, message_ts)
+            await writer.start(tool_label=label)
+            placing = asyncio.ensure_future(_record_placement(deps, writer, answer_id, asked))
         except DeliveryError as refused:
             log_entry.outcome = f"slack_refused:{refused.code}"
             if refused.code == "post_unconfirmed":  # it may have landed: find it later and end it
@@ -412,6 +412,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         log_entry.outcome = f"error:{type(error).__name__}"
         outcome = await _fail(writer, INTERNAL_ERROR)
     finally:
+        if placing is not None:
+            placing.cancel()
         deps.running.remove(answer_id)
         deps.metrics.running.dec()
         if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
@@ -442,6 +444,18 @@ def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Calla
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+_PLACEMENT_POLL_S = 0.2
+
+
+async def _record_placement(deps: BotDeps, writer: AnswerWriter, answer_id: str, asked: float) -> None:
+    """Once the answer's first message exists (at start, or when its first text rides on the post): count the
+    time to it, and record its ts in the running-answers registry so a survivor can finish it."""
+    while not writer.message_ts:
+        await asyncio.sleep(_PLACEMENT_POLL_S)  # the writer has no hook for its first post; this is cheap
+    deps.metrics.first_visible.observe(time.monotonic() - asked)
+    await deps.registry.placed(answer_id, writer.message_ts[0])
 
 
 def _metric_outcome(outcome: str) -> str:

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.shared import ORPHANED
 from tests.bot.conftest import TEAM, USER, base_env, dm_event, event_envelope, signed_headers
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, is_final, stop_button_value
+from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown, is_final, stop_button_value
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 from tests.fakes.redis_server import free_port
 from tests.fakes.slack_server import FakeSlack
@@ -200,7 +200,7 @@ async def test_a_follow_up_on_the_other_instance_uses_the_dataset(cluster: Clust
     assert await cluster.b.send_event(dm_event(question.ts, "why is sales over?", channel=channel)) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 2, timeout=60)
     final = final_answers(slack, channel)[-1]
-    assert final.markdown_text is not None and "Sales beat the plan by 200." in final.markdown_text
+    assert final_markdown(final) is not None and "Sales beat the plan by 200." in (final_markdown(final) or "")
     outputs = [
         item.get("output", "")
         for request in openai.requests[before:]
@@ -230,8 +230,8 @@ async def test_stop_through_the_other_instance_stops_the_run(cluster: Cluster) -
     assert await cluster.b.click_stop(slack, answer_id, channel=channel, message_ts=live.ts) == 200
     await slack.wait_for(lambda: is_final(answers_in(slack, channel)[-1]), timeout=60)
     final = answers_in(slack, channel)[-1]
-    assert final.markdown_text is not None and final.markdown_text.rstrip().endswith("_Stopped._")
-    assert "Line 399:" not in final.markdown_text  # stopped mid-way, not finished
+    assert final_markdown(final) is not None and (final_markdown(final) or "").rstrip().endswith("_Stopped._")
+    assert "Line 399:" not in (final_markdown(final) or "")  # stopped mid-way, not finished
 
 
 async def test_metrics_parse_on_both_instances(cluster: Cluster) -> None:
@@ -287,7 +287,7 @@ async def test_forty_concurrent_answers_over_both_instances_meet_no_429(cluster:
     )
     for channel, _ in channels:  # nothing lost: every answer ends with its whole text
         final = final_answers(slack, channel)[0]
-        assert final.markdown_text is not None and "Part 59:" in final.markdown_text
+        assert final_markdown(final) is not None and "Part 59:" in (final_markdown(final) or "")
     limited = [c.method for c in slack.calls[first_call:] if c.status == 429]
     assert limited == []
 
@@ -317,7 +317,7 @@ async def test_an_instance_killed_mid_answer_leaves_no_message_unfinished(cluste
         # A survivor notices the lease ran out and brings the message to a final state.
         await slack.wait_for(lambda: all(is_final(m) for m in answers_in(slack, channel)), timeout=60)
         final = answers_in(slack, channel)[-1]
-        assert final.markdown_text is not None and "Please ask again." in final.markdown_text
-        assert ORPHANED.split(",")[0] in final.markdown_text
+        assert final_markdown(final) is not None and "Please ask again." in (final_markdown(final) or "")
+        assert ORPHANED.split(",")[0] in (final_markdown(final) or "")
     finally:
         await stop_instance(victim)
