@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -112,7 +113,8 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                     file_obj = slack.add_file(CSV, name="q3.csv")
                     message = slack.add_message(channel, files=[file_obj], text="why is marketing over?")
                     event = {
-                        "type": "message", "subtype": "file_share", "user": f"U{i:07d}", "text": "why is marketing over?",
+                        "type": "message", "subtype": "file_share", "user": f"U{i:07d}",
+                        "text": "why is marketing over?",
                         "ts": message.ts, "event_ts": message.ts, "channel": channel, "channel_type": "im",
                         "team": slack.team_id, "files": [file_obj], "upload": False,
                     }
@@ -131,10 +133,8 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                         any(_final(m) is not None for m in slack.bot_messages(c)) for c in sent
                     )
 
-                try:
+                with contextlib.suppress(TimeoutError):  # what is not final by then counts as lost
                     await slack.wait_for(done, timeout=180)
-                except TimeoutError:
-                    pass
                 first, final, lost = [], [], 0
                 for channel, at in sent.items():
                     bots = [m for m in slack.bot_messages(channel) if not m.deleted]
