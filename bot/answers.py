@@ -32,14 +32,15 @@ from bot.files import (
     build_report_markdown,
     download,
     read_table,
+    reader_failed,
 )
 from bot.logs import AnswerLog
 from bot.metrics import MeteredRun
 from bot.overrides import NotedRun, with_note
 from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, WriterSettings
 from bot.state.registry import AnswerRecord
-from bot.textfilter import code_span, neutralise
-from bot.workers import JobTimedOut, PoolClosed, WorkerFailed, WorkerOutOfMemory
+from bot.textfilter import neutralise
+from bot.workers import WorkerFailed
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -183,26 +184,6 @@ async def resolve_file(deps: BotDeps, file: SlackFile) -> SlackFile:
     return SlackFile.from_object(obj) if isinstance(obj, dict) else file
 
 
-def _reader_failed(error: WorkerFailed, name: str) -> FileRejected:
-    """What the person who sent the file is told when its reader was stopped or lost."""
-    name = code_span(name)
-    if isinstance(error, JobTimedOut):
-        message = (
-            f"Reading {name} took longer than {error.seconds:g} seconds, so I stopped. Send a smaller export "
-            "(fewer lines or periods, or just the sheet with the table), or save it as CSV."
-        )
-    elif isinstance(error, WorkerOutOfMemory):
-        limit = f" ({error.limit_mb} MB)" if error.limit_mb else ""
-        message = (
-            f"Reading {name} needed more memory than I allow for one file{limit}, so I stopped. Send a smaller "
-            "export (fewer lines or periods, or just the sheet with the table)."
-        )
-    elif isinstance(error, PoolClosed):
-        message = SHUTDOWN
-    else:
-        message = f"Something went wrong while reading {name}, so I stopped. Try again, or send it as CSV."
-    return FileRejected(message, reason=error.reason)
-
 
 async def load_file(
     deps: BotDeps,
@@ -236,7 +217,7 @@ async def load_file(
             read_table, content, file.name, settings.max_file_bytes, request.wants_report, on_wait=on_wait
         )
     except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
-        raise _reader_failed(error, file.name) from error
+        raise reader_failed(error, file.name) from error
     del content
     if result.dataset is None:
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
@@ -269,7 +250,7 @@ async def report_markdown(
     try:
         markdown = await deps.workers.run(build_report_markdown, dataset, options, on_wait=on_wait)
     except WorkerFailed as error:
-        raise _reader_failed(error, stored.filename) from error
+        raise reader_failed(error, stored.filename) from error
     stored.cache_report(markdown, dataset, options)
     return markdown
 

@@ -24,6 +24,7 @@ from yarl import URL
 from analyst.dataset import Dataset, IngestError, IngestLimits
 from analyst.engine.options import AnalysisOptions
 from bot.textfilter import code_span
+from bot.workers import JobTimedOut, PoolClosed, WorkerFailed, WorkerOutOfMemory
 from bot.workers import WorkerPool as WorkerPool  # the pool lives in bot.workers; still importable here
 from bot.workers import worker_count as worker_count
 
@@ -291,3 +292,23 @@ def build_report_markdown(dataset: Dataset, options: AnalysisOptions | None = No
     from analyst.report import build_report
 
     return build_report(dataset, opts=options if options is not None else AnalysisOptions()).to_markdown()
+
+def reader_failed(error: WorkerFailed, name: str) -> FileRejected:
+    """What the person who sent the file is told when its reader was stopped or lost."""
+    name = code_span(name)
+    if isinstance(error, JobTimedOut):
+        message = (
+            f"Reading {name} took longer than {error.seconds:g} seconds, so I stopped. Send a smaller export "
+            "(fewer lines or periods, or just the sheet with the table), or save it as CSV."
+        )
+    elif isinstance(error, WorkerOutOfMemory):
+        limit = f" ({error.limit_mb} MB)" if error.limit_mb else ""
+        message = (
+            f"Reading {name} needed more memory than I allow for one file{limit}, so I stopped. Send a smaller "
+            "export (fewer lines or periods, or just the sheet with the table)."
+        )
+    elif isinstance(error, PoolClosed):
+        message = "The bot is restarting, so I stopped here. Please ask again in a minute."
+    else:
+        message = f"Something went wrong while reading {name}, so I stopped. Try again, or send it as CSV."
+    return FileRejected(message, reason=error.reason)

@@ -22,7 +22,6 @@ import ssl
 import time
 import uuid
 from collections.abc import Coroutine
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +29,14 @@ import aiohttp
 
 from analyst.context import AnalysisContext
 from bot.conversations import ConversationStore, Deduplicator, StoredDataset
-from bot.files import FileRejected, ReadResult, WorkerPool, read_table
+from bot.files import FileRejected, ReadResult, WorkerPool, read_table, reader_failed
 from bot.limits import Admission, RunLimits
 from bot.logs import log_line
 from bot.teams.files import TeamsFile, attached_files, download, unsupported_message
 from bot.teams.jobs import report_summary
 from bot.teams.settings import TeamsSettings
 from bot.teams.writer import StreamedAnswer, collect_answer, report_card, shown_text
+from bot.workers import WorkerFailed
 
 log = logging.getLogger("variance.teams")
 
@@ -321,11 +321,8 @@ async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDatas
     content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=settings.max_file_bytes)
     try:
         result: ReadResult = await deps.workers.run(read_table, content, file.name, settings.max_file_bytes, False)
-    except BrokenProcessPool as error:
-        raise FileRejected(
-            f"I ran out of room while reading {file.name}. Try a smaller export (fewer lines or periods).",
-            reason="worker_died",
-        ) from error
+    except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
+        raise reader_failed(error, file.name) from error
     if result.dataset is None:
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
     return deps.store.put(

@@ -30,7 +30,6 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,13 +40,14 @@ from aiohttp import web
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
 from bot.conversations import ConversationStore
-from bot.files import WorkerPool, worker_count
+from bot.files import WorkerPool, reader_failed, worker_count
 from bot.limits import Limits, RunLimits
 from bot.logs import log_line
 from bot.textfilter import neutralise
 from bot.web.settings import WebSettings, is_loopback
 from bot.web.stream import KEEP_ALIVE, InertText, sse_frame
 from bot.web.uploads import UploadRejected, UploadResult, read_upload, receive_upload
+from bot.workers import PoolClosed, WorkerFailed
 
 if TYPE_CHECKING:
     from analyst.agent import AnalystRun
@@ -316,10 +316,9 @@ async def upload(request: web.Request) -> web.Response:
             result: UploadResult = await state.workers.run(
                 read_upload, content, filename, state.settings.max_file_bytes
             )
-        except BrokenProcessPool:  # the reader died (out of memory, killed): the pool is renewed
-            return json_error(
-                413, f"I ran out of room while reading {neutralise(filename)}. Try a smaller export."
-            )
+        except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
+            status = 503 if isinstance(error, PoolClosed) else 413
+            return json_error(status, neutralise(reader_failed(error, filename).user_message))
         size = len(content)
         del content
         if result.dataset is None or result.report is None:

@@ -13,7 +13,7 @@ import pytest
 from bot.config import Settings
 from bot.workers import WorkerPool
 from tests.bot.conftest import CHANNEL, DM, BotUnderTest, base_env, dm_event, mention_event, start_bot
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, stop_button_value
+from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown, stop_button_value
 from tests.bot.test_load import ledger_csv
 from tests.bot.test_workers import process_alive, wait_until
 from tests.fakes.openai_server import FakeOpenAI
@@ -41,7 +41,7 @@ async def upload(bot: BotUnderTest, content: bytes, name: str, **kind: str) -> N
 
 async def final_reply(bot: BotUnderTest, count: int = 1, channel: str = DM) -> str:
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, channel)) >= count, timeout=60)
-    return final_answers(bot.slack, channel)[count - 1].markdown_text or ""
+    return final_markdown(final_answers(bot.slack, channel)[count - 1]) or ""
 
 
 async def test_the_dimension_bomb_gets_a_clear_reply_and_costs_no_reader(bot: BotUnderTest, openai: FakeOpenAI) -> None:
@@ -112,7 +112,7 @@ async def test_shutdown_kills_the_reading_and_ends_the_answer(
         await runner.cleanup()  # what SIGTERM leads to in `serve`
     await wait_until(lambda: not process_alive(reader))
     (final,) = answers_in(slack, DM)
-    assert final.markdown_text is not None and "The bot is restarting" in final.markdown_text
+    assert "The bot is restarting" in (final_markdown(final) or "")
     assert not bot.deps.tasks
 
 
