@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -160,7 +161,10 @@ def create_app(
     async def on_startup(web_app: web.Application) -> None:
         await purge_expired(deps)  # before the first request: nothing past its retention is ever served
         web_app[_PURGE_KEY] = asyncio.get_running_loop().create_task(purge_loop(deps), name="retention")
-        await deps.registry.start()
+        try:
+            await deps.registry.start()
+        except (RedisError, OSError, TimeoutError) as error:  # Redis down at start: run, degraded, without it
+            log_line("error", where="stop_listener", error=type(error).__name__)
         web_app[_SHARED_KEY] = asyncio.get_running_loop().create_task(shared_state_loop(deps), name="shared-state")
         await deps.workers.warm_up()
 
