@@ -399,8 +399,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         deps.metrics.running.dec()
         if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
             await asyncio.shield(deps.registry.release(answer_id))  # a survivor brings it to a final state now
-        else:
-            await asyncio.shield(deps.registry.remove(answer_id))
+        else:  # awaited directly: the in-process registry returns without yielding to the loop
+            await deps.registry.remove(answer_id)
         if outcome is not None:
             deps.metrics.final.observe(time.monotonic() - asked)
             if log_entry.outcome == "unknown":

@@ -321,3 +321,24 @@ async def test_an_instance_killed_mid_answer_leaves_no_message_unfinished(cluste
         assert ORPHANED.split(",")[0] in (final_markdown(final) or "")
     finally:
         await stop_instance(victim)
+
+
+async def test_sigterm_lets_a_running_answer_finish(cluster: Cluster) -> None:
+    slack, openai = cluster.slack, cluster.openai
+    channel = "D0DRAIN"
+    slack.add_channel(channel, is_im=True)
+    leaving = await start_instance("bot-leaving", {**cluster.env, "VARIANCE_SHUTDOWN_GRACE_S": "60"}, cluster.http)
+    try:
+        answer = " ".join(f"Step {i}: marketing moved by {i}.00." for i in range(60))
+        openai.script(text(answer, chunk=20, delay=0.1))
+        file_obj = slack.add_file(SMALL_CSV, name="q3.csv")
+        message = slack.add_message(channel, files=[file_obj], text="walk me through it")
+        event = dm_event(message.ts, "walk me through it", files=[file_obj], channel=channel)
+        assert await leaving.send_event(event) == 200
+        await slack.wait_for(lambda: any("Step 1:" in m.visible for m in answers_in(slack, channel)), timeout=60)
+        leaving.process.send_signal(signal.SIGTERM)  # a rolling deploy: the answer may finish first
+        assert await asyncio.wait_for(leaving.process.wait(), timeout=90) == 0
+        final = final_answers(slack, channel)
+        assert len(final) == 1 and "Step 59:" in (final_markdown(final[0]) or "")
+    finally:
+        await stop_instance(leaving)
