@@ -4,7 +4,8 @@ The agent's history lives in the Agents SDK's tables (``agent_sessions``, ``agen
 ``conversations.sqlite3`` under the data folder. This module owns what the SDK does not do:
 
 - **Permissions.** The folder is ``0700`` and the database ``0600`` (SQLite creates its ``-wal`` and ``-shm``
-  files with the database's mode), created so and tightened when they already exist.
+  files with the database's mode), created so and tightened when they already exist (a shared sticky folder
+  such as ``/tmp`` keeps its mode).
 - **Who said what.** ``conversation_turns`` records, for every stored item, the person whose question produced it
   (``speaker``) and the chat message it answered (``source``). A trigger removes the record with its item.
 - **Deletion that deletes.** Every connection runs with ``PRAGMA secure_delete=ON`` (deleted rows are
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,10 +46,13 @@ def db_path(data_dir: Path) -> Path:
 
 
 def prepare_store(path: Path) -> None:
-    """Create (or tighten) the data folder as ``0700`` and the database file as ``0600``."""
+    """Create (or tighten) the data folder as ``0700`` (a shared sticky folder such as ``/tmp`` keeps its mode)
+    and the database file as ``0600``."""
     folder = path.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    if not folder.stat().st_mode & stat.S_ISVTX:
+        # A sticky folder is a shared one (/tmp): locking it would lock every other user out; the file is 0600.
+        os.chmod(folder, 0o700)
     if str(path) == ":memory:":
         return
     descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)

@@ -2,12 +2,16 @@
 
 Nothing here computes a variance: the lines are the report's material lines (``analyst.report.build_report``),
 the by-period figures of each line come from one engine breakdown by line × period.
+
+A month-end pack compares the periods that have actuals: when later periods hold a budget only (a full-year
+budget against actuals to March), they are left out, as the pack's bridge chart leaves them out, and a note says
+which (:func:`to_date`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyst.dataset import PERIOD, Dataset
@@ -71,8 +75,30 @@ class PackData:
         return self.report.lines.prep.scale
 
 
+def to_date(ds: Dataset, opts: AnalysisOptions) -> tuple[Dataset, str | None]:
+    """``ds`` without the periods that have a budget only (and a note naming them), or ``ds`` as it is."""
+    from analyst.charts.data import periods_with_actuals
+
+    chosen = periods_with_actuals(ds, opts, None)
+    if not chosen:
+        return ds, None
+    booked = set(chosen[PERIOD])
+    period = ds.frame[PERIOD]
+    keep = period.astype("str").isin(booked).to_numpy() & period.notna().to_numpy()
+    left_out = [str(p) for p in period.cat.categories if str(p) not in booked]
+    frame = ds.frame[keep].reset_index(drop=True)
+    frame[PERIOD] = frame[PERIOD].cat.remove_unused_categories()
+    shown = ", ".join(left_out[:6]) + (f" and {len(left_out) - 6} more" if len(left_out) > 6 else "")
+    note = (
+        f"{len(left_out)} {'period has' if len(left_out) == 1 else 'periods have'} no actuals yet ({shown}): "
+        f"the pack compares the {len(booked)} with actuals, budget against actuals to date."
+    )
+    return replace(ds, frame=frame), note
+
+
 def pack_data(ds: Dataset, opts: AnalysisOptions | None = None) -> PackData:
     opts = opts if opts is not None else AnalysisOptions()
+    ds, to_date_note = to_date(ds, opts)
     report = build_report(ds, opts=opts)
     lines_table = report.lines.table
     keys = list(report.lines.by)
@@ -100,8 +126,17 @@ def pack_data(ds: Dataset, opts: AnalysisOptions | None = None) -> PackData:
         key_columns=tuple(keys) or ("Line",),
         lines=tuple(lines),
         headline=headline(report),
-        notes=tuple(report.warnings),
+        notes=_notes(report, to_date_note),
     )
+
+
+def _notes(report: Report, to_date_note: str | None) -> tuple[str, ...]:
+    if to_date_note is None:
+        return tuple(report.warnings)
+    # The later periods were left out on purpose: the period view's remarks on periods missing from the data (its
+    # projection, which the pack does not show) would say the opposite.
+    period_notes = set(report.periods.notes) if report.periods is not None else set()
+    return (to_date_note, *(w for w in report.warnings if w not in period_notes))
 
 
 def _trends(

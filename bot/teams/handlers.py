@@ -32,6 +32,7 @@ from bot.conversations import ConversationStore, Deduplicator, StoredDataset
 from bot.files import FileRejected, ReadResult, WorkerPool, read_table, reader_failed
 from bot.limits import Admission, RunLimits
 from bot.logs import log_line
+from bot.teams.charts import bridge_chart_message
 from bot.teams.files import TeamsFile, attached_files, download, unsupported_message
 from bot.teams.jobs import report_summary
 from bot.teams.settings import TeamsSettings
@@ -179,7 +180,17 @@ async def _send(ctx: Any, text: str, attachments: list[dict[str, Any]] | None = 
 
     message = MessageActivityInput(text=shown_text(text))
     if attachments:
-        message.add_attachments(*(Attachment(content_type=a["contentType"], content=a["content"]) for a in attachments))
+        message.add_attachments(
+            *(
+                Attachment(
+                    content_type=a["contentType"],
+                    content=a.get("content"),
+                    content_url=a.get("contentUrl"),
+                    name=a.get("name"),
+                )
+                for a in attachments
+            )
+        )
     try:
         await ctx.send(message)
         return True
@@ -282,7 +293,9 @@ async def _personal(
             summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
             text, card = report_card(summary, stored.filename)
             result = await writer.finish(text, [card])
-            return "report" if result.delivered else "report:undelivered"
+            if not result.delivered:
+                return "report:undelivered"
+            return "report" if await _send_report_chart(ctx, stored) else "report:no_chart"
         writer.status("Looking at the numbers…")
         run = _start_run(deps, turn.question, stored.context, turn.conversation_id)
         result = await writer.write(run)
@@ -303,9 +316,17 @@ async def _group(deps: TeamsDeps, ctx: Any, turn: Turn, stored: StoredDataset, w
     if wants_report:
         summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
         text, card = report_card(summary, stored.filename)
-        return "report" if await _send(ctx, text, [card]) else "report:undelivered"
+        if not await _send(ctx, text, [card]):
+            return "report:undelivered"
+        return "report" if await _send_report_chart(ctx, stored) else "report:no_chart"
     text = await collect_answer(_start_run(deps, turn.question, stored.context, turn.conversation_id))
     return "answered" if await _send(ctx, text) else "answered:undelivered"
+
+
+async def _send_report_chart(ctx: Any, stored: StoredDataset) -> bool:
+    """The bridge chart after the report card, as its own message (drawn once the card is up)."""
+    chart = await bridge_chart_message(stored.context)
+    return chart is not None and await _send(ctx, chart[0], [chart[1]])
 
 
 def _start_run(deps: TeamsDeps, question: str, context: AnalysisContext, conversation_id: str) -> Any:

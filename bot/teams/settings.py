@@ -9,7 +9,8 @@ Environment
 - ``TEAMS_OPENID_METADATA_URL`` (Bot Framework's): where the keys that sign inbound activities are published
   (``.../openidconfiguration`` → ``.../keys``).
 - ``TEAMS_LOGIN_ENDPOINT`` (``https://login.microsoftonline.com``): where the bot gets its own token
-  (``POST {endpoint}/{tenant}/oauth2/v2.0/token``, client credentials).
+  (``POST {endpoint}/{tenant}/oauth2/v2.0/token``, client credentials). Both must be https, except to a
+  loopback address (a local test server).
 - ``SSL_CERT_FILE`` / ``REQUESTS_CA_BUNDLE``: extra trusted CAs (a company proxy's) for every HTTPS call.
 - ``VARIANCE_TEAMS_CHUNK_INTERVAL_S`` (1.5): at least this long between two streamed chunks of one answer
   (Microsoft advises 1.5–2 s).
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.config import ConfigError
+from bot.web.settings import is_loopback
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
@@ -91,6 +93,10 @@ class TeamsSettings:
             parts = urlsplit(value)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 problems.append(f"{name} must be an http(s) URL such as {default}")
+            elif parts.scheme == "http" and not is_loopback(parts.hostname):
+                # The login endpoint receives the client secret and the keys decide which tokens are trusted:
+                # plain http is only for a server on this machine.
+                problems.append(f"{name} must use https (plain http only to this machine), such as {default}")
             return value
 
         metadata = url("TEAMS_OPENID_METADATA_URL", DEFAULT_OPENID_METADATA_URL)

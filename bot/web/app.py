@@ -11,7 +11,11 @@ Routes (the contract):
   either ``{"done": true, "conversation": "<id>"}`` (with ``"final"`` when the completed answer differs from the
   streamed text) or ``event: error`` ``{"error": "<readable>"}``, and the stream ends. ``: keep-alive`` comments
   while nothing else is sent (tools running, a slow model). A client that disconnects cancels the run.
-  ``file_path`` → 400; unknown dataset → 404.
+  ``file_path`` → 400; unknown dataset → 404. A chart the agent draws (``make_chart``) is ``event: chart``
+  ``{"url": "/api/charts/<id>.png", "alt", "title"}``, sent when the tool finishes.
+- ``GET /api/files/<id>/chart`` → the report's bridge chart ``{"url", "alt", "title"}`` (drawn once per dataset,
+  off the loop), 404 for an unknown dataset, 422 ``{"error"}`` when there is nothing to chart.
+  ``GET /api/charts/<id>.png`` → the PNG (bounded store, :mod:`bot.web.charts`), or 404 once it has gone.
 
 Every ``/api/`` request is checked here: the access token when one is set (``Authorization: Bearer`` or
 ``?token=``), same-origin only (a page on another site cannot drive the chat), and, when no token is set, a
@@ -44,6 +48,7 @@ from bot.files import WorkerPool, reader_failed, worker_count
 from bot.limits import Limits, RunLimits
 from bot.logs import log_line
 from bot.textfilter import neutralise
+from bot.web.charts import ChartStore
 from bot.web.settings import WebSettings, is_loopback
 from bot.web.stream import KEEP_ALIVE, InertText, sse_frame
 from bot.web.uploads import UploadRejected, UploadResult, read_upload, receive_upload
@@ -103,6 +108,7 @@ class WebState:
     workers: WorkerPool
     limits: Limits
     owns_workers: bool
+    charts: ChartStore
     runs: set[Any] = field(default_factory=set)  # the analyst runs streaming now (cancelled at shutdown)
     closing: bool = False
     purging: asyncio.Task[None] | None = None
@@ -151,6 +157,7 @@ def create_web_app(
         workers=workers or WorkerPool(worker_count(settings.workers)),
         limits=limits or RunLimits(settings.limits),
         owns_workers=workers is None,
+        charts=ChartStore(settings.chart_memory_bytes),
     )
     app = web.Application(middlewares=[_guard], client_max_size=1024 * 1024)
     app[STATE_KEY] = state
@@ -159,6 +166,8 @@ def create_web_app(
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     app.router.add_post("/api/files", upload)
     app.router.add_get("/api/files/{dataset}", dataset_info)
+    app.router.add_get("/api/files/{dataset}/chart", report_chart)
+    app.router.add_get("/api/charts/{chart}.png", chart_png)
     # No HEAD: a HEAD request must never start an answer.
     app.router.add_get("/api/chat/stream", chat_stream, allow_head=False)
     app.on_response_prepare.append(_security_headers)
@@ -356,6 +365,31 @@ async def dataset_info(request: web.Request) -> web.Response:
     return web.json_response({"dataset": dataset_id, "filename": neutralise(stored.filename)})
 
 
+async def report_chart(request: web.Request) -> web.Response:
+    """The bridge chart beside a fresh upload's report summary: where its PNG is and what it shows."""
+    state = request.app[STATE_KEY]
+    dataset_id = request.match_info["dataset"]
+    stored = state.store.get(dataset_key(dataset_id)) if _ID.fullmatch(dataset_id) else None
+    if stored is None:
+        return json_error(404, UNKNOWN_DATASET)
+    chart = await state.charts.report_chart(dataset_key(dataset_id), stored.context)
+    if isinstance(chart, str):
+        return json_error(422, chart)
+    return web.json_response(chart.event())
+
+
+async def chart_png(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    chart_id = request.match_info["chart"]
+    chart = state.charts.get(chart_id) if _ID.fullmatch(chart_id) else None
+    if chart is None:
+        return json_error(404, "That chart is no longer available. Ask for it again.")
+    # Private: the id is the only name a chart has, and the page that asked is the only one that knows it.
+    return web.Response(
+        body=chart.png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
 # ----------------------------------------------------------------------------------------------------
 # The answer stream
 
@@ -390,9 +424,9 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
         await response.write(sse_frame({"error": admission.message}, event="error"))
         await response.write_eof()
         return response
-    answer = _Answer(state, response, conversation)
+    answer = _Answer(state, response, conversation, context)
     try:
-        await answer.stream(message, context)
+        await answer.stream(message)
     finally:
         await state.limits.release(admission)
         answer.log()
@@ -404,18 +438,22 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
 class _Answer:
     """One streamed answer: analyst events in, SSE frames out, keep-alives in between."""
 
-    def __init__(self, state: WebState, response: web.StreamResponse, conversation: str) -> None:
+    def __init__(
+        self, state: WebState, response: web.StreamResponse, conversation: str, context: AnalysisContext
+    ) -> None:
         self.state = state
+        self.context = context
         self.response = response
         self.conversation = conversation
         self.started = time.monotonic()
         self.first_text_s: float | None = None
         self.tools = 0
+        self.charts = 0
         self.outcome = "unknown"
         self._text = InertText()
 
-    async def stream(self, question: str, context: AnalysisContext) -> None:
-        run = _start_run(self.state, question, context, conversation_key(self.conversation))
+    async def stream(self, question: str) -> None:
+        run = _start_run(self.state, question, self.context, conversation_key(self.conversation))
         self.state.runs.add(run)
         events: AsyncIterator[AnalystEvent] = aiter(run)
         pending: asyncio.Future[AnalystEvent] | None = None
@@ -455,6 +493,12 @@ class _Answer:
             )
         elif isinstance(event, ToolFinished):
             await self._write({"tool_name": neutralise(event.name), "status": "finished"}, event="tool")
+            if event.name == "make_chart" and event.ok:
+                # The agent's chart (drawn in the tool's thread) goes to the page inline, under the answer.
+                chart = self.state.charts.take_from_outbox(self.context, event.call_id)
+                if chart is not None:
+                    self.charts += 1
+                    await self._write(chart.event(), event="chart")
         elif isinstance(event, Done):
             segment = self._text.raw
             await self._delta(self._text.flush())
@@ -473,9 +517,7 @@ class _Answer:
             else:
                 await self._fail(neutralise(event.user_message), f"failed:{event.kind.value}")
             return True
-        # The hook for events beyond text and tools: a chart (when the analyst emits one) becomes
-        # `event: chart` {"url": "/api/charts/<id>.png", "alt": "..."}, which the page already shows inline
-        # (EXTRA_EVENTS in static/app.js). Unknown events are skipped, never sent raw.
+        # Unknown events are skipped, never sent raw.
         return False
 
     async def _end_segment(self) -> None:
@@ -505,6 +547,7 @@ class _Answer:
             conversation=self.conversation,
             outcome=self.outcome,
             tools=self.tools,
+            charts=self.charts,
             first_text_s=self.first_text_s,
             total_s=round(time.monotonic() - self.started, 3),
         )

@@ -55,6 +55,8 @@ class WebSettings:
     dataset_memory_bytes: int = 1024 * 1024 * 1024
     dataset_idle_seconds: float = 120 * 60.0
     dataset_max_age_seconds: float = 24 * 3600.0
+    # PNG bytes of the charts kept for the page to fetch (each at most ~300 KB); the oldest go first.
+    chart_memory_bytes: int = 32 * 1024 * 1024
     workers: int = 2
     limits: LimitSettings = field(default_factory=LimitSettings)
     # Seconds without an event before the stream sends an SSE comment, so proxies and browsers keep it open.

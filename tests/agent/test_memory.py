@@ -99,3 +99,16 @@ async def test_purge_deletes_items_past_retention(tmp_path: Path) -> None:
     assert purged == memory.Forgotten(conversations=1, items=2)
     assert not on_disk(tmp_path, "zeppelin")
     assert await asyncio.to_thread(memory.purge_older_than, tmp_path / "missing.sqlite3", 1) == memory.Forgotten()
+
+
+async def test_a_shared_sticky_folder_keeps_its_mode_and_the_file_stays_private(tmp_path: Path) -> None:
+    # VARIANCE_DATA_DIR=/tmp (or any world-writable sticky folder): making it 0700 would lock every other user
+    # and service out of it. The folder is left as it is; the database file itself is 0600.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    path = memory.db_path(shared)
+    await store(path, "T:D1", "U1", "1.0", user("hello"), assistant("hi"))
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert await read(path, "T:D1") == ["hello", "hi"]

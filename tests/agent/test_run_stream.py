@@ -56,7 +56,9 @@ async def test_text_deltas_then_done_with_usage(fake: FakeOpenAI, settings: Agen
     assert "variance = actual − reference" in body["instructions"]
     assert "the reference is a budget" in body["instructions"]
     assert "Budget" not in body["instructions"].split("Rules:")[-1].split("Dataset:")[-1]  # no file text
-    assert {t["name"] for t in body["tools"]} >= {"describe_dataset", "breakdown", "top_drivers"}
+    assert {t["name"] for t in body["tools"]} >= {"describe_dataset", "breakdown", "top_drivers", "make_chart"}
+    # The model is told when to chart, and that it never draws one or its numbers itself.
+    assert "call make_chart and refer to the chart" in body["instructions"]
 
 
 async def test_final_text_is_the_completed_response_not_the_deltas(

@@ -59,5 +59,7 @@ async def test_healthz_and_acks_stay_fast_while_a_big_file_is_read(bot: BotUnder
     print(f"healthz during the read: n={len(health_ms)} max={max(health_ms):.1f} ms; acks max={max(ack_ms):.1f} ms")
     # The reading overlapped the measurements (otherwise this test proves nothing).
     assert len(health_ms) >= 5, health_ms
-    assert max(health_ms) < 100, sorted(health_ms)[-5:]
-    assert max(ack_ms) < 100, ack_ms
+    # Parsing 20 MB on the event loop would block it for seconds; 500 ms catches that while leaving room for a
+    # loaded machine (the figure itself is printed above and measured in bench/, not asserted tightly here).
+    assert max(health_ms) < 500, sorted(health_ms)[-5:]
+    assert max(ack_ms) < 500, ack_ms

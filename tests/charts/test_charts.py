@@ -196,7 +196,8 @@ def test_every_chart_renders_a_small_png_with_a_title_naming_the_period(ledger, 
     from PIL import Image
 
     with Image.open(io.BytesIO(chart.png)) as image:
-        assert image.size == (960, 540)
+        assert image.size == (800, 450)
+        assert image.mode == "RGB"
 
 
 def test_bad_requests_say_what_to_do(tmp_path: Path, ledger) -> None:

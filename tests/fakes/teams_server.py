@@ -12,7 +12,8 @@ It speaks the real protocols the bot uses, with Teams' real limits:
   issued bearer token. Each conversation is limited like Teams limits a bot (7 calls/1 s, 8/2 s, 60/30 s,
   1,800/h): over that, or while a previous 429's ``Retry-After`` has not passed, the answer is
   ``429 {"error": {"code": "ThrottledRequest", "message": "API calls quota exceeded"}}`` with ``Retry-After``.
-  A call during a ``Retry-After`` pause is counted in :attr:`FakeTeams.ignored_retry_after`.
+  A call during a ``Retry-After`` pause is counted in :attr:`FakeTeams.ignored_retry_after`. An activity larger
+  than Teams' limit (:data:`MAX_ACTIVITY_BYTES`, ~256 KB) is refused with ``413 MessageSizeTooBig``.
 - A file host over HTTPS with a certificate from a test CA made at start (:attr:`FakeTeams.ca_file`), serving
   what :meth:`FakeTeams.host_file` registers at pre-signed-looking URLs (no Authorization header expected).
 
@@ -51,6 +52,7 @@ BOT_SCOPE = "https://api.botframework.com/.default"
 KID = "fake-teams-1"
 TEAMS_LIMITS: tuple[tuple[int, float], ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
 DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
+MAX_ACTIVITY_BYTES = 256 * 1024
 _ids = itertools.count(1)
 
 
@@ -466,8 +468,16 @@ class FakeTeams:
     async def _connector(self, request: web.Request, method: str) -> web.Response:
         conversation = request.match_info["conversation"]
         activity_id = request.match_info.get("activity")
-        body = await request.json()
+        raw = await request.read()
+        body = json.loads(raw)
         call = ConnectorCall(method, conversation, activity_id, body, time.monotonic(), 200)
+        if len(raw) > MAX_ACTIVITY_BYTES:
+            call.status = 413
+            self.calls.append(call)
+            await self._notify()
+            return web.json_response(
+                {"error": {"code": "MessageSizeTooBig", "message": "Activity size exceeds the limit."}}, status=413
+            )
         if not self._authorised(request):
             call.status = 401
             self.calls.append(call)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -76,3 +77,22 @@ def test_the_report_card_makes_hostile_labels_inert() -> None:
     shown = json.dumps(card) + summary
     assert "<at>" not in shown and "<b>" not in shown and "https://evil" not in shown
     assert "+20.00 (+20.0%)" in shown
+
+
+async def test_a_chart_too_large_for_one_teams_activity_is_left_out(monkeypatch) -> None:
+    """A chart whose base64 would pass Teams' ~256 KB activity limit is not sent (the card stands alone)."""
+    import analyst.charts as charts
+    from bot.teams import charts as teams_charts
+    from tests.fakes.teams_server import MAX_ACTIVITY_BYTES
+
+    big = charts.Chart(kind="bridge", title="t", alt_text="t", png=b"\x89PNG" + b"0" * 200_000, filename="x.png")
+
+    async def render(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        return big
+
+    monkeypatch.setattr(charts, "render_chart_async", render)
+    context = SimpleNamespace(dataset=None, options=None)
+    assert await teams_charts.bridge_chart_message(context) is None  # type: ignore[arg-type]
+    # The limit leaves room: the largest PNG sent fits in one activity once base64-encoded.
+    largest = teams_charts.image_attachment(b"0" * teams_charts.MAX_INLINE_PNG_BYTES, "x.png")
+    assert len(json.dumps({"type": "message", "text": "t" * 300, "attachments": [largest]})) < MAX_ACTIVITY_BYTES

@@ -3,8 +3,11 @@ follow-ups remember the conversation; redeliveries are answered once."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
-from tests.fakes.teams_server import FakeTeams
+from tests.fakes.teams_server import MAX_ACTIVITY_BYTES, FakeTeams
 from tests.teams.conftest import RunningBot
 
 ANSWER = (
@@ -69,6 +72,21 @@ async def test_file_alone_gets_the_report_as_an_adaptive_card(
     assert facts["Variance"] == "+623,495.15 (+1.3%)"
     assert "budget_vs_actual" in final.text
     assert model.requests == []  # the report needs no model call
+
+    # Then the bridge chart, as its own message: an inline PNG (a data URI) under Teams' activity size limit.
+    await bot.deps.idle(timeout=20)
+    chart = teams.calls_to("a:personal-1")[-1]
+    assert chart.kind == "message" and chart.at > final.at
+    assert chart.text.startswith("Profit: budget to actual")
+    (image,) = chart.body["attachments"]
+    assert image["contentType"] == "image/png"
+    assert image["name"] == "budget_vs_actual-bridge.png"
+    prefix = "data:image/png;base64,"
+    assert image["contentUrl"].startswith(prefix)
+    png = base64.b64decode(image["contentUrl"][len(prefix) :])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(json.dumps(chart.body).encode()) < MAX_ACTIVITY_BYTES
+    assert [c.status for c in teams.calls_to("a:personal-1", accepted_only=False)].count(413) == 0
 
 
 async def test_follow_up_continues_the_conversation(

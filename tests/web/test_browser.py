@@ -24,7 +24,7 @@ from analyst.agent import AgentSettings
 from bot.files import WorkerPool
 from bot.web.app import STATE_KEY, create_web_app
 from bot.web.settings import WebSettings
-from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, error, hang, text, tool_call
+from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, error, hang, text, tool_call, tool_calls
 from tests.web.helpers import EXAMPLE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -120,6 +120,10 @@ class LiveServer:
         if self.scenario == "fail":
             return error(503)
         if not after_tool:
+            if self.scenario == "answer":  # the numbers and a chart of them, as the agent does when asked
+                return tool_calls(
+                    ("breakdown", {"by": ["Department"]}), ("make_chart", {"kind": "bars", "dimension": "Department"})
+                )
             return tool_call("breakdown", {"by": ["Department"]})
         if self.scenario == "slow":  # slow once (about 12 s, time to cut the connection), then quick
             self.scenario = "answer"
@@ -294,6 +298,16 @@ def _answer_state(driver: Any) -> str | None:
     )
 
 
+def _loaded_image(driver: Any, selector: str) -> dict[str, Any] | None:
+    """The first image matching ``selector`` once the browser has decoded it: its alt text and pixel width."""
+    result: dict[str, Any] | None = driver.execute_script(
+        "const img = document.querySelector(arguments[0]);"
+        "return img && img.complete && img.naturalWidth > 0 ? {alt: img.alt, width: img.naturalWidth} : null;",
+        selector,
+    )
+    return result
+
+
 def _save(driver: Any, folder: Path, name: str) -> Path:
     """A full-page screenshot (Chromium's own capture beyond the viewport)."""
     import base64
@@ -316,8 +330,17 @@ def test_upload_ask_and_read_a_streamed_markdown_answer(browser: Any, live: Live
     _open_and_upload(browser, live)
     report = browser.find_element(By.ID, "report")
     kpis = [e.text for e in report.find_elements(By.CSS_SELECTOR, ".kpi-value")]
-    assert kpis[:3] == ["49.73M", "49.11M", "+623.5K"]
+    # A file mixing revenue and costs leads with the effect on profit, then each type's own variance; the
+    # straight sum of revenue and costs (+623.5K) is not shown as "the variance".
+    labels = [e.text for e in report.find_elements(By.CSS_SELECTOR, ".kpi-label")]
+    assert [label.lower() for label in labels] == [
+        "effect on profit", "revenue variance", "contra revenue variance", "costs variance",
+    ]
+    assert kpis == ["+248.8K", "+436.2K", "+113.6K", "+73.7K"]
     assert "Events & Conferences" in report.text
+    # The bridge chart beside the summary, loaded (a decoded image, not a broken one).
+    bridge = _wait(browser, lambda d: _loaded_image(d, "#report .report-chart img"))
+    assert bridge["alt"].startswith("Profit: budget to actual")
 
     _ask_with_keyboard(browser, "Why is marketing over budget?")
     _wait(browser, lambda d: _answer_state(d) == "done")
@@ -332,6 +355,10 @@ def test_upload_ask_and_read_a_streamed_markdown_answer(browser: Any, live: Live
     assert first_row == ["Events & Conferences", "598,450", "405,000", "+193,450", "+47.8%"]
     assert answer.find_elements(By.TAG_NAME, "strong") and answer.find_elements(By.TAG_NAME, "li")
     assert answer.text.count(UNIQUE_SENTENCE) == 1
+    # The agent's chart inline in the answer.
+    chart = _wait(browser, lambda d: _loaded_image(d, "article.answer .answer-figures img"))
+    assert chart["alt"].startswith("Budget vs actual by Department")
+    assert chart["width"] >= 640
 
     labels = browser.execute_script("return window.__toolLabels")
     assert "Computing variance by Department…" in labels

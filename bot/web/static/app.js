@@ -144,6 +144,7 @@
     els.dropzone.querySelector(".dropzone-title").textContent = "Drop another file here to replace it";
     els.choose.textContent = "Replace file";
     renderReport(data.report);
+    showReportChart(data.dataset);
     enableComposer();
     renderSuggestions(data.report);
     announce("File read. The summary is shown; you can ask questions now.");
@@ -172,24 +173,37 @@
     root.append(sourceLine);
 
     const kpis = el("div", "kpis");
-    kpis.append(kpi("Actual", compact(totals.actual), amount(totals.actual)));
-    kpis.append(kpi(capitalise(refWord), compact(totals.reference), amount(totals.reference)));
-    const varianceText = signed(totals.variance) + " (" + percent(totals.variance_pct) + ")";
-    kpis.append(kpi("Variance", compact(totals.variance, true), varianceText));
-    if (report.net_impact !== undefined && report.net_impact !== null) {
-      const good = report.favourable === true;
-      const verdict = report.favourable === null || report.favourable === undefined ? "" : good ? "favourable" : "unfavourable";
-      const headline = report.headline || {};
-      let detail = verdict ? capitalise(verdict) : "";
-      if (headline.measure === "effect_on_profit" && typeof headline.value_pct === "number") {
-        const adjective = { budget: "budgeted", plan: "planned", prior: "prior-period" }[refWord] || refWord;
+    const headline = report.headline || {};
+    if (headline.measure === "effect_on_profit") {
+      // A file mixing revenue and costs: its straight sum adds the two, so it is not shown as "the variance".
+      // Lead with the effect on profit, then each account type's own variance (the report's headline rule).
+      const good = headline.favourable === true;
+      const verdict = typeof headline.favourable === "boolean" ? (good ? "Favourable" : "Unfavourable") : "";
+      const adjective = { budget: "budgeted", plan: "planned", prior: "prior-period" }[refWord] || refWord;
+      let detail = verdict;
+      if (typeof headline.value_pct === "number") {
         detail += (detail ? ", " : "") + percent(headline.value_pct) + " of " + adjective + " profit";
       }
-      const tile = kpi("Effect on profit", compact(report.net_impact, true), detail);
+      const tile = kpi("Effect on profit", compact(headline.value, true), detail);
       if (verdict) tile.classList.add(good ? "good" : "bad");
+      kpis.append(tile);
+      (headline.parts || []).slice(0, 3).forEach(function (part) {
+        const name = part.account_type === "expense" ? "Costs" : typeName(part.account_type);
+        const partTile = kpi(name + " variance", compact(part.variance, true),
+          signed(part.variance) + " (" + percent(part.variance_pct) + ")");
+        if (typeof part.favourable === "boolean") partTile.classList.add(part.favourable ? "good" : "bad");
+        kpis.append(partTile);
+      });
+    } else {
+      kpis.append(kpi("Actual", compact(totals.actual), amount(totals.actual)));
+      kpis.append(kpi(capitalise(refWord), compact(totals.reference), amount(totals.reference)));
+      const varianceText = signed(totals.variance) + " (" + percent(totals.variance_pct) + ")";
+      const tile = kpi("Variance", compact(totals.variance, true), varianceText);
+      if (typeof report.favourable === "boolean") tile.classList.add(report.favourable ? "good" : "bad");
       kpis.append(tile);
     }
     root.append(kpis);
+    root.append(el("div", "report-chart"));  // the bridge chart, once the server has drawn it
 
     if (Array.isArray(report.by_account_type) && report.by_account_type.length) {
       root.append(el("h3", "", "By account type"));
@@ -226,6 +240,21 @@
       root.append(list);
     }
     root.hidden = false;
+  }
+
+  // The bridge chart beside the summary: asked for after the report is shown, so the numbers never wait for it.
+  async function showReportChart(dataset) {
+    let data;
+    try {
+      const response = await fetch("/api/files/" + encodeURIComponent(dataset) + "/chart", { headers: authHeaders() });
+      if (!response.ok) return;  // nothing to chart (or the file is gone): the summary stands alone
+      data = await response.json();
+    } catch (error) {
+      return;
+    }
+    const slot = els.report.querySelector(".report-chart");
+    if (state.dataset !== dataset || !slot) return;  // another file was uploaded meanwhile
+    slot.replaceChildren(chartFigure(data));
   }
 
   function materialityText(m) {
@@ -531,14 +560,21 @@
   }
 
   function showChart(turn, data) {
+    const figure = chartFigure(data);
+    if (figure) turn.figures.append(figure);
+  }
+
+  function chartFigure(data) {
     const url = typeof data.url === "string" ? data.url : "";
-    if (!url.startsWith("/") || url.startsWith("//")) return;  // same-origin images only
-    const figure = el("figure");
+    if (!/^\/(?![\/\\])/.test(url)) return null;  // same-origin paths only (not //host or /\host)
+    const figure = el("figure", "chart");
     const img = el("img");
     img.alt = typeof data.alt === "string" ? data.alt : "Chart";
+    img.width = 800;
+    img.height = 450;
     img.src = token ? url + (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token) : url;
     figure.append(img);
     if (typeof data.caption === "string") figure.append(el("figcaption", "", data.caption));
-    turn.figures.append(figure);
+    return figure;
   }
 })();
