@@ -72,8 +72,19 @@ def _first_visible(message: FakeMessage) -> float | None:
     return next((s.time for s in message.history if "Line 0" in s.visible), None)
 
 
+def _markdown(blocks: list[dict[str, object]] | None, markdown_text: str | None) -> str | None:
+    """A final's Markdown: ``markdown_text``, or its markdown block when feedback buttons sit under it."""
+    if markdown_text is not None:
+        return markdown_text
+    texts = [str(b.get("text", "")) for b in blocks or [] if b.get("type") == "markdown"]
+    live = any(b.get("type") == "actions" for b in blocks or [])  # the Stop button: still streaming
+    return "\n".join(texts) if texts and not live else None
+
+
 def _final(message: FakeMessage) -> float | None:
-    return next((s.time for s in message.history if s.markdown_text is not None and not s.blocks), None)
+    return next(
+        (s.time for s in message.history if "⏳" not in s.visible and _markdown(s.blocks, s.markdown_text)), None
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -139,7 +150,7 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                 for channel, at in sent.items():
                     bots = [m for m in slack.bot_messages(channel) if not m.deleted]
                     answer = next((m for m in bots if "Line 0" in m.visible or _first_visible(m)), None)
-                    if answer is None or _final(answer) is None or "Line 89:" not in (answer.markdown_text or ""):
+                    if answer is None or _final(answer) is None or "Line 89:" not in (_markdown(answer.blocks, answer.markdown_text) or ""):
                         lost += 1
                         continue
                     first.append(_first_visible(answer) - at)  # type: ignore[operator]
