@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ from bot.files import (
     reader_failed,
 )
 from bot.logs import AnswerLog
+from bot.metrics import MeteredRun
 from bot.overrides import NotedRun, with_note
 from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, WriterSettings
+from bot.state.registry import AnswerRecord
 from bot.textfilter import neutralise
 from bot.workers import WorkerFailed
 
@@ -220,6 +223,10 @@ async def load_file(
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
     log_entry.rows = result.dataset.source.data_rows
     log_entry.file_s = round(asyncio.get_running_loop().time() - started, 3)
+    deps.metrics.file_read.observe(log_entry.file_s)
+    await deps.sources.remember(
+        request.conversation_id, file, owner=request.user, channel=channel_key(request.team, request.channel)
+    )
     return deps.store.put(
         request.conversation_id,
         result.dataset,
@@ -318,11 +325,27 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     writer = new_writer(deps, request, answer_id)
     control = AnswerControl()
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
+    deps.metrics.running.inc()
+    asked = time.monotonic()
+    record = AnswerRecord(
+        answer_id=answer_id,
+        instance=deps.settings.instance_id,
+        team=request.team,
+        channel=request.channel,
+        conversation_id=request.conversation_id,
+        entry=request.entry,
+        user=request.user or "",
+        thread_ts=request.thread_ts,
+        question=request.question,
+    )
     outcome: AnswerOutcome | None = None
+    placing: asyncio.Future[None] | None = None
     try:
+        await deps.registry.add(record)
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
         try:
             await writer.start(tool_label=label)
+            placing = asyncio.ensure_future(_record_placement(deps, writer, answer_id, asked))
         except DeliveryError as refused:
             log_entry.outcome = f"slack_refused:{refused.code}"
             if refused.code == "post_unconfirmed":  # it may have landed: find it later and end it
@@ -354,7 +377,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            noted = NotedRun(run, stored.context, _note_entry(request))
+            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request)), deps.metrics)
             outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
@@ -370,13 +393,22 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         log_entry.outcome = f"error:{type(error).__name__}"
         outcome = await _fail(writer, INTERNAL_ERROR)
     finally:
+        if placing is not None:
+            placing.cancel()
         deps.running.remove(answer_id)
+        deps.metrics.running.dec()
+        if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
+            await asyncio.shield(deps.registry.release(answer_id))  # a survivor brings it to a final state now
+        else:  # awaited directly: the in-process registry returns without yielding to the loop
+            await deps.registry.remove(answer_id)
         if outcome is not None:
+            deps.metrics.final.observe(time.monotonic() - asked)
             if log_entry.outcome == "unknown":
                 log_entry.outcome = outcome.state if outcome.delivered else f"{outcome.state}:undelivered"
             log_entry.edits = outcome.edits
             log_entry.messages = len(outcome.message_ts)
             log_entry.slack_error = outcome.slack_error
+        deps.metrics.answers.labels(entry=request.entry, outcome=_metric_outcome(log_entry.outcome)).inc()
         log_entry.emit()
     return outcome
 
@@ -393,6 +425,23 @@ def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Calla
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+_PLACEMENT_POLL_S = 0.2
+
+
+async def _record_placement(deps: BotDeps, writer: AnswerWriter, answer_id: str, asked: float) -> None:
+    """Once the answer's first message exists (at start, or when its first text rides on the post): count the
+    time to it, and record its ts in the running-answers registry so a survivor can finish it."""
+    while not writer.message_ts:
+        await asyncio.sleep(_PLACEMENT_POLL_S)  # the writer has no hook for its first post; this is cheap
+    deps.metrics.first_visible.observe(time.monotonic() - asked)
+    await deps.registry.placed(answer_id, writer.message_ts[0])
+
+
+def _metric_outcome(outcome: str) -> str:
+    """A bounded label for ``answers_total``: the outcome's kind (``rejected``, ``error``, ...), not its detail."""
+    return outcome.split(":", 1)[0][:32] or "unknown"
 
 
 def _note_entry(request: AnswerRequest) -> Literal["mention", "dm", "command"]:

@@ -26,12 +26,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, Mode, Settings, conversation_store, redact_url, worker_pool
 from bot.conversations import Deduplicator, RunningAnswers
@@ -40,7 +40,9 @@ from bot.door import BadRequest, parse_request, request_fields, verify_signature
 from bot.limits import RunLimits
 from bot.listeners import deletions, register_all
 from bot.logs import JsonAccessLogger, configure_logging, log_line, register_secrets
+from bot.metrics import MeteredWebClient, Metrics
 from bot.retention import purge_expired, purge_loop
+from bot.shared import connect_shared_state, drain, shared_state_loop
 from bot.workers import WorkerPool
 
 EVENTS_PATH = "/slack/events"
@@ -49,6 +51,18 @@ DEPS_KEY = web.AppKey("deps", BotDeps)
 BOLT_KEY = web.AppKey("bolt", AsyncApp)
 _DUPLICATE = "variance_duplicate"
 _PURGE_KEY = web.AppKey("purge", asyncio.Task[None])
+_SHARED_KEY = web.AppKey("shared", asyncio.Task[None])
+METRICS_PATH = "/metrics"
+
+
+def budget_queue_depth(deps: BotDeps, metrics: Metrics) -> None:
+    """``budget_queue_depth{method}``: messages with an edit waiting for their workspace's budget, by method."""
+    depth: dict[str, int] = {}
+    for (_team, method), scheduler in deps.budget.schedulers().items():
+        slots = getattr(scheduler, "_slots", {})  # the scheduler's open messages (no public count of waiting ones)
+        depth[method] = depth.get(method, 0) + sum(1 for slot in slots.values() if slot.pending)
+    for method, waiting in depth.items():
+        metrics.queue_depth.labels(method=method).set(waiting)
 
 
 def create_app(
@@ -59,7 +73,9 @@ def create_app(
     ``workers`` lets several apps (tests) share one process pool; by default the app owns its own.
     ``events_endpoint=False`` (Socket Mode) serves ``/healthz`` only. The shared state is ``web_app[DEPS_KEY]``.
     """
-    client = AsyncWebClient(token=settings.bot_token, base_url=settings.slack_api_url)
+    metrics = Metrics()
+    client = MeteredWebClient(token=settings.bot_token, base_url=settings.slack_api_url)
+    client.metrics = metrics
     bolt = AsyncApp(
         client=client,
         signing_secret=settings.signing_secret,
@@ -76,14 +92,20 @@ def create_app(
         workers=workers or worker_pool(settings),
         budget=new_budget(settings),
         limits=RunLimits(settings.limits),
+        metrics=metrics,
     )
+    redis = connect_shared_state(deps) if settings.redis_url else None
+    metrics.refreshers.append(lambda m: budget_queue_depth(deps, m))
     owns_workers = workers is None
 
     @bolt.middleware
     async def drop_redeliveries(body: dict[str, Any], context: Any, next: Any, request: AsyncBoltRequest) -> Any:
         """Slack redelivers events it thinks failed (X-Slack-Retry-Num): answer each event_id once."""
+        # Shutting down: Slack redelivers the event (HTTP), through the load balancer, to an instance that is not.
+        if not deps.accepting and body.get("type") == "event_callback":
+            return BoltResponse(status=503, body="")
         event_id = body.get("event_id")
-        duplicate = bool(event_id) and not deps.dedupe.first_time(f"event:{event_id}")
+        duplicate = bool(event_id) and not await deps.dedupe.claim(f"event:{event_id}")
         context[_DUPLICATE] = duplicate
         if request.mode == "socket_mode":
             log_line("request", **request_fields(body, request), duplicate=duplicate or None)
@@ -124,21 +146,30 @@ def create_app(
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(request: web.Request) -> web.Response:
-        body = {"ok": True, "running_answers": len(deps.running), "datasets": len(deps.store)}
-        return web.json_response(body)
+        body = {"ok": deps.accepting, "running_answers": len(deps.running), "datasets": len(deps.store)}
+        return web.json_response(body, status=200 if deps.accepting else 503)
 
     async def on_startup(web_app: web.Application) -> None:
         await purge_expired(deps)  # before the first request: nothing past its retention is ever served
         web_app[_PURGE_KEY] = asyncio.get_running_loop().create_task(purge_loop(deps), name="retention")
+        try:
+            await deps.registry.start()
+        except (RedisError, OSError, TimeoutError) as error:  # Redis down at start: run, degraded, without it
+            log_line("error", where="stop_listener", error=type(error).__name__)
+        web_app[_SHARED_KEY] = asyncio.get_running_loop().create_task(shared_state_loop(deps), name="shared-state")
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
-        purge = web_app.get(_PURGE_KEY)
-        if purge is not None:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+        for key_ in (_PURGE_KEY, _SHARED_KEY):
+            loop_task = web_app.get(key_)
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         await deps.close(shutdown_workers=owns_workers)
+        await deps.registry.aclose()
+        if redis is not None:
+            await redis.aclose()
 
     web_app = web.Application(client_max_size=2 * 1024 * 1024)
     web_app[DEPS_KEY] = deps
@@ -146,6 +177,7 @@ def create_app(
     if events_endpoint:
         web_app.router.add_post(EVENTS_PATH, slack_events)
     web_app.router.add_get(HEALTH_PATH, healthz)
+    web_app.router.add_get(METRICS_PATH, metrics.handle)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return bolt, web_app
@@ -240,7 +272,10 @@ async def serve(
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+        deps = web_app[DEPS_KEY]
+        deps.accepting = False  # new events go to the other instances from now on
         if handler is not None:
             await handler.close_async()
+        await drain(deps, settings.shutdown_grace_s)
         await runner.cleanup()
     return 0

@@ -15,6 +15,11 @@ Environment
 - ``VARIANCE_ALLOWED_TEAMS``, ``VARIANCE_ALLOWED_CHANNELS``, ``VARIANCE_ALLOWED_USERS``: comma-separated Slack
   IDs (``T…``, ``C…``/``G…``, ``U…``/``W…``); empty allows everyone. ``dm`` in the channel list allows direct
   messages too (a channel list without it refuses them). Anyone else gets a polite refusal.
+- ``REDIS_URL`` (optional): state shared by several instances (dedupe, limits, the Slack budget, running answers,
+  dataset sources, conversation memory). Without it everything lives in this process, as for one instance.
+- ``VARIANCE_SHUTDOWN_GRACE_S`` (20): on SIGTERM, how long running answers may go on finishing before they end
+  with a note to ask again (and, with ``REDIS_URL``, are handed to another instance if that note fails).
+- ``VARIANCE_INSTANCE_ID``: this instance's name in Redis (default: host name, process id and a random suffix).
 - the analyst's model settings (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``VARIANCE_MODEL``, ...), read by
   :meth:`analyst.agent.AgentSettings.from_env`; ``OPENAI_API_KEY`` is required by ``serve``.
 
@@ -40,6 +45,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
@@ -76,6 +83,10 @@ def redact_url(url: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
     except ValueError:
         return "(an unparseable URL)"
+
+
+def default_instance_id() -> str:
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 class ConfigError(ValueError):
@@ -223,6 +234,9 @@ class Settings(SharedSettings):
     edit_interval_s: float = 1.0
     update_budget_per_minute: int = 45
     allowlist: Allowlist = field(default_factory=Allowlist)
+    redis_url: str | None = None
+    shutdown_grace_s: float = 20.0
+    instance_id: str = field(default_factory=lambda: default_instance_id())
 
     def __repr__(self) -> str:  # never show a token, even in a traceback or a debug print
         return (
@@ -293,6 +307,7 @@ class Settings(SharedSettings):
 
         edit_interval = number("VARIANCE_EDIT_INTERVAL_S", 1.0, minimum=0.0)
         budget = number("VARIANCE_UPDATE_BUDGET_PER_MIN", 45, minimum=1)
+        shutdown_grace = number("VARIANCE_SHUTDOWN_GRACE_S", 20, minimum=0)
 
         def ids(name: str, what: str, *, keyword: str | None = None) -> frozenset[str]:
             entries = [e.strip() for e in text(name).split(",") if e.strip()]
@@ -311,6 +326,15 @@ class Settings(SharedSettings):
             users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
         )
 
+        redis_url = text("REDIS_URL") or None
+        if redis_url is not None:
+            redis_parts = urlsplit(redis_url)
+            if redis_parts.scheme not in {"redis", "rediss", "unix"} or not (redis_parts.hostname or redis_parts.path):
+                problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
+        instance_id = text("VARIANCE_INSTANCE_ID") or default_instance_id()
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", instance_id):
+            problems.append("VARIANCE_INSTANCE_ID may hold letters, digits, '.', '_' and '-' (at most 80)")
+
         shared = SharedSettings.read(env, problems, agent="required" if load_agent else "skip")
 
         if problems:
@@ -323,5 +347,8 @@ class Settings(SharedSettings):
             edit_interval_s=edit_interval,
             update_budget_per_minute=int(budget),
             allowlist=allowlist,
+            redis_url=redis_url,
+            shutdown_grace_s=shutdown_grace,
+            instance_id=instance_id,
             **shared.shared_fields(),
         )

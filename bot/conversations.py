@@ -291,6 +291,10 @@ class Deduplicator:
         self._seen[key] = now
         return True
 
+    async def claim(self, key: str) -> bool:
+        """:meth:`first_time` behind the interface the shared claims (``bot.state.claims``) offer."""
+        return self.first_time(key)
+
 
 class Cancellable(Protocol):
     def cancel(self) -> None: ...

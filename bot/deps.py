@@ -10,20 +10,28 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
-from bot.conversations import ConversationStore, Deduplicator, RunningAnswers
+from bot.conversations import ConversationStore, RunningAnswers
 from bot.files import WorkerPool
 from bot.limits import Limits, RunLimits
+from bot.metrics import Metrics
 from bot.render import DEFAULT_LIMITS, BudgetLimit, SlackBudget
+from bot.state.local import LocalRegistry, LocalSources
 
 log = logging.getLogger("variance.bot")
 
 SHUTDOWN = "The bot is restarting, so I stopped here. Please ask again in a minute."
+
+
+class Claims(Protocol):
+    """Claim a key once (an event id, a message's channel + ts): in this process, or across instances."""
+
+    async def claim(self, key: str) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -31,11 +39,16 @@ class BotDeps:
     settings: Settings
     client: AsyncWebClient
     store: ConversationStore
-    dedupe: Deduplicator
+    dedupe: Claims
     running: RunningAnswers
     workers: WorkerPool
     budget: SlackBudget
     limits: Limits = field(default_factory=RunLimits)
+    # Shared with other instances through Redis when REDIS_URL is set (bot.state); in-process twins otherwise.
+    sources: Any = field(default_factory=LocalSources)
+    registry: Any = field(default_factory=LocalRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
+    accepting: bool = True  # False once a shutdown began: new events are left to the other instances
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 

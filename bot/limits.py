@@ -38,6 +38,8 @@ class Admission:
     reason: Reason | None = None
     retry_after_s: float = 0.0
     released: bool = field(default=False)
+    # What a shared implementation needs to release this admission (empty for the in-process one).
+    token: str = ""
 
     @property
     def message(self) -> str:

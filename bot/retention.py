@@ -75,6 +75,7 @@ async def forget(deps: BotDeps, team: str, channel: str, user: str) -> ForgetRep
     everything = channel.startswith("D")  # a DM with the bot is the caller's own place
     speaker = None if everything else user
     dropped = deps.store.forget(place, None if everything else user)
+    await deps.sources.forget(place, None if everything else user)
     forgotten = await asyncio.to_thread(memory.forget_place, memory_path(deps), place, speaker=speaker)
     report = ForgetReport(forgotten.conversations, forgotten.items, _dataset_names(dropped))
     log_line(
@@ -94,6 +95,8 @@ async def forget(deps: BotDeps, team: str, channel: str, user: str) -> ForgetRep
 async def drop_message(deps: BotDeps, team: str, channel: str, ts: str, file_ids: set[str]) -> None:
     """A message was deleted in Slack: drop the turn it produced and the datasets read from its files."""
     dropped = deps.store.drop_files(file_ids) if file_ids else []
+    if file_ids:
+        await deps.sources.drop_files(file_ids)
     forgotten = await asyncio.to_thread(memory.forget_source, memory_path(deps), channel_key(team, channel), ts)
     log_line(
         "privacy",
@@ -108,6 +111,7 @@ async def drop_message(deps: BotDeps, team: str, channel: str, ts: str, file_ids
 def drop_file(deps: BotDeps, team: str, file_id: str) -> None:
     """A file was deleted in Slack: every dataset read from it goes (with its overrides)."""
     dropped = deps.store.drop_files({file_id})
+    deps.spawn(deps.sources.drop_files({file_id}), name="drop-file-sources")
     log_line("privacy", action="file_deleted", team=team, file=file_id, datasets=len(dropped))
 
 

@@ -2,8 +2,9 @@
 
 Only the person who asked may stop an answer, or a workspace admin or owner (``users.info``: ``is_admin``,
 ``is_owner``, ``is_primary_owner``; cached for a few minutes). Anyone else gets an ephemeral "only … can stop
-this". The writer then ends the message with the text so far, marked stopped. A click on an answer that has
-already finished (or that another bot instance is writing) gets a short ephemeral note.
+this". The writer then ends the message with the text so far, marked stopped. With ``REDIS_URL``, a click on
+an answer another instance runs is checked against the shared registry's owner and relayed to that instance.
+A click on an answer that has already finished gets a short ephemeral note.
 
 The 👍/👎 buttons under a finished answer (``action_id="answer_feedback"``, value
 ``"up|<answer_id>|<conversation_id>"``): each vote is one structured log line (``kind: "feedback"``).
@@ -101,13 +102,20 @@ def register(app: Any, deps: BotDeps) -> None:
             await reply(refused)
             return
         owner = deps.running.owner(answer_id)
+        record = None
+        if owner is None:  # not running here: maybe on another instance (REDIS_URL)
+            record = await deps.registry.get(answer_id)
+            owner = (record.team, record.user) if record is not None else None
         # User ids are unique across workspaces (a Slack Connect guest clicks with their own team's id).
         if owner is not None and owner[1] != user and not await admins.is_admin(team, user):
             log_line("request", **fields, found=True, allowed=False)
             await reply(only_owner_can_stop(owner[1]))
             return
-        stopped = deps.running.cancel(answer_id)
-        log_line("request", **fields, found=stopped)
+        if record is None:
+            stopped = deps.running.cancel(answer_id)
+        else:  # the instance that runs it cancels it; its writer ends the message as stopped
+            stopped = await deps.registry.request_stop(answer_id, user)
+        log_line("request", **fields, found=stopped, relayed=record is not None or None)
         if not stopped:
             await reply(ALREADY_FINISHED)
 

@@ -130,7 +130,7 @@ async def answer_assistant_message(
     if attached and not files:
         await post_notice(deps, channel, thread_ts, unsupported_message(attached))
         return
-    if question and deps.dedupe.first_time(f"title:{channel}:{thread_ts}"):
+    if question and await deps.dedupe.claim(f"title:{channel}:{thread_ts}"):
         await set_title(deps, channel, thread_ts, question)
     stored: StoredDataset | None = deps.store.get(conversation_id)
     new_file = files[-1] if files else None
@@ -194,7 +194,7 @@ def register(app: Any, deps: BotDeps) -> None:
     async def on_user_message(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if is_from_a_bot(event, context.bot_user_id):
             return
-        if not first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
+        if not await first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
             return
         channel, thread_ts = str(event.get("channel")), str(event.get("thread_ts"))
         if not contexts.known(channel, thread_ts):  # a reply in an ordinary DM thread

@@ -120,11 +120,13 @@ async def answer_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
         await respond(text=NOT_IN_CHANNEL, response_type="ephemeral")
         return
     latest = deps.store.latest_in_channel(channel_key(team, channel))
-    if latest is None:
+    # Read on another instance: read the channel's latest file again here.
+    new_file = None if latest is not None else await deps.sources.latest_in_channel(channel_key(team, channel))
+    if latest is None and new_file is None:
         await respond(text=NO_DATASET_HERE, response_type="ephemeral")
         return
     # The channel is a conversation of its own: its overrides don't reach the thread that loaded the file.
-    stored = deps.store.adopt(channel_key(team, channel), latest[1], owner=command.get("user_id"))
+    stored = deps.store.adopt(channel_key(team, channel), latest[1], owner=command.get("user_id")) if latest else None
     question = "" if text.lower() == "report" else text
     await answer(
         deps,
@@ -136,6 +138,7 @@ async def answer_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
             conversation_id=channel_key(team, channel),
             question=question,
             stored=stored,
+            new_file=new_file,
             user=command.get("user_id"),
         ),
     )

@@ -45,9 +45,10 @@ def question_text(text: str | None, bot_user_id: str | None) -> str:
     return " ".join(text.split())
 
 
-def first_message_delivery(deps: BotDeps, channel: str, ts: str | None) -> bool:
-    """One answer per user message, even when it reaches us as two events (app_mention and message)."""
-    return ts is None or deps.dedupe.first_time(f"msg:{channel}:{ts}")
+async def first_message_delivery(deps: BotDeps, channel: str, ts: str | None) -> bool:
+    """One answer per user message, even when it reaches us as two events (app_mention and message), on
+    whichever instance each arrives."""
+    return ts is None or await deps.dedupe.claim(f"msg:{channel}:{ts}")
 
 
 async def post_ephemeral(deps: BotDeps, channel: str, user: str | None, thread_ts: str | None, text: str) -> None:

@@ -61,6 +61,8 @@ async def answer_direct_message(deps: BotDeps, body: dict[str, Any], event: dict
         return
     stored = deps.store.get(conversation_id)
     new_file = files[-1] if files else None
+    if new_file is None and stored is None and question:
+        new_file = await deps.sources.file_for(conversation_id)  # read on another instance: read it again here
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, NO_DATASET)
         return
@@ -93,6 +95,6 @@ def register(app: Any, deps: BotDeps) -> None:
             return
         if is_from_a_bot(event, context.bot_user_id):
             return
-        if not first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
+        if not await first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
             return
         deps.spawn(handle_direct_message(deps, body, event, context.bot_user_id), name="dm")

@@ -97,6 +97,11 @@ async def answer_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
         # this thread's own (overrides made here or in the thread that loaded the file stay where they were made).
         latest = deps.store.latest_in_channel(channel_key(team, channel))
         stored = deps.store.adopt(conversation_id, latest[1], owner=event.get("user")) if latest else None
+    if new_file is None and stored is None and question:
+        # Read on another instance: this thread's file, else the channel's latest, read again here.
+        new_file = await deps.sources.file_for(conversation_id) or await deps.sources.latest_in_channel(
+            channel_key(team, channel)
+        )
     if new_file is None and stored is None:
         await post_notice(deps, channel, thread_ts, HELLO if not question else NO_DATASET)
         return
@@ -123,6 +128,6 @@ def register(app: Any, deps: BotDeps) -> None:
     async def on_app_mention(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
         if is_from_a_bot(event, context.bot_user_id) or event.get("subtype") not in HANDLED_SUBTYPES:
             return
-        if not first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
+        if not await first_message_delivery(deps, str(event.get("channel")), event.get("ts")):
             return
         deps.spawn(handle_mention(deps, body, event, context.bot_user_id), name="mention")

@@ -34,7 +34,8 @@ async def test_serve_http_process(tmp_path: Path) -> None:
     async with FakeSlack() as slack, FakeOpenAI() as openai:
         slack.add_channel(DM, is_im=True)
         port = free_port()
-        env = {**os.environ, **base_env(slack, openai, tmp_path)}
+        # No grace period: the answer streaming at SIGTERM is cut off and must end with the restart note.
+        env = {**os.environ, **base_env(slack, openai, tmp_path), "VARIANCE_SHUTDOWN_GRACE_S": "0"}
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

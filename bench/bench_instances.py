@@ -1,0 +1,197 @@
+"""One instance vs two on one Redis: 50 concurrent answers in one fake workspace, through real bot processes.
+
+    python bench/bench_instances.py [--answers 50]
+
+Each answer is a DM carrying a small CSV and a question: the bot reads the file, streams a ~3,000-character
+answer from the fake OpenAI server, and ends it. Events go round-robin to the instances. Printed side by side:
+Slack 429s, time to the first visible answer text (p50/p95), time to the final text (p50/p95), and answers lost
+(not final with the whole text after 180 s). Times are taken on the fake Slack's side (when Slack had the text).
+One instance runs as today (no ``REDIS_URL``); two share a real ``redis-server`` started here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.openai_server import FakeOpenAI, RecordedRequest, Turn, text
+from tests.fakes.redis_server import free_port, running_redis
+from tests.fakes.slack_server import FakeMessage, FakeSlack
+
+SIGNING_SECRET = "bench-signing-secret-0123456789"
+ANSWER = " ".join(f"Line {i}: marketing moved by {i}.00." for i in range(90))
+CSV = b"Department,Account,Budget,Actual\nSales,Revenue,1000,1200\nMarketing,Advertising,500,650\n"
+
+
+def _signed(body: str) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    ts = str(int(time.time()))
+    signature = hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + signature}
+
+
+def _responder(_request: RecordedRequest) -> Turn:
+    return text(ANSWER, chunk=30, delay=0.05)
+
+
+async def _start(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", str(port),
+        env=env, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    async with asyncio.timeout(90):
+        while b'"kind":"start"' not in (line := await process.stderr.readline()):
+            if not line:
+                raise RuntimeError("the bot exited at start")
+    asyncio.get_running_loop().create_task(_drain(process))
+    return process
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    assert process.stderr is not None
+    while await process.stderr.readline():
+        pass
+
+
+def _first_visible(message: FakeMessage) -> float | None:
+    return next((s.time for s in message.history if "Line 0" in s.visible), None)
+
+
+def _markdown(blocks: list[dict[str, object]] | None, markdown_text: str | None) -> str | None:
+    """A final's Markdown: ``markdown_text``, or its markdown block when feedback buttons sit under it."""
+    if markdown_text is not None:
+        return markdown_text
+    texts = [str(b.get("text", "")) for b in blocks or [] if b.get("type") == "markdown"]
+    live = any(b.get("type") == "actions" for b in blocks or [])  # the Stop button: still streaming
+    return "\n".join(texts) if texts and not live else None
+
+
+def _final(message: FakeMessage) -> float | None:
+    return next(
+        (s.time for s in message.history if "⏳" not in s.visible and _markdown(s.blocks, s.markdown_text)), None
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[str, float]:
+    async with FakeSlack() as slack, FakeOpenAI(responder=_responder) as openai, aiohttp.ClientSession() as http:
+        with TemporaryDirectory() as data:
+            env = {
+                **os.environ,
+                "SLACK_BOT_TOKEN": slack.bot_token,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_API_URL": slack.api_url,
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": openai.base_url,
+                "VARIANCE_MODEL": "fake-model",
+                "VARIANCE_DATA_DIR": data,
+                "HOME": data,
+                "VARIANCE_USER_MAX_RUNNING": "0",
+                "VARIANCE_USER_QUESTIONS_PER_MIN": "0",
+                "VARIANCE_WORKSPACE_MAX_RUNNING": "0",
+            }
+            if redis_url:
+                env["REDIS_URL"] = redis_url
+            ports = [free_port() for _ in range(instances)]
+            processes = await asyncio.gather(
+                *(_start(port, {**env, "VARIANCE_INSTANCE_ID": f"bench-{i}"}) for i, port in enumerate(ports))
+            )
+            try:
+                sent: dict[str, float] = {}
+                posts = []
+                for i in range(answers):
+                    channel = f"D{i:07d}"
+                    slack.add_channel(channel, is_im=True)
+                    file_obj = slack.add_file(CSV, name="q3.csv")
+                    message = slack.add_message(channel, files=[file_obj], text="why is marketing over?")
+                    event = {
+                        "type": "message", "subtype": "file_share", "user": f"U{i:07d}",
+                        "text": "why is marketing over?",
+                        "ts": message.ts, "event_ts": message.ts, "channel": channel, "channel_type": "im",
+                        "team": slack.team_id, "files": [file_obj], "upload": False,
+                    }
+                    body = json.dumps({
+                        "token": "t", "team_id": slack.team_id, "api_app_id": "A0", "type": "event_callback",
+                        "event": event, "event_id": f"EvBench{i:06d}", "event_time": int(time.time()),
+                    })
+                    url = f"http://127.0.0.1:{ports[i % instances]}/slack/events"
+                    sent[channel] = time.monotonic()
+                    posts.append(http.post(url, data=body, headers=_signed(body)))
+                responses = await asyncio.gather(*(_status(p) for p in posts))
+                assert all(status == 200 for status in responses), responses
+
+                def done() -> bool:
+                    return all(
+                        any(_final(m) is not None for m in slack.bot_messages(c)) for c in sent
+                    )
+
+                with contextlib.suppress(TimeoutError):  # what is not final by then counts as lost
+                    await slack.wait_for(done, timeout=180)
+                first, final, lost = [], [], 0
+                for channel, at in sent.items():
+                    bots = [m for m in slack.bot_messages(channel) if not m.deleted]
+                    answer = next((m for m in bots if "Line 0" in m.visible or _first_visible(m)), None)
+                    if answer is None or _final(answer) is None or "Line 89:" not in (_markdown(answer.blocks, answer.markdown_text) or ""):
+                        lost += 1
+                        continue
+                    first.append(_first_visible(answer) - at)  # type: ignore[operator]
+                    final.append(_final(answer) - at)  # type: ignore[operator]
+                return {
+                    "429s": sum(1 for c in slack.calls if c.status == 429),
+                    "first_p50": _pct(first, 0.5), "first_p95": _pct(first, 0.95),
+                    "final_p50": _pct(final, 0.5), "final_p95": _pct(final, 0.95),
+                    "lost": lost,
+                    "updates": len(slack.calls_of("chat.update")),
+                }
+            finally:
+                for process in processes:
+                    process.send_signal(signal.SIGTERM)
+                await asyncio.gather(*(asyncio.wait_for(p.wait(), 60) for p in processes), return_exceptions=True)
+
+
+async def _status(post: object) -> int:
+    async with post as response:  # type: ignore[attr-defined]
+        return int(response.status)
+
+
+async def main(answers: int) -> None:
+    one = await scenario(1, answers, None)
+    with running_redis() as redis_url:
+        two = await scenario(2, answers, redis_url)
+    print(f"{answers} concurrent answers, one workspace (chat.update 50/min on the fake); times in seconds")
+    print(f"{'':28}{'1 instance':>14}{'2 instances + Redis':>22}")
+    for label, name, fmt in [
+        ("Slack 429s", "429s", "{:.0f}"),
+        ("chat.update calls", "updates", "{:.0f}"),
+        ("first visible text p50", "first_p50", "{:.2f}"),
+        ("first visible text p95", "first_p95", "{:.2f}"),
+        ("final text p50", "final_p50", "{:.2f}"),
+        ("final text p95", "final_p95", "{:.2f}"),
+        ("answers lost", "lost", "{:.0f}"),
+    ]:
+        print(f"{label:28}{fmt.format(one[name]):>14}{fmt.format(two[name]):>22}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--answers", type=int, default=50)
+    asyncio.run(main(parser.parse_args().answers))

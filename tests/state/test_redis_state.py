@@ -1,0 +1,193 @@
+"""The Redis-backed shared state against a real redis-server: claims, limits, the Slack budget, running answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from bot.limits import LimitSettings
+from bot.state.claims import RedisClaims
+from bot.state.limits import RedisLimits
+from bot.state.redis_client import connect, redacted
+from bot.state.registry import AnswerRecord, RedisRegistry
+from bot.state.window import Demand, RedisWindow, Urgency
+
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def _redis_ms(time_reply: tuple[int, int]) -> int:
+    return int(time_reply[0]) * 1000 + int(time_reply[1]) // 1000
+
+
+async def test_an_event_is_claimed_once_across_instances(redis_client: aioredis.Redis, redis_url: str) -> None:
+    other = connect(redis_url)
+    try:
+        first, second = RedisClaims(redis_client), RedisClaims(other)
+        results = await asyncio.gather(*(c.claim("event:Ev1") for c in (first, second, first, second)))
+        assert sorted(results) == [False, False, False, True]
+        assert await second.claim("event:Ev2") is True
+    finally:
+        await other.aclose()
+
+
+async def test_claims_fall_back_to_local_memory_when_redis_is_down() -> None:
+    claims = RedisClaims(connect(DEAD_REDIS))
+    assert await claims.claim("event:E") is True
+    assert await claims.claim("event:E") is False
+
+
+async def test_limits_are_counted_across_instances(redis_client: aioredis.Redis, redis_url: str) -> None:
+    other = connect(redis_url)
+    settings = LimitSettings(user_max_running=2, user_questions_per_min=10, workspace_max_running=3)
+    try:
+        a, b = RedisLimits(redis_client, settings), RedisLimits(other, settings)
+        first = await a.admit("T1", "U1")
+        second = await b.admit("T1", "U1")
+        third = await a.admit("T1", "U1")
+        assert (first.ok, second.ok, third.ok) == (True, True, False)
+        assert third.reason == "user_running" and "ask again" in third.message
+        other_user = await b.admit("T1", "U2")
+        assert other_user.ok
+        # The workspace holds 3 running answers: a fourth user waits.
+        assert (await a.admit("T1", "U3")).reason == "workspace_running"
+        await b.release(second)
+        assert (await a.admit("T1", "U1")).ok
+    finally:
+        await other.aclose()
+
+
+async def test_questions_per_minute_are_counted_across_instances(redis_client: aioredis.Redis) -> None:
+    limits = RedisLimits(redis_client, LimitSettings(user_max_running=0, user_questions_per_min=3))
+    admitted = [await limits.admit("T1", "U1") for _ in range(4)]
+    assert [x.ok for x in admitted] == [True, True, True, False]
+    assert admitted[-1].reason == "user_rate" and 0 < admitted[-1].retry_after_s <= 60
+
+
+async def test_a_dead_instances_running_answers_stop_counting_when_their_lease_ends(
+    redis_client: aioredis.Redis,
+) -> None:
+    dying = RedisLimits(redis_client, LimitSettings(user_max_running=1), lease_s=0.2)
+    assert (await dying.admit("T1", "U1")).ok
+    survivor = RedisLimits(redis_client, LimitSettings(user_max_running=1))
+    assert not (await survivor.admit("T1", "U1")).ok
+    # Wait on Redis' own clock for the lease to end (the admission is never released: its instance "died").
+    key = "va:run:T1:user:U1"
+    while await redis_client.zcount(key, "-inf", "+inf") and await redis_client.pttl(key) > 0:
+        await asyncio.sleep(0.05)
+    assert (await survivor.admit("T1", "U1")).ok
+
+
+async def test_limits_degrade_to_this_instance_when_redis_is_down() -> None:
+    limits = RedisLimits(connect(DEAD_REDIS), LimitSettings(user_max_running=1))
+    first = await limits.admit("T1", "U1")
+    assert first.ok and not (await limits.admit("T1", "U1")).ok
+    await limits.release(first)
+    assert (await limits.admit("T1", "U1")).ok
+
+
+async def test_the_window_is_shared_by_instances(redis_client: aioredis.Redis, redis_url: str) -> None:
+    other = connect(redis_url)
+    try:
+        a, b = RedisWindow(redis_client, instance="a"), RedisWindow(other, instance="b")
+        waits = [await w.take("T1", "chat.update", 5, Urgency.FINAL) for w in (a, b, a, b, a, b)]
+        assert waits[:5] == [0.0] * 5 and 0 < waits[5] <= 60
+        assert await a.used("T1", "chat.update") == 5
+        # Another method has its own budget.
+        assert await b.take("T1", "chat.postMessage", 5, Urgency.FINAL) == 0.0
+    finally:
+        await other.aclose()
+
+
+async def test_finals_anywhere_hold_calls_back_from_progress_and_first_texts(redis_client: aioredis.Redis) -> None:
+    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
+    limit = 20  # first-text floor: 2
+    for _ in range(10):
+        assert await a.take("T1", "chat.update", limit, Urgency.FINAL) == 0.0
+    # Instance b waits with 9 finals and 5 first texts: 10 used + 9 + 5 >= 20 leaves nothing for progress.
+    await b.declare("T1", "chat.update", Demand(finals=9, firsts=5))
+    assert await a.take("T1", "chat.update", limit, Urgency.PROGRESS) > 0
+    # A first text may use what the finals leave: 10 used + 9 finals < 20.
+    assert await a.take("T1", "chat.update", limit, Urgency.FIRST) == 0.0
+    # Now 11 used + 9 finals = 20: first texts wait too, but finals may still go.
+    assert await a.take("T1", "chat.update", limit, Urgency.FIRST) > 0
+    assert await b.take("T1", "chat.update", limit, Urgency.FINAL) == 0.0
+    # b's demand is withdrawn: progress may go again.
+    await b.declare("T1", "chat.update", Demand())
+    assert await a.take("T1", "chat.update", limit, Urgency.PROGRESS) == 0.0
+
+
+async def test_first_texts_keep_a_floor_when_finals_want_everything(redis_client: aioredis.Redis) -> None:
+    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
+    await b.declare("T1", "chat.update", Demand(finals=100, firsts=0))
+    # limit 20, floor 2: finals may hold back at most 18 calls, so the first two first texts go.
+    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) == 0.0
+    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) == 0.0
+    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) > 0
+
+
+async def test_a_429_pauses_the_method_for_every_instance(redis_client: aioredis.Redis) -> None:
+    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
+    await a.pause("T1", "chat.update", 30)
+    wait = await b.take("T1", "chat.update", 50, Urgency.FINAL)
+    assert 29 <= wait <= 30
+    await b.pause("T1", "chat.update", 1)  # a shorter pause never shortens the longer one
+    assert await a.take("T1", "chat.update", 50, Urgency.FINAL) > 29
+
+
+async def test_the_window_degrades_to_a_local_share_never_unlimited() -> None:
+    window = RedisWindow(connect(DEAD_REDIS), instance="a", degraded_share=0.5)
+    waits = [await window.take("T1", "chat.update", 10, Urgency.FINAL) for _ in range(6)]
+    assert waits[:5] == [0.0] * 5 and waits[5] > 0
+    assert window.degraded_calls == 6
+
+
+async def test_stop_reaches_the_instance_that_runs_the_answer(redis_client: aioredis.Redis, redis_url: str) -> None:
+    other = connect(redis_url)
+    stopped: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    runner = RedisRegistry(redis_client, instance="a", on_stop=lambda a, u: stopped.put_nowait((a, u)))
+    clicked = RedisRegistry(other, instance="b")
+    try:
+        await runner.start()
+        await runner.add(AnswerRecord("ans1", "a", "T1", "D1", "T1:D1", "dm", user="U1"))
+        assert await clicked.request_stop("ans1", "U1") is True
+        assert await asyncio.wait_for(stopped.get(), 5) == ("ans1", "U1")
+    finally:
+        await runner.aclose()
+        await other.aclose()
+
+
+async def test_a_survivor_adopts_an_orphaned_answer_exactly_once(redis_client: aioredis.Redis, redis_url: str) -> None:
+    other = connect(redis_url)
+    try:
+        dying = RedisRegistry(redis_client, instance="dead", lease_s=0.2)
+        await dying.add(AnswerRecord("ans2", "dead", "T1", "C1", "T1:C1:1.0", "mention", question="why?"))
+        await dying.placed("ans2", "1700000000.000200")
+        live = RedisRegistry(redis_client, instance="live")
+        assert await live.orphans() == []  # lease still running
+        # The dying instance stops heartbeating: wait, on Redis' own clock, for its lease to run out.
+        while (await redis_client.zscore("va:answers:leases", "ans2") or 0) > _redis_ms(await redis_client.time()):
+            await asyncio.sleep(0.02)
+        survivors = [RedisRegistry(redis_client, instance="s1"), RedisRegistry(other, instance="s2")]
+        adopted = [await s.orphans() for s in survivors]
+        assert sorted(len(x) for x in adopted) == [0, 1]
+        record = next(x for x in adopted if x)[0]
+        assert (record.message_ts, record.question, record.channel) == ("1700000000.000200", "why?", "C1")
+    finally:
+        await other.aclose()
+
+
+async def test_heartbeats_keep_a_live_answer_from_being_adopted(redis_client: aioredis.Redis) -> None:
+    owner = RedisRegistry(redis_client, instance="owner", lease_s=0.3)
+    await owner.add(AnswerRecord("ans3", "owner", "T1", "D1", "T1:D1", "dm"))
+    other = RedisRegistry(redis_client, instance="other")
+    for _ in range(5):
+        await owner.heartbeat()
+        assert await other.orphans() == []
+        await asyncio.sleep(0.1)  # less than the lease, on purpose: the heartbeat must keep it alive
+    await owner.remove("ans3")
+    assert await other.orphans() == []
+
+
+def test_redis_urls_lose_their_password_in_messages() -> None:
+    assert redacted("redis://user:s3cret@cache.internal:6380/2") == "redis://cache.internal:6380/2"
