@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from analyst.events import AnalystEvent, Done
+from bot.runs import WrappedRun
 
 _LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
@@ -120,22 +121,12 @@ def _status(response: Any) -> str:
         return "error"
 
 
-class MeteredRun:
-    """An analyst event stream whose ``Done`` usage is counted in ``model_tokens_total``; cancelling and
-    closing go to the stream it wraps."""
+class MeteredRun(WrappedRun):
+    """An analyst event stream whose ``Done`` usage is counted in ``model_tokens_total``."""
 
     def __init__(self, run: Any, metrics: Metrics) -> None:
-        self._run = run
+        super().__init__(run)
         self._metrics = metrics
-
-    def cancel(self) -> None:
-        self._run.cancel()
-
-    async def aclose(self) -> None:
-        await self._run.aclose()
-
-    def __aiter__(self) -> AsyncIterator[AnalystEvent]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[AnalystEvent]:
         async for event in self._run:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, TextDelta
+from bot.runs import WrappedRun
 
 Entry = Literal["mention", "dm", "command"]
 
@@ -53,23 +54,14 @@ def with_note(markdown: str, context: AnalysisContext, entry: Entry) -> str:
     return markdown if note is None else f"{markdown.rstrip()}\n\n{note}\n"
 
 
-class NotedRun:
+class NotedRun(WrappedRun):
     """An analyst run whose final text ends with the overrides line (as they stand when the run ends: an
-    override the run itself made counts). Cancellation and closing go to the run."""
+    override the run itself made counts)."""
 
     def __init__(self, run: Any, context: AnalysisContext, entry: Entry) -> None:
-        self._run = run
+        super().__init__(run)
         self._context = context
         self._entry = entry
-
-    def cancel(self) -> None:
-        self._run.cancel()
-
-    async def aclose(self) -> None:
-        await self._run.aclose()
-
-    def __aiter__(self) -> AsyncIterator[AnalystEvent]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[AnalystEvent]:
         async for event in self._run:
