@@ -1,9 +1,14 @@
-"""The shared Slack budget's cost per call: one ``RedisWindow.take`` on a real loopback redis-server, side by side
-with the in-process window it replaces (the degraded local share), and the answer-limit check.
+"""What sharing state through Redis costs per call, on a real loopback redis-server, side by side with the
+in-process twins in the same run:
+
+- the Slack budget: one ``SharedWindow.acquire`` + ``complete`` (the pacing module's window seam, one round
+  trip each) against ``InProcessWindow``;
+- the answer limits: ``RedisLimits.admit`` and ``release`` (one script call each) against ``RunLimits``.
 
     python bench/bench_redis_budget.py [--calls 5000]
 
-Starts its own ``redis-server`` (Debian's package) on a free port. Target: Redis take p95 < 2 ms.
+Starts its own ``redis-server`` (Debian's package) on a free port. Target: p95 < 2 ms per budget call and per
+admit + release on loopback.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from bot.limits import LimitSettings, RunLimits
+from bot.limits import Admission, LimitSettings, RunLimits
+from bot.render.pacing import BudgetLimit, InProcessWindow
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect
-from bot.state.window import Demand, RedisWindow, Urgency, _LocalWindow
+from bot.state.window import SharedWindow
 
 
 def _free_port() -> int:
@@ -35,40 +43,49 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return pick(0.5) * 1000, pick(0.95) * 1000, pick(0.99) * 1000
 
 
+async def _timed(calls: int, step: Callable[[int], Awaitable[object]]) -> tuple[float, float, float]:
+    samples = []
+    for i in range(calls):
+        start = time.perf_counter()
+        await step(i)
+        samples.append(time.perf_counter() - start)
+    return _percentiles(samples)
+
+
 async def _measure(calls: int, url: str) -> list[tuple[str, tuple[float, float, float]]]:
     client = connect(url)
-    window = RedisWindow(client, instance="bench")
-    await window.declare("T1", "chat.update", Demand(finals=3, firsts=5))
-    local = _LocalWindow(time.monotonic)
+    await client.ping()
     rows = []
-    for name, take in (
-        ("in-process window (baseline)", lambda i: _sync(local.take("T1", "chat.update", 10**9, 60.0))),
-        ("redis window, final", lambda i: window.take("T1", f"m{i % 3}", 10**9, Urgency.FINAL)),
-        ("redis window, progress (reads demand)", lambda i: window.take("T1", "chat.update", 10**9, Urgency.PROGRESS)),
+    limit = BudgetLimit(10**9, 60.0)
+    for name, window in (
+        ("in-process window acquire+complete (baseline)", InProcessWindow("T1", "chat.update", limit)),
+        ("redis window acquire+complete", SharedWindow(client, "T1", "chat.update", limit.limit, limit.window)),
     ):
-        samples = []
-        for i in range(calls):
-            start = time.perf_counter()
-            await take(i)
-            samples.append(time.perf_counter() - start)
-        rows.append((name, _percentiles(samples)))
-    for name, limits in (
-        ("in-process limits (baseline)", RunLimits(LimitSettings(0, 0, 0))),
-        ("redis limits admit+release", RedisLimits(client, LimitSettings(0, 0, 0))),
-    ):
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            admission = await limits.admit("T1", "U1")
-            await limits.release(admission)
-            samples.append(time.perf_counter() - start)
-        rows.append((name, _percentiles(samples)))
+
+        async def budget_call(i: int, window: Any = window) -> None:
+            token = await window.acquire(float(i), float(limit.limit))
+            await window.complete(token, float(i))
+
+        rows.append((name, await _timed(calls, budget_call)))
+    off = LimitSettings(0, 0, 0)  # limits off: every admit is admitted, so each one is released
+    for label, limits in (("in-process limits", RunLimits(off)), ("redis limits", RedisLimits(client, off))):
+        held: list[Admission] = []
+
+        async def admit(i: int, limits: Any = limits, held: list[Admission] = held) -> None:
+            held.append(await limits.admit("T1", "U1"))
+
+        async def release(i: int, limits: Any = limits, held: list[Admission] = held) -> None:
+            await limits.release(held[i])
+
+        async def both(i: int, limits: Any = limits) -> None:
+            await limits.release(await limits.admit("T1", "U1"))
+
+        suffix = " (baseline)" if label.startswith("in-process") else ""
+        rows.append((f"{label} admit{suffix}", await _timed(calls, admit)))
+        rows.append((f"{label} release{suffix}", await _timed(calls, release)))
+        rows.append((f"{label} admit+release{suffix}", await _timed(calls, both)))
     await client.aclose()
     return rows
-
-
-async def _sync(value: float) -> float:
-    return value
 
 
 def main() -> None:
@@ -95,9 +112,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
-    print(f"{'per call':42} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({args.calls} calls each)")
+    print(f"{'per call':48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({args.calls} calls each)")
     for name, (p50, p95, p99) in rows:
-        print(f"{name:42} {p50:8.3f} {p95:8.3f} {p99:8.3f}")
+        print(f"{name:48} {p50:8.3f} {p95:8.3f} {p99:8.3f}")
 
 
 if __name__ == "__main__":

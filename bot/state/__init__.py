@@ -6,7 +6,8 @@ which it has:
 
 - :mod:`bot.state.claims`: claim an event id (or a message's channel + ts) once across instances.
 - :mod:`bot.state.limits`: per-user and per-workspace answer limits counted across instances.
-- :mod:`bot.state.window`: one rolling Slack budget per workspace x method, with priorities and a shared 429 pause.
+- :mod:`bot.state.window`: one rolling Slack budget per workspace x method (the pacing module's window seam),
+  with a shared 429 pause.
 - :mod:`bot.state.registry`: running answers with a lease and heartbeat; Stop reaches the owning instance;
   survivors adopt answers whose instance died.
 
