@@ -270,7 +270,13 @@ def _start_run(
 
     settings = deps.settings.agent or AgentSettings()
     return start_run(
-        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+        question,
+        context,
+        conversation_id=conversation_id,
+        settings=settings,
+        speaker=speaker,
+        source=source,
+        sessions=deps.sessions,
     )
 
 
@@ -359,6 +365,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             stored = await _unless_stopped(control, work)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
+        await deps.overrides.pull(request.conversation_id, stored)  # made on another instance
         if request.wants_report:
             async with uploads.ReportChart(deps, request, stored) as chart:  # a file dropped alone in a DM
                 waiting = _waiting_status(writer, "", None)
@@ -377,7 +384,14 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request)), deps.metrics)
+            shared = stored
+
+            async def share_overrides() -> None:
+                await deps.overrides.push(request.conversation_id, shared)
+
+            noted = MeteredRun(
+                NotedRun(run, stored.context, _note_entry(request), on_end=share_overrides), deps.metrics
+            )
             outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))

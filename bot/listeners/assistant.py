@@ -43,7 +43,7 @@ from bot.listeners.common import (
 )
 from bot.listeners.direct_messages import handle_direct_message
 from bot.logs import log_line
-from bot.overrides import is_reset, reset_message
+from bot.overrides import is_reset, reset_message, reset_overrides
 from bot.textfilter import neutralise
 
 GREETING = (
@@ -110,7 +110,7 @@ async def handle_assistant_message(
         return
     question = question_text(event.get("text"), bot_user_id)
     if is_reset(question) and not event.get("files"):
-        dropped = deps.store.reset_overrides(thread_conversation_id(team, channel, thread_ts))
+        dropped = await reset_overrides(deps, thread_conversation_id(team, channel, thread_ts))
         await post_notice(deps, channel, thread_ts, reset_message(dropped))
         return
     await within_limits(
