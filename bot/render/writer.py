@@ -197,8 +197,12 @@ class AnswerWriter:
         clock: Callable[[], float] = time.monotonic,
         conversation_id: str = "",
         recipient_user_id: str | None = None,
+        on_first_message: Callable[[str, str], Awaitable[object]] | None = None,
     ) -> None:
         self.budget = budget
+        # Awaited with (channel, ts) the moment the answer's first message exists (placeholder, first post or
+        # native stream), before the writer streams on: whoever must find the message later records it now.
+        self._on_first_message = on_first_message
         self.team_id = team_id
         self.channel = channel
         self.thread_ts = thread_ts
@@ -433,6 +437,7 @@ class AnswerWriter:
             recipient_user_id=self.recipient_user_id,
         )
         if await stream.start(self._text.lstrip()):
+            await self._first_message(str(stream.ts))
             self._stream = stream
             self._msgs.append(_Msg(str(stream.ts)))
             if self._first_text_at is None and stream.sent:
@@ -651,7 +656,19 @@ class AnswerWriter:
 
     async def _post(self, render: _Render, *, part: int, thread_ts: str | None = None) -> str:
         """Post one message of this answer, exactly once (see bot.render.delivery). Raises DeliveryError."""
-        return await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
+        ts = await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
+        if not self._msgs:
+            await self._first_message(ts)
+        return ts
+
+    async def _first_message(self, ts: str) -> None:
+        """Tell ``on_first_message`` where the answer is; its failure never stops the answer."""
+        callback, self._on_first_message = self._on_first_message, None  # once
+        if callback is not None:
+            try:
+                await callback(self.channel, ts)
+            except Exception:
+                logger.exception("answer %s: on_first_message failed", self.answer_id)
 
     def _content(self, render: _Render) -> dict[str, Any]:
         """A message's content fields for chat.postMessage / chat.update."""
