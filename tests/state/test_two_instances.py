@@ -33,6 +33,7 @@ from tests.fakes.slack_server import FakeSlack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
+ME = "U0MEMORY"
 LONG_ANSWER = " ".join(f"Line {i}: marketing moved by {i}.00." for i in range(400))
 
 
@@ -350,12 +351,12 @@ async def test_sigterm_lets_a_running_answer_finish(cluster: Cluster) -> None:
         await stop_instance(leaving)
 
 
-async def send_command(instance: Instance, slack: FakeSlack, text_: str, *, channel: str) -> str:
+async def send_command(instance: Instance, slack: FakeSlack, text_: str, *, channel: str, user: str) -> str:
     """``/variance TEXT`` through ``instance``; the ephemeral reply's text."""
     url = slack.new_response_url()
     form = {
         "token": "legacy-verification-token", "team_id": TEAM, "team_domain": "finance", "channel_id": channel,
-        "channel_name": "directmessage", "user_id": USER, "user_name": "controller", "command": "/variance",
+        "channel_name": "directmessage", "user_id": user, "user_name": "controller", "command": "/variance",
         "text": text_, "api_app_id": "A0VARIANCE", "is_enterprise_install": "false", "response_url": url,
         "trigger_id": "7.1.abc",
     }
@@ -374,9 +375,10 @@ async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_over
 ) -> None:
     slack, openai = cluster.slack, cluster.openai
     channel = "D0MEMORY"
+    # A person of its own: the questions-per-minute limit is counted across instances, and across this module.
     slack.add_channel(channel, is_im=True)
     file_obj, message = upload(slack, channel)
-    assert await cluster.a.send_event(dm_event(message.ts, files=[file_obj], channel=channel)) == 200
+    assert await cluster.a.send_event(dm_event(message.ts, files=[file_obj], channel=channel, user=ME)) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 1, timeout=60)
 
     # On instance a: a question that makes an override.
@@ -386,7 +388,7 @@ async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_over
         text("Done: Advertising now counts as revenue."),
     )
     asked = slack.add_message(channel, text=first)
-    assert await cluster.a.send_event(dm_event(asked.ts, first, channel=channel)) == 200
+    assert await cluster.a.send_event(dm_event(asked.ts, first, channel=channel, user=ME)) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 2, timeout=60)
     assert "Advertising counted as revenue" in (final_markdown(final_answers(slack, channel)[-1]) or "")
 
@@ -395,7 +397,7 @@ async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_over
     before = len(openai.requests)
     follow = "and marketing overall?"
     asked = slack.add_message(channel, text=follow)
-    assert await cluster.b.send_event(dm_event(asked.ts, follow, channel=channel)) == 200
+    assert await cluster.b.send_event(dm_event(asked.ts, follow, channel=channel, user=ME)) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 3, timeout=60)
     sent = model_input(openai.requests[before])
     assert first in sent and "Done: Advertising now counts as revenue." in sent and follow in sent
@@ -403,10 +405,10 @@ async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_over
     assert "Advertising counted as revenue" in (final_markdown(final_answers(slack, channel)[-1]) or "")
 
     # A reset through b clears the override for a as well.
-    assert "Cleared your overrides" in await send_command(cluster.b, slack, "reset", channel=channel)
+    assert "Cleared your overrides" in await send_command(cluster.b, slack, "reset", channel=channel, user=ME)
     openai.script(text("Plain numbers again."))
     asked = slack.add_message(channel, text="and now?")
-    assert await cluster.a.send_event(dm_event(asked.ts, "and now?", channel=channel)) == 200
+    assert await cluster.a.send_event(dm_event(asked.ts, "and now?", channel=channel, user=ME)) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 4, timeout=60)
     assert "overrides" not in (final_markdown(final_answers(slack, channel)[-1]) or "")
 
@@ -414,14 +416,15 @@ async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_over
     client = connect(redis_url)
     try:
         assert await client.exists(f"va:session:{TEAM}:{channel}:messages")
-        assert "stored item" in (await send_command(cluster.a, slack, "forget", channel=channel)).replace("\u200b", "")
+        receipt = await send_command(cluster.a, slack, "forget", channel=channel, user=ME)
+        assert "stored item" in receipt.replace("\u200b", "")
         assert not await client.exists(f"va:session:{TEAM}:{channel}:messages")
     finally:
         await client.aclose()
     openai.script(text("Starting fresh."))
     before = len(openai.requests)
     asked = slack.add_message(channel, files=[file_obj], text="what stands out?")
-    event = dm_event(asked.ts, "what stands out?", files=[file_obj], channel=channel)
+    event = dm_event(asked.ts, "what stands out?", files=[file_obj], channel=channel, user=ME)
     assert await cluster.b.send_event(event) == 200
     await slack.wait_for(lambda: len(final_answers(slack, channel)) == 5, timeout=60)
     assert first not in model_input(openai.requests[before]) and follow not in model_input(openai.requests[before])
