@@ -15,26 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.redis_server import running_redis
 from bot.limits import Admission, LimitSettings, RunLimits
 from bot.render.pacing import BudgetLimit, InProcessWindow
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect
 from bot.state.window import SharedWindow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -92,26 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            rows = asyncio.run(_measure(args.calls, f"redis://127.0.0.1:{port}/0"))
-        finally:
-            server.terminate()
-            server.wait()
+    with running_redis() as url:
+        rows = asyncio.run(_measure(args.calls, url))
     print(f"{'per call':48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({args.calls} calls each)")
     for name, (p50, p95, p99) in rows:
         print(f"{name:48} {p50:8.3f} {p95:8.3f} {p99:8.3f}")

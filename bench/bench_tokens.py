@@ -7,6 +7,9 @@ server received (characters / 4; tiktoken is not installed). Target: the two tot
 other.
 
     .venv/bin/python -m bench.bench_tokens            # from the repository root
+
+The ledgers are CSV exports (Department, Account, Month, Budget, Actual) read by the real reader; the model is
+the benchmarks' own fake (``bench/fake_openai.py``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,34 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from analyst.agent import AgentSettings, start_run
 from analyst.context import AnalysisContext
-from analyst.dataset import Dataset
+from analyst.dataset import Dataset, IngestLimits
 from analyst.events import Done, Failed, ToolStarted
-from tests.agent.conftest import make_dataset
-from tests.fakes.openai_server import FakeOpenAI, text, tool_call, tool_calls
+from analyst.ingest import load_dataset
+from bench.fake_openai import BenchOpenAI, calls, text
+
+DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"]
+ACCOUNTS = ["Revenue", "Salaries", "Travel", "Software", "Rent", "Events", "Consulting", "Training", "Advertising"]
+MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
+
+
+def ledger(rows: int, *, seed: int = 7) -> Dataset:
+    """A budget-vs-actual export of ``rows`` lines (random departments, accounts and months), read as a file."""
+    rng = np.random.default_rng(seed)
+    columns = [
+        np.array(DEPARTMENTS)[rng.integers(0, len(DEPARTMENTS), rows)],
+        np.array(ACCOUNTS)[rng.integers(0, len(ACCOUNTS), rows)],
+        np.array(MONTHS)[rng.integers(0, len(MONTHS), rows)],
+        np.char.mod("%.2f", np.round(rng.uniform(100, 10_000, rows), 2)),
+        np.char.mod("%.2f", np.round(rng.uniform(100, 10_000, rows), 2)),
+    ]
+    lines = ["Department,Account,Month,Budget,Actual", *(",".join(row) for row in zip(*columns, strict=True))]
+    content = ("\n".join(lines) + "\n").encode()
+    limits = IngestLimits(max_bytes=max(len(content) + 1, IngestLimits().max_bytes))
+    return load_dataset(content, filename="ledger.csv", limits=limits)
 
 ANSWER = (
     "**Spending is 0.4% over budget**, driven by Marketing events and Engineering software.\n\n"
@@ -33,11 +58,11 @@ ANSWER = (
 
 
 async def one_question(dataset: Dataset) -> dict[str, object]:
-    async with FakeOpenAI() as fake:
+    async with BenchOpenAI() as fake:
         fake.script(
-            tool_calls(("describe_dataset", {}), ("variance_summary", {})),
-            tool_call("breakdown", {"by": ["Department"], "filters": None, "limit": None}),
-            tool_call("top_drivers", {"by": ["Department", "Account"], "n": 5, "filters": None}),
+            calls(("describe_dataset", {}), ("variance_summary", {})),
+            calls(("breakdown", {"by": ["Department"], "filters": None, "limit": None})),
+            calls(("top_drivers", {"by": ["Department", "Account"], "n": 5, "filters": None})),
             text(ANSWER, chunk=8),
         )
         with tempfile.TemporaryDirectory() as data_dir:
@@ -58,10 +83,10 @@ async def one_question(dataset: Dataset) -> dict[str, object]:
                 elif isinstance(event, Failed):
                     outcome = f"failed: {event.user_message}"
             seconds = time.perf_counter() - started
-        bodies = [len(json.dumps(r.json, ensure_ascii=False)) for r in fake.requests]
+        bodies = [len(json.dumps(r, ensure_ascii=False)) for r in fake.requests]
         outputs = [
             len(item["output"])
-            for item in fake.requests[-1].json.get("input", [])
+            for item in fake.requests[-1].get("input", [])
             if isinstance(item, dict) and item.get("type") == "function_call_output"
         ]
     return {
@@ -77,9 +102,9 @@ async def one_question(dataset: Dataset) -> dict[str, object]:
 
 
 async def main(big_rows: int) -> None:
-    small = await one_question(make_dataset(100))
+    small = await one_question(ledger(100))
     build = time.perf_counter()
-    big_dataset = make_dataset(big_rows)
+    big_dataset = ledger(big_rows)
     print(f"(built the {big_rows:,}-row dataset in {time.perf_counter() - build:.1f}s)")
     big = await one_question(big_dataset)
     for result in (small, big):
