@@ -72,7 +72,7 @@ return dropped
 """
 
 
-def _glob(text: str) -> str:
+def literal_pattern(text: str) -> str:
     """``text`` matched literally in a SCAN pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
@@ -124,6 +124,10 @@ class RedisSessions:
                 await self._client.delete(*session_keys(session.session_id))
         except _ERRORS as error:  # housekeeping: the next question trims again
             log.warning("conversation memory not trimmed: %s", type(error).__name__)
+        try:
+            await session.close()  # type: ignore[attr-defined]  # the client is shared: only its own leftovers
+        except (*_ERRORS, RuntimeError) as error:
+            log.warning("conversation session not closed: %s", type(error).__name__)
 
     async def forget_place(self, place: str, *, speaker: str | None = None) -> Forgotten:
         """Delete the memory of a place (``team:channel`` and its threads): everything, or ``speaker``'s turns."""
@@ -153,7 +157,7 @@ class RedisSessions:
             mark = json.dumps({"p": place, "s": speaker, "m": source, "n": uuid.uuid4().hex})
             await self._client.zadd(MARKS_KEY, {mark: await self._server_ms()})
             own = session_keys(place)[1]
-            threads = f"{_glob(session_keys(place)[0])}:*:messages"
+            threads = f"{literal_pattern(session_keys(place)[0])}:*:messages"
             names = [own] if await self._client.exists(own) else []
             names += [str(name) async for name in self._client.scan_iter(match=threads, count=500)]
             for messages in dict.fromkeys(names):

@@ -18,14 +18,11 @@ from redis.exceptions import RedisError
 
 from bot.conversations import StoredDataset
 from bot.overrides import apply_record, overrides_record
+from bot.state.memory import literal_pattern
 from bot.state.redis_client import key
 
 log = logging.getLogger("variance.state")
 _ERRORS = (RedisError, OSError, TimeoutError)
-
-
-def _glob(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisOverrides:
@@ -67,7 +64,7 @@ class RedisOverrides:
         conversations whose dataset ``user`` brought (read before the dataset sources are forgotten)."""
         try:
             names = [key("overrides", place)]
-            pattern = _glob(key("overrides", place)) + ":*"
+            pattern = literal_pattern(key("overrides", place)) + ":*"
             names += [str(name) async for name in self._client.scan_iter(match=pattern, count=500)]
             for name in names:
                 if user is not None:
