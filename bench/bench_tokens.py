@@ -8,8 +8,8 @@ other.
 
     .venv/bin/python -m bench.bench_tokens            # from the repository root
 
-The ledgers are CSV exports (Department, Account, Month, Budget, Actual) read by the real reader; the model is
-the benchmarks' own fake (``bench/fake_openai.py``).
+The ledgers are generated exports read by the real reader (``bench/ledger.py``); the model is the benchmarks'
+own fake (``bench/fake_openai.py``).
 """
 
 from __future__ import annotations
@@ -21,34 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from analyst.agent import AgentSettings, start_run
 from analyst.context import AnalysisContext
-from analyst.dataset import Dataset, IngestLimits
+from analyst.dataset import Dataset
 from analyst.events import Done, Failed, ToolStarted
-from analyst.ingest import load_dataset
 from bench.fake_openai import BenchOpenAI, calls, text
-
-DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"]
-ACCOUNTS = ["Revenue", "Salaries", "Travel", "Software", "Rent", "Events", "Consulting", "Training", "Advertising"]
-MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
-
-
-def ledger(rows: int, *, seed: int = 7) -> Dataset:
-    """A budget-vs-actual export of ``rows`` lines (random departments, accounts and months), read as a file."""
-    rng = np.random.default_rng(seed)
-    columns = [
-        np.array(DEPARTMENTS)[rng.integers(0, len(DEPARTMENTS), rows)],
-        np.array(ACCOUNTS)[rng.integers(0, len(ACCOUNTS), rows)],
-        np.array(MONTHS)[rng.integers(0, len(MONTHS), rows)],
-        np.char.mod("%.2f", np.round(rng.uniform(100, 10_000, rows), 2)),
-        np.char.mod("%.2f", np.round(rng.uniform(100, 10_000, rows), 2)),
-    ]
-    lines = ["Department,Account,Month,Budget,Actual", *(",".join(row) for row in zip(*columns, strict=True))]
-    content = ("\n".join(lines) + "\n").encode()
-    limits = IngestLimits(max_bytes=max(len(content) + 1, IngestLimits().max_bytes))
-    return load_dataset(content, filename="ledger.csv", limits=limits)
+from bench.ledger import ledger
 
 ANSWER = (
     "**Spending is 0.4% over budget**, driven by Marketing events and Engineering software.\n\n"
