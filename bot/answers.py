@@ -11,6 +11,7 @@ saying what went wrong (the file, the model, Slack) or that it was stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -384,14 +385,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            shared = stored
-
-            async def share_overrides() -> None:
-                await deps.overrides.push(request.conversation_id, shared)
-
-            noted = MeteredRun(
-                NotedRun(run, stored.context, _note_entry(request), on_end=share_overrides), deps.metrics
-            )
+            share = functools.partial(deps.overrides.push, request.conversation_id, stored)  # for every instance
+            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request), on_end=share), deps.metrics)
             outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))
