@@ -48,6 +48,7 @@ from bot.conversations import ConversationStore
 from bot.files import WorkerPool, reader_failed
 from bot.limits import Limits, RunLimits
 from bot.logs import log_line
+from bot.retention import purge_expired, purge_loop
 from bot.textfilter import neutralise
 from bot.web.charts import ChartStore
 from bot.web.settings import WebSettings, is_loopback
@@ -65,7 +66,6 @@ SCOPE = "web"
 MAX_QUESTION_CHARS = 4000
 _ID = re.compile(r"[0-9a-f]{32}")
 _STOP_GRACE_S = 5.0
-PURGE_INTERVAL_S = 3600.0
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -181,31 +181,8 @@ async def _on_startup(app: web.Application) -> None:
     await asyncio.to_thread(importlib.import_module, "analyst.agent")
     if state.settings.agent is not None:
         # The conversation memory is the Slack bot's (same file): the same retention, whichever process runs.
-        await _purge_expired(state)
-        state.purging = asyncio.get_running_loop().create_task(_purge_loop(state), name="web-retention")
-
-
-async def _purge_expired(state: WebState) -> None:
-    from analyst import memory
-
-    agent = state.settings.agent
-    if agent is None:
-        return
-    try:
-        forgotten = await asyncio.to_thread(
-            memory.purge_older_than, memory.db_path(agent.data_dir), agent.retention_days * 86400.0
-        )
-    except Exception as error:  # housekeeping: the next pass tries again
-        log.warning("retention purge failed: %s", type(error).__name__)
-        return
-    if forgotten.items:
-        log_line("privacy", surface="web", action="retention", items=forgotten.items)
-
-
-async def _purge_loop(state: WebState) -> None:
-    while True:
-        await asyncio.sleep(PURGE_INTERVAL_S)
-        await _purge_expired(state)
+        await purge_expired(state)
+        state.purging = asyncio.get_running_loop().create_task(purge_loop(state), name="web-retention")
 
 
 async def _on_shutdown(app: web.Application) -> None:
