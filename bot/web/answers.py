@@ -24,9 +24,9 @@ from bot.web.state import (
     WebState,
     client_of,
     conversation_key,
-    dataset_key,
     json_error,
     new_id,
+    stored_upload,
 )
 from bot.web.stream import KEEP_ALIVE, InertText, sse_frame
 
@@ -68,7 +68,7 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     conversation = query.get("conversation", "").strip()
     if conversation and not ID_PATTERN.fullmatch(conversation):
         return json_error(400, BAD_CONVERSATION)
-    stored = state.store.get(dataset_key(dataset_id)) if ID_PATTERN.fullmatch(dataset_id) else None
+    stored = stored_upload(state, dataset_id)
     if stored is None:
         return json_error(404, UNKNOWN_DATASET)
     conversation = conversation or new_id()

@@ -55,6 +55,7 @@ from bot.web.state import (
     dataset_key,
     json_error,
     new_id,
+    stored_upload,
 )
 from bot.web.uploads import UploadRejected, UploadResult, read_upload, receive_upload
 from bot.workers import PoolClosed, WorkerFailed
@@ -181,7 +182,7 @@ async def upload(request: web.Request) -> web.Response:
 async def dataset_info(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     dataset_id = request.match_info["dataset"]
-    stored = state.store.get(dataset_key(dataset_id)) if ID_PATTERN.fullmatch(dataset_id) else None
+    stored = stored_upload(state, dataset_id)
     if stored is None:
         return json_error(404, UNKNOWN_DATASET)
     return web.json_response({"dataset": dataset_id, "filename": neutralise(stored.filename)})
@@ -191,7 +192,7 @@ async def report_chart(request: web.Request) -> web.Response:
     """The bridge chart beside a fresh upload's report summary: where its PNG is and what it shows."""
     state = request.app[STATE_KEY]
     dataset_id = request.match_info["dataset"]
-    stored = state.store.get(dataset_key(dataset_id)) if ID_PATTERN.fullmatch(dataset_id) else None
+    stored = stored_upload(state, dataset_id)
     if stored is None:
         return json_error(404, UNKNOWN_DATASET)
     chart = await state.charts.report_chart(dataset_key(dataset_id), stored.context)

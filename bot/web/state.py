@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.conversations import ConversationStore
+from bot.conversations import ConversationStore, StoredDataset
 from bot.limits import Limits
 from bot.web.charts import ChartStore
 from bot.web.settings import WebSettings
@@ -50,6 +50,11 @@ def dataset_key(dataset_id: str) -> str:
 def conversation_key(conversation_id: str) -> str:
     """The conversation's key in the dataset store and in the analyst's session store (shared with the bot)."""
     return f"web:{conversation_id}"
+
+
+def stored_upload(state: WebState, dataset_id: str) -> StoredDataset | None:
+    """The upload ``dataset_id`` names; None when it is unknown, has gone, or is not an id at all."""
+    return state.store.get(dataset_key(dataset_id)) if ID_PATTERN.fullmatch(dataset_id) else None
 
 
 def new_id() -> str:
