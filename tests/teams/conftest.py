@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -24,18 +23,10 @@ async def teams() -> AsyncIterator[FakeTeams]:
 
 
 @pytest.fixture
-def settings(teams: FakeTeams, model: FakeOpenAI, tmp_path: Path) -> TeamsSettings:
+def settings(teams: FakeTeams, model: FakeOpenAI, agent_settings: AgentSettings) -> TeamsSettings:
     env = teams.env() | {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": model.base_url}
     base = TeamsSettings.from_env(env, load_agent=False)
-    agent = AgentSettings(
-        api_key="sk-test",
-        base_url=model.base_url,
-        model="gpt-test",
-        timeout=10.0,
-        max_retries=1,
-        data_dir=tmp_path / "data",
-        max_turns=6,
-    )
+    agent = replace(agent_settings, timeout=10.0, max_retries=1)
     return replace(base, agent=agent, chunk_interval_s=0.2)
 
 

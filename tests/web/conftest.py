@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from analyst.agent import AgentSettings
 from bot.files import WorkerPool
 from bot.limits import LimitSettings
 from bot.web.settings import WebSettings
-from tests.fakes.openai_server import FakeOpenAI
 from tests.web.helpers import WebUnderTest, start_web
 
 
@@ -28,18 +26,9 @@ def web_settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def web_settings(fake: FakeOpenAI, tmp_path: Path, web_settings_overrides: dict[str, Any]) -> WebSettings:
-    agent = AgentSettings(
-        api_key="sk-test",
-        base_url=fake.base_url,
-        model="gpt-test",
-        timeout=5.0,
-        max_retries=2,
-        data_dir=tmp_path / "data",
-        max_turns=6,
-    )
+def web_settings(agent_settings: AgentSettings, web_settings_overrides: dict[str, Any]) -> WebSettings:
     settings = WebSettings(
-        agent=agent,
+        agent=agent_settings,
         keep_alive_s=5.0,
         limits=LimitSettings(user_max_running=2, user_questions_per_min=100, workspace_max_running=20),
     )
