@@ -16,7 +16,7 @@ from bot.state.redis_client import connect
 from bot.teams.settings import TeamsSettings
 from tests.fakes.openai_server import FakeOpenAI, text
 from tests.fakes.teams_server import FakeTeams
-from tests.teams.conftest import RunningBot, start_bot
+from tests.teams.helpers import RunningBot, start_bot
 
 CHAT = "a:personal-shared"
 
