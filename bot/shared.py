@@ -61,7 +61,12 @@ def connect_shared_state(deps: BotDeps) -> aioredis.Redis:
     deps.overrides = RedisOverrides(client, ttl_seconds=settings.dataset_max_age_seconds)
     # One rolling window per workspace x method for all instances (the pacing module's window seam), and a 429
     # met by any instance pauses that method for all of them.
-    windows = SharedWindows(client)
+    # Each instance declares what its scheduler holds for finals and first texts, so another instance's
+    # progress edits never take the calls this one's finals wait for.
+    budget = deps.budget
+    windows = SharedWindows(
+        client, instance=settings.instance_id, demand=lambda team, method: budget.scheduler(team, method).reserved
+    )
     deps.budget.window_factory = windows
     on_ratelimited = getattr(deps.client, "on_ratelimited", False)
     if on_ratelimited is None:  # the metered client: tell the shared windows of every 429
