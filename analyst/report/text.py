@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.headline import Headline
 from analyst.engine.options import AccountType, MaterialityMode
 
