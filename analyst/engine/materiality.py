@@ -15,6 +15,13 @@ from analyst.dataset import Dataset
 from analyst.engine.options import DEFAULT_AMOUNT, Materiality, MaterialityMode
 
 
+def amount_text(amount: float) -> str:
+    """A threshold as a reader writes it: "5,000,000", "2,000", "0.01" (never "5e+06")."""
+    if float(amount).is_integer():
+        return f"{amount:,.0f}"
+    return f"{amount:,.6f}".rstrip("0").rstrip(".")
+
+
 def _nice_floor(value: float) -> float:
     """The largest 1, 2 or 5 × 10^k not above ``value`` (0 for 0)."""
     if value <= 0:
@@ -36,16 +43,16 @@ def default_amount(ds: Dataset, total_abs_reference: int, scale: int) -> tuple[f
     unit = max(int(getattr(ds, "unit", 1) or 1), 1)
     base = DEFAULT_AMOUNT / unit
     unit_words = {1_000: "thousands", 1_000_000: "millions"}.get(unit)
-    rule = "the default 10,000" + (f" currency units = {base:,.6g} in this file's {unit_words}" if unit_words else "")
+    rule = "the default 10,000" + (f" currency units = {amount_text(base)} in this file's {unit_words}" if unit_words else "")
     if total_abs_reference <= 0:
         return base, rule
     total = total_abs_reference / 10**scale
     cap = max(_nice_floor(0.01 * total), 10.0**-scale)
     if cap < base:
-        return cap, f"{rule}, capped at 1% of the total |reference| (rounded down): {cap:,.6g}"
+        return cap, f"{rule}, capped at 1% of the total |reference| (rounded down): {amount_text(cap)}"
     floor = _nice_floor(0.001 * total)
     if floor > base:
-        return floor, f"{rule}, raised to 0.1% of the total |reference| (rounded down): {floor:,.6g}"
+        return floor, f"{rule}, raised to 0.1% of the total |reference| (rounded down): {amount_text(floor)}"
     return base, rule
 
 

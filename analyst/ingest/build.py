@@ -212,7 +212,7 @@ def _yearless_months_warning(frame: pd.DataFrame, plan: layout.Plan) -> list[str
     if not bool(repeats.any()):
         return []
     return [
-        f"The period '{plan.period}' has month names without a year and {int(repeats.sum()):,} line(s) repeat a "
+        f"The period '{plan.period}' has months without a year and {int(repeats.sum()):,} line(s) repeat a "
         "month, so they may be different years: they were added together. Add a Year column to the export (it "
         "is combined with the months), or filter the file to one year."
     ]

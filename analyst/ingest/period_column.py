@@ -1,11 +1,12 @@
-"""Which text column holds the period: months or dates first, then a year (an annual period), then a column
-literally named "period"; and the year column that turns month names into real months."""
+"""Which text column holds the period: months or dates first, then a year (an annual period; with a column of
+month numbers beside it, the months), then month numbers alone, then a column literally named "period"; and the
+year column that turns month names into real months."""
 
 from __future__ import annotations
 
-from analyst.dataset import (
-    PERIOD,
-)
+import re
+
+from analyst.dataset import PERIOD
 from analyst.ingest import periods
 from analyst.ingest.columns import Columns
 
@@ -25,8 +26,15 @@ def detect_period_column(columns: Columns) -> str | None:
             month = next((c for c in named if columns.numeric_months(c)), None)
             period = month or period
     if period is None:
+        # Month numbers without a year, under a header that says "month" (a fiscal "Period" 1 may be July): read
+        # as month names, one year only if no line repeats a month (the loader warns otherwise).
+        period = next((c for c in named if _MONTH_HEADER_RE.search(c) and columns.numeric_months(c)), None)
+    if period is None:
         period = next((c for c in columns.text if c.strip().casefold() == PERIOD), None)
     return period
+
+
+_MONTH_HEADER_RE = re.compile(r"month|monat|месяц|mois|\bmes\b", re.IGNORECASE)
 
 
 def _holds_years(columns: Columns, name: str) -> bool:
