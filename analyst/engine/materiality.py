@@ -43,7 +43,9 @@ def default_amount(ds: Dataset, total_abs_reference: int, scale: int) -> tuple[f
     unit = max(int(getattr(ds, "unit", 1) or 1), 1)
     base = DEFAULT_AMOUNT / unit
     unit_words = {1_000: "thousands", 1_000_000: "millions"}.get(unit)
-    rule = "the default 10,000" + (f" currency units = {amount_text(base)} in this file's {unit_words}" if unit_words else "")
+    rule = "the default 10,000"
+    if unit_words:
+        rule += f" currency units = {amount_text(base)} in this file's {unit_words}"
     if total_abs_reference <= 0:
         return base, rule
     total = total_abs_reference / 10**scale
