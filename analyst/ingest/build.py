@@ -9,6 +9,7 @@ import pandas as pd
 
 from analyst.dataset import Dataset, IngestError, RoleOverrides, SourceInfo
 from analyst.ingest import encode, layout, periods, roles, sniff, units
+from analyst.ingest.iso_months import iso_months
 from analyst.ingest.numbers import DecimalEvidence, DecimalMark, ParsedNumbers, decimal_evidence, parse_numbers
 
 TEXT_KINDS = frozenset({"account", "type", "scenario", "period"})
@@ -107,14 +108,16 @@ def _columns(
     columns = layout.Columns(raw=labels, headers=headers, numbers={}, text=text)
     period = overrides.period if overrides.period in text else layout.detect_period_column(columns)
     with encode.hashing_pool(len(raw) * len(text)) as pool:
-        hashed = encode.start_encoding(
-            pool, {name: labels[name] for name in text}, with_codes=[period] if period else []
-        )
+        # The other text columns are hashed on the pool while this thread reads the period's months and parses
+        # the numbers. A period column of ISO dates is read from its digits, never hashed.
+        months = pool.executor.submit(iso_months, labels[period]) if period else None
+        hashed = encode.start_encoding(pool, {name: labels[name] for name in text if name != period})
         columns.numbers, text_too = _parse_candidates(raw, source, decimal, headers, candidates, forced_numbers)
-        if period:
-            # Its codes come first: read its dates while the other columns are still being hashed.
-            columns.adopt({period: hashed.column(period)})
-            columns.period_labels(period)
+        if period and months is not None:
+            columns.adopt_months(period, months.result())
+            if columns.iso_months(period) is None:
+                columns.adopt(encode.start_encoding(pool, {period: labels[period]}, with_codes=[period])())
+                columns.period_labels(period)
         columns.adopt(hashed())
     if text_too:  # hashed when first asked for
         columns.text = [c for c in map(str, raw.columns) if c in set(text) | set(text_too)]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from analyst.ingest import periods, roles
 from analyst.ingest.encode import Encoded, encode_columns
+from analyst.ingest.iso_months import IsoMonths, iso_months
 from analyst.ingest.numbers import ParsedNumbers
 
 
@@ -25,6 +26,7 @@ class Columns:
     _encoded: dict[str, Encoded] = field(default_factory=dict)
     _periodic: dict[str, bool] = field(default_factory=dict)
     _period_labels: dict[str, list[str | None]] = field(default_factory=dict)
+    _iso_months: dict[str, IsoMonths | None] = field(default_factory=dict)
 
     def encode(self, names: Sequence[str], *, with_codes: Sequence[str] = ()) -> None:
         """Hash several text columns at once (in parallel on a large file); later calls to :meth:`uniques`
@@ -56,6 +58,36 @@ class Columns:
             encoded = self._encoded[name]
         assert encoded.codes is not None
         return encoded.codes, encoded.uniques
+
+    def iso_months(self, name: str) -> IsoMonths | None:
+        """Each row's month, when every cell of the column is an ISO date (see :mod:`analyst.ingest.iso_months`):
+        such a column is never hashed as a period, and never holds a total label."""
+        if name not in self._iso_months:
+            self._iso_months[name] = iso_months(self.raw[name]) if name in self.raw.columns else None
+        return self._iso_months[name]
+
+    def holds_iso_dates(self, name: str) -> bool:
+        """Whether the column is known to hold ISO dates only (judged already, never judged here)."""
+        return self._iso_months.get(name) is not None
+
+    def adopt_months(self, name: str, months: IsoMonths | None) -> None:
+        """Take a column's :meth:`iso_months` read elsewhere (on the hashing pool)."""
+        self._iso_months[name] = months
+
+    def period_codes(self, name: str) -> tuple[np.ndarray, Sequence[object] | pd.Index, list[str | None]]:
+        """A period column's row codes (-1 for empty), the values they index and each value's period label."""
+        months = self.iso_months(name)
+        if months is not None:
+            return months.codes, months.labels, list(months.labels)
+        codes, uniques = self.factorized(name)
+        return codes, uniques, self.period_labels(name)
+
+    def period_label_set(self, name: str) -> set[str]:
+        """The distinct period labels of a column (its months, for a column of ISO dates)."""
+        months = self.iso_months(name)
+        if months is not None:
+            return set(months.labels)
+        return {label for label in self.period_labels(name) if label is not None}
 
     def period_labels(self, name: str) -> list[str | None]:
         """The period label of each distinct value of a column (see :meth:`factorized`), computed once."""

@@ -36,6 +36,8 @@ def find_exclusions(columns: Columns, plan: Plan) -> Exclusions:
     total: np.ndarray | None = None
     computed: np.ndarray | None = None
     for name in columns.text:
+        if name == plan.period and columns.iso_months(name) is not None:
+            continue  # dates, never a total's label
         total_labels, computed_labels = totals.label_kinds(columns.uniques(name))
         # Only a column that has such labels pays for a per-row pass.
         if total_labels:

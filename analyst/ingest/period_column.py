@@ -44,7 +44,7 @@ def _holds_years(columns: Columns, name: str) -> bool:
 
 def year_for_months(columns: Columns, period: str, used: set[str | None]) -> str | None:
     """A year column to combine with ``period`` when ``period`` holds month names without a year."""
-    labels = [label for label in columns.period_labels(period) if label is not None]
+    labels = columns.period_label_set(period)
     if not labels or any(label not in periods.MONTHS for label in labels):
         return None
     return next(

@@ -98,7 +98,7 @@ def _scenario_column(columns: Columns) -> tuple[str, dict[str, str]] | None:
     """A text column whose values are scenario words (Budget / Actual / План / Факт), with value → role."""
     candidates = sorted(columns.text, key=lambda c: columns.headers[c].kind != "scenario")
     for name in candidates:
-        if columns.raw[name].iloc[:2_000].nunique() > 30:
+        if columns.holds_iso_dates(name) or columns.raw[name].iloc[:2_000].nunique() > 30:
             continue  # dates, accounts...: far more values than a scenario column has
         uniques = pd.Series(columns.uniques(name), dtype=object).astype("str")
         if len(uniques) > 30:

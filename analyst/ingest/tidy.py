@@ -62,9 +62,17 @@ def build_frame(columns: Columns, plan: Plan, exclusions: Exclusions) -> tuple[p
         types = exclusions.section_types if keep is None else exclusions.section_types[keep]
         dims[ACCOUNT_TYPE] = pd.Series(types, dtype="str").fillna(BLANK_LABEL)
     period: pd.Series | None = None
-    if plan.period and plan.period in raw.columns:
-        codes, uniques = columns.factorized(plan.period)
-        labels = columns.period_labels(plan.period)
+    months = columns.iso_months(plan.period) if plan.period and plan.period in raw.columns else None
+    if months is not None:
+        # ISO dates: the codes index the months in calendar order already, and every cell has one.
+        month_codes = months.codes if keep is None else months.codes[keep]
+        period = pd.Series(
+            pd.Categorical.from_codes(
+                month_codes, categories=pd.Index(months.labels, dtype="str"), ordered=True, validate=False
+            )
+        )
+    elif plan.period and plan.period in raw.columns:
+        codes, uniques, labels = columns.period_codes(plan.period)
         if not any(label is not None for label in labels):
             # A column the file itself calls "period" ("P01", "Week 3"): its own labels, in the file's order.
             labels = [None if u is None or u != u else str(u).strip() or None for u in uniques]
