@@ -9,7 +9,6 @@ import pandas as pd
 
 from analyst.dataset import Dataset, IngestError, RoleOverrides, SourceInfo
 from analyst.ingest import encode, layout, periods, roles, sniff, units
-from analyst.ingest.iso_months import iso_months
 from analyst.ingest.numbers import DecimalEvidence, DecimalMark, ParsedNumbers, decimal_evidence, parse_numbers
 
 TEXT_KINDS = frozenset({"account", "type", "scenario", "period"})
@@ -110,14 +109,14 @@ def _columns(
     with encode.hashing_pool(len(raw) * len(text)) as pool:
         # The other text columns are hashed on the pool while this thread reads the period's months and parses
         # the numbers. A period column of ISO dates is read from its digits, never hashed.
-        months = pool.executor.submit(iso_months, labels[period]) if period else None
         hashed = encode.start_encoding(pool, {name: labels[name] for name in text if name != period})
+        coded = None
+        if period and columns.iso_months(period) is None:
+            coded = encode.start_encoding(pool, {period: labels[period]}, with_codes=[period])
         columns.numbers, text_too = _parse_candidates(raw, source, decimal, headers, candidates, forced_numbers)
-        if period and months is not None:
-            columns.adopt_months(period, months.result())
-            if columns.iso_months(period) is None:
-                columns.adopt(encode.start_encoding(pool, {period: labels[period]}, with_codes=[period])())
-                columns.period_labels(period)
+        if period and coded is not None:
+            columns.adopt(coded())
+            columns.period_labels(period)
         columns.adopt(hashed())
     if text_too:  # hashed when first asked for
         columns.text = [c for c in map(str, raw.columns) if c in set(text) | set(text_too)]

@@ -70,10 +70,6 @@ class Columns:
         """Whether the column is known to hold ISO dates only (judged already, never judged here)."""
         return self._iso_months.get(name) is not None
 
-    def adopt_months(self, name: str, months: IsoMonths | None) -> None:
-        """Take a column's :meth:`iso_months` read elsewhere (on the hashing pool)."""
-        self._iso_months[name] = months
-
     def period_codes(self, name: str) -> tuple[np.ndarray, Sequence[object] | pd.Index, list[str | None]]:
         """A period column's row codes (-1 for empty), the values they index and each value's period label."""
         months = self.iso_months(name)
