@@ -1,5 +1,5 @@
-"""Helpers shared by the agent's tests: a tidy ledger built with numpy, collecting a run's events and checking the
-stream's invariants, waiting on a condition."""
+"""Helpers shared by the agent's tests: a generated ledger, collecting a run's events and checking the stream's
+invariants, waiting on a condition."""
 
 from __future__ import annotations
 
@@ -12,45 +12,6 @@ import pandas as pd
 from analyst.agent import AgentSettings, AnalystRun
 from analyst.dataset import ColumnRoles, Dataset, ExcludedRow, SourceInfo
 from analyst.events import AnalystEvent, Done, Failed, TextDelta
-
-
-async def collect(run: AnalystRun, timeout: float = 10.0) -> list[AnalystEvent]:
-    events: list[AnalystEvent] = []
-    async with asyncio.timeout(timeout):
-        async for event in run:
-            events.append(event)
-    return events
-
-
-def terminal(events: list[AnalystEvent]) -> Done | Failed:
-    """Exactly one terminal event, and it is the last one."""
-    ends = [e for e in events if isinstance(e, Done | Failed)]
-    assert len(ends) == 1, events
-    assert events[-1] is ends[0]
-    return ends[0]
-
-
-def streamed_text(events: list[AnalystEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-async def no_other_tasks() -> None:
-    """Wait (with a deadline) until no task but the current one is running: nothing of a run lingers."""
-    me = asyncio.current_task()
-
-    def others() -> list[asyncio.Task[object]]:
-        # The fake server's own connection handlers idle on keep-alive connections: not part of a run.
-        return [
-            t
-            for t in asyncio.all_tasks()
-            if t is not me and not t.done() and getattr(t.get_coro(), "__qualname__", "") != "RequestHandler.start"
-        ]
-
-    try:
-        await wait_until(lambda: not others(), timeout=3.0)
-    except TimeoutError:
-        raise AssertionError(f"tasks still running: {[t.get_coro() for t in others()]}") from None
-
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -114,3 +75,41 @@ async def wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[n
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+async def collect(run: AnalystRun, timeout: float = 10.0) -> list[AnalystEvent]:
+    events: list[AnalystEvent] = []
+    async with asyncio.timeout(timeout):
+        async for event in run:
+            events.append(event)
+    return events
+
+
+def terminal(events: list[AnalystEvent]) -> Done | Failed:
+    """Exactly one terminal event, and it is the last one."""
+    ends = [e for e in events if isinstance(e, Done | Failed)]
+    assert len(ends) == 1, events
+    assert events[-1] is ends[0]
+    return ends[0]
+
+
+def streamed_text(events: list[AnalystEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, TextDelta))
+
+
+async def no_other_tasks() -> None:
+    """Wait (with a deadline) until no task but the current one is running: nothing of a run lingers."""
+    me = asyncio.current_task()
+
+    def others() -> list[asyncio.Task[object]]:
+        # The fake server's own connection handlers idle on keep-alive connections: not part of a run.
+        return [
+            t
+            for t in asyncio.all_tasks()
+            if t is not me and not t.done() and getattr(t.get_coro(), "__qualname__", "") != "RequestHandler.start"
+        ]
+
+    try:
+        await wait_until(lambda: not others(), timeout=3.0)
+    except TimeoutError:
+        raise AssertionError(f"tasks still running: {[t.get_coro() for t in others()]}") from None
