@@ -358,6 +358,16 @@ class UpdateScheduler(Generic[P]):
         queued = sum(1 for s in self._slots.values() if s.pending)
         return self.limit - await self.used() - queued
 
+    async def room_beyond_reservations(self) -> int:
+        """Units of the window neither counted nor held for a live message's final edit."""
+        finals = sum(1 for s in self._slots.values() if s.reserving)
+        return self.limit - await self.used() - finals
+
+    async def final_room(self) -> int:
+        """Units left once every final queued now has gone out (negative: some finals wait for the window)."""
+        finals = sum(1 for s in self._slots.values() if s.pending and s._priority == Priority.FINAL)
+        return self.limit - await self.used() - finals
+
     async def count_earlier(self, times: list[float]) -> None:
         """Count calls made before this scheduler existed (e.g. by a previous process), at ``times``."""
         for at in times:
@@ -621,6 +631,9 @@ class SlackBudget:
     _posts: dict[tuple[str, str], _PostBucket] = field(default_factory=dict, init=False)
     _post_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     _live_streams: dict[str, int] = field(default_factory=dict, init=False)
+    _live_parts: dict[str, int] = field(default_factory=dict, init=False)
+    # Posts a workspace's answers in parts may make per second together (Slack also caps a workspace's posts).
+    parts_posts_per_second: float = 5.0
 
     def scheduler(self, team_id: str, method: str = "chat.update") -> UpdateScheduler[Any]:
         key = (team_id, method)
@@ -660,6 +673,18 @@ class SlackBudget:
     def stream_ended(self, team_id: str) -> None:
         """A stream admitted by :meth:`admit_stream` has stopped (or never started)."""
         self._live_streams[team_id] = max(0, self._live_streams.get(team_id, 0) - 1)
+
+    def parts_started(self, team_id: str) -> None:
+        """An answer in this workspace is going out in parts (see :mod:`bot.render.planner`)."""
+        self._live_parts[team_id] = self._live_parts.get(team_id, 0) + 1
+
+    def parts_ended(self, team_id: str) -> None:
+        self._live_parts[team_id] = max(0, self._live_parts.get(team_id, 0) - 1)
+
+    def part_interval(self, team_id: str, base: float) -> float:
+        """How often one answer in parts may post: ``base``, stretched so that all of the workspace's answers
+        in parts post at most ``parts_posts_per_second`` together."""
+        return max(base, self._live_parts.get(team_id, 0) / self.parts_posts_per_second)
 
     def schedulers(self) -> dict[tuple[str, str], UpdateScheduler[Any]]:
         return dict(self._schedulers)

@@ -91,9 +91,10 @@ from bot.render.delivery import (
     classify_slack_error,
     transient,
 )
-from bot.render.markdown import split_markdown, split_point
+from bot.render.markdown import is_clean_cut, last_block_cut, split_markdown, split_point
 from bot.render.modes import NativeStream
 from bot.render.pacing import Priority, SlackBudget, Slot
+from bot.render.planner import delete_room, final_waits, parts_fit
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,12 @@ class WriterSettings:
     # a DM or an assistant thread. Falls back to edits when the workspace's stream windows are full or Slack
     # refuses. See bot.render.modes.
     native_stream: bool = False
+    # When the answer goes live and the workspace's chat.update window has fewer than this many units left
+    # beyond every live message's reserved final, the answer is posted in parts instead of edited: complete
+    # blocks as final-from-birth messages, one every part_interval, the rest with the final (see the module
+    # docstring). 0 disables parts.
+    live_edit_room: int = 3
+    part_interval: float = 1.5
     # 👍/👎 buttons under a finished answer (value: "up|<answer_id>|<conversation_id>").
     feedback_buttons: bool = False
     # assistant.threads.setStatus while tools run (assistant threads only).
@@ -218,7 +225,9 @@ class AnswerWriter:
         )
         self.client = self.door.client
         self._stream: NativeStream | None = None
-        self._stream_starting: asyncio.Task[bool] | None = None
+        self._stream_starting: asyncio.Task[bool] | None = None  # going live: a stream, edits or parts
+        self._parts = False  # live text goes out in parts (posts), see _post_part_if_due
+        self._last_part_at = 0.0
         self._placeholder_timer: asyncio.Task[None] | None = None
         self._status_slot: Slot[str] | None = None
         self._feedback_msg: _Msg | None = None  # the message that ends with 👍/👎
@@ -410,8 +419,8 @@ class AnswerWriter:
         return bool(self._msgs) or self._posting is not None or self._stream_starting is not None
 
     def _begin_live(self, *, force: bool = False) -> None:
-        """Show the first text (or, ``force``, whatever there is): as a native stream where one may start,
-        else as the first post."""
+        """Show the first text (or, ``force``, whatever there is): as a native stream where one may start, else
+        as the first post of an edited message, or in parts when the edit window can't serve one more."""
         if self._live_started() or self._finalising is not None:
             return
         if not force and len(self._text.strip()) < self.settings.first_text_min_chars:
@@ -419,10 +428,23 @@ class AnswerWriter:
         timer = self._placeholder_timer
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
-        if self.settings.native_stream and self.thread_ts:
-            self._stream_starting = asyncio.ensure_future(self._start_stream(self.thread_ts))
-        else:
-            self._post_live(self._live_render(), part=0)
+        self._stream_starting = asyncio.ensure_future(self._go_live())
+
+    async def _go_live(self) -> bool:
+        """The live phase's vehicle, chosen across the workspace's budgets (see :mod:`bot.render.planner`)."""
+        if self.settings.native_stream and self.thread_ts and await self._start_stream(self.thread_ts):
+            return True
+        if self._finalising is not None and self._finalising.done():
+            return False
+        if self._text.strip() and await parts_fit(
+            self.budget, self.team_id, self.thread_ts, self.settings.live_edit_room
+        ):
+            self._parts = True
+            self.budget.parts_started(self.team_id)
+            self._post_part_if_due()
+            return False
+        self._post_live(self._live_render(), part=0)  # an edited message
+        return False
 
     async def _start_stream(self, thread_ts: str) -> bool:
         stream = NativeStream(
@@ -432,16 +454,14 @@ class AnswerWriter:
             recipient_team_id=self.team_id if self.recipient_user_id else None,
             recipient_user_id=self.recipient_user_id,
         )
-        if await stream.start(self._text.lstrip()):
-            self._stream = stream
-            self._msgs.append(_Msg(str(stream.ts)))
-            if self._first_text_at is None and stream.sent:
-                self._first_text_at = self._clock()
-            stream.offer(self._text.lstrip())
-            return True
-        if self._finalising is None or not self._finalising.done():
-            self._post_live(self._live_render(), part=0)  # edits instead
-        return False
+        if not await stream.start(self._text.lstrip()):
+            return False
+        self._stream = stream
+        self._msgs.append(_Msg(str(stream.ts)))
+        if self._first_text_at is None and stream.sent:
+            self._first_text_at = self._clock()
+        stream.offer(self._text.lstrip())
+        return True
 
     def _set_status(self, label: str | None) -> None:
         """assistant.threads.setStatus (assistant threads): what the bot is doing, through its own budget."""
@@ -469,6 +489,9 @@ class AnswerWriter:
         return _Render(body, final=False, has_text=True)
 
     def _submit_live(self) -> None:
+        if self._parts:
+            self._post_part_if_due()
+            return
         if not self._msgs:
             self._begin_live()
             return
@@ -491,6 +514,8 @@ class AnswerWriter:
 
     async def _overflow_if_needed(self) -> None:
         live_limit = self.settings.max_chars - self.settings.status_reserve
+        if self._parts:
+            return  # parts are never longer than a message
         while len(self._text) - self._live_from > live_limit and self._msgs and self._overflow_error is None:
             cut = split_point(self._text, live_limit, self._live_from) - self._live_from
             part = self._text[self._live_from : self._live_from + cut]
@@ -509,6 +534,59 @@ class AnswerWriter:
                 # or, if this post may have landed, looks for it first) rather than abort the answer.
                 logger.warning("answer %s: continuation not posted: %s", self.answer_id, err.code)
                 self._overflow_error = err
+
+    def _post_part_if_due(self) -> None:
+        """Parts mode: post the complete blocks written since the last part, at most one part per interval.
+
+        A part is final from birth (``markdown_text``, no button): nothing needs an edit or a delete later.
+        The rest goes out with the final (:meth:`_run_finalise` plans the remaining parts after these).
+        """
+        if self._finalising is not None or self._overflow_error is not None:
+            return
+        if self._posting is not None and not self._posting.done():
+            return
+        now = self._clock()
+        interval = self.budget.part_interval(self.team_id, self.settings.part_interval)
+        if self._msgs and now - self._last_part_at < interval:
+            return
+        limit = self.settings.max_chars - self.settings.status_reserve
+        min_chars = 1 if self._msgs else self.settings.first_text_min_chars
+        cut = last_block_cut(self._text, self._live_from, min_chars)
+        since = self._last_part_at if self._msgs else (self._first_delta_at or now)
+        if cut is None and now - since >= 2 * interval and len(self._text) - self._live_from > 1:
+            # No block has ended for a while (one long paragraph, table or code block): cut where it is clean.
+            cut = split_point(self._text, len(self._text) - self._live_from - 1, self._live_from)
+            if not is_clean_cut(self._text, cut) or not self._text[self._live_from : cut].strip():
+                cut = None
+        if cut is None:
+            return
+        if cut - self._live_from > limit:
+            cut = split_point(self._text, limit, self._live_from)
+        part = self._text[self._live_from : cut]
+        index = len(self._closed_parts)
+        self._closed_parts.append(part)
+        self._live_from = cut
+        self._last_part_at = now
+        shown = part.strip()
+        root = self.thread_ts or (self._msgs[0].ts if self._msgs else None)
+        task = asyncio.ensure_future(self._post(_Render(shown, final=True, has_text=True), part=index, thread_ts=root))
+        self._posting = task
+
+        def landed(done: asyncio.Task[str]) -> None:
+            if done.cancelled():
+                return
+            err = done.exception()
+            if err is not None:
+                # Stop posting parts; the finalisation posts what is left (after looking, if it may have landed).
+                self._overflow_error = err if isinstance(err, DeliveryError) else DeliveryError(type(err).__name__)
+                return
+            delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            delivered.set_result(None)
+            self._msgs.append(_Msg(done.result(), final_text=shown, final_future=delivered))
+            if self._first_text_at is None:
+                self._first_text_at = self._clock()
+
+        task.add_done_callback(landed)
 
     # ------------------------------------------------------------------ slack calls
 
@@ -706,6 +784,13 @@ class AnswerWriter:
     async def _run_finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
         if self._placeholder_timer is not None:
             self._placeholder_timer.cancel()
+        try:
+            return await self._finalise_parts(doc, state)
+        finally:
+            if self._parts:
+                self.budget.parts_ended(self.team_id)
+
+    async def _finalise_parts(self, doc: str, state: FinalState) -> AnswerOutcome:
         if self._status_slot is not None:
             self._status_slot.close()  # Slack clears the status when the reply lands
         if self._stream_starting is not None:
@@ -800,11 +885,17 @@ class AnswerWriter:
         after = self.settings.repost_final_after
         if after is None or msg.slot is None:
             return [entry]
-        deletes = self.budget.scheduler(self.team_id, "chat.delete")
-        done, _ = await asyncio.wait({fut}, timeout=after)
-        while not done and await deletes.room() <= 0:
-            done, _ = await asyncio.wait({fut}, timeout=1.0)
-        if done or not msg.slot.withdraw_final():
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + after
+        while not fut.done():
+            # Repost at once when the edit window can't take the final now, or once it has waited ``after``;
+            # only while the delete window can retire the live message.
+            if (await final_waits(self.budget, self.team_id) or loop.time() >= deadline) and await delete_room(
+                self.budget, self.team_id
+            ):
+                break
+            await asyncio.wait({fut}, timeout=0.25)
+        if fut.done() or not msg.slot.withdraw_final():
             return [entry]
         feedback = msg is self._feedback_msg
         try:
