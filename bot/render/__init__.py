@@ -11,6 +11,7 @@
 - :mod:`bot.render.markdown`: clean split points for long Markdown.
 """
 
+from bot.render.acknowledge import WORKING_REACTION, Reaction
 from bot.render.delivery import (
     METADATA_EVENT_TYPE,
     Classified,
@@ -45,6 +46,7 @@ __all__ = [
     "METADATA_EVENT_TYPE",
     "STOPPED_LINE",
     "STOP_ACTION_ID",
+    "WORKING_REACTION",
     "AnswerOutcome",
     "AnswerWriter",
     "BudgetLimit",
@@ -53,6 +55,7 @@ __all__ = [
     "FailureClass",
     "InProcessWindow",
     "Priority",
+    "Reaction",
     "RollingWindow",
     "SlackBudget",
     "Slot",

@@ -155,6 +155,8 @@ DEFAULT_LIMITS: dict[str, BudgetLimit] = {
     "chat.stopStream": BudgetLimit(18, 60.0),  # Tier 2
     "chat.appendStream": BudgetLimit(90, 60.0),  # Tier 4
     "assistant.threads.setStatus": BudgetLimit(45, 60.0),
+    "reactions.add": BudgetLimit(45, 60.0),  # Tier 3
+    "reactions.remove": BudgetLimit(45, 60.0),  # Tier 3
 }
 
 
@@ -632,6 +634,7 @@ class SlackBudget:
     _post_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict, init=False)
     _live_streams: dict[str, int] = field(default_factory=dict, init=False)
     _live_parts: dict[str, int] = field(default_factory=dict, init=False)
+    _reactions: dict[str, int] = field(default_factory=dict, init=False)
     # Posts a workspace's answers in parts may make per second together (Slack also caps a workspace's posts).
     parts_posts_per_second: float = 5.0
 
@@ -673,6 +676,13 @@ class SlackBudget:
     def stream_ended(self, team_id: str) -> None:
         """A stream admitted by :meth:`admit_stream` has stopped (or never started)."""
         self._live_streams[team_id] = max(0, self._live_streams.get(team_id, 0) - 1)
+
+    def reactions_on(self, team_id: str) -> int:
+        """Acknowledgement reactions on questions now (each will need a ``reactions.remove``)."""
+        return self._reactions.get(team_id, 0)
+
+    def reaction_placed(self, team_id: str, delta: int) -> None:
+        self._reactions[team_id] = max(0, self._reactions.get(team_id, 0) + delta)
 
     def parts_started(self, team_id: str) -> None:
         """An answer in this workspace is going out in parts (see :mod:`bot.render.planner`)."""

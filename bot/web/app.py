@@ -86,9 +86,7 @@ FILE_PATH_REFUSED = (
     "file_path is not accepted: the server never reads its own files for a request. "
     "Upload the file (POST /api/files) and pass the dataset id it returns."
 )
-UNKNOWN_DATASET = (
-    "I don't have that file any more (the server restarted, or it was idle too long). Upload it again."
-)
+UNKNOWN_DATASET = "I don't have that file any more (the server restarted, or it was idle too long). Upload it again."
 NO_DATASET = "Upload a budget-vs-actual CSV or XLSX first, then ask about it (the dataset parameter is missing)."
 NO_MESSAGE = "Ask a question: the message parameter is empty."
 BAD_CONVERSATION = "conversation must be the id that an earlier answer's done event gave."
@@ -382,9 +380,7 @@ async def chart_png(request: web.Request) -> web.Response:
     if chart is None:
         return json_error(404, "That chart is no longer available. Ask for it again.")
     # Private: the id is the only name a chart has, and the page that asked is the only one that knows it.
-    return web.Response(
-        body=chart.png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return web.Response(body=chart.png, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ What it speaks, like Slack does:
   ``{"ok": false, "error": "invalid_auth"}``.
 - Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``, ``chat.postEphemeral``,
   ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``,
-  ``users.info`` (``slack.add_user("U1", is_admin=True)``; any other ``U…``/``W…`` id is a regular member).
+  ``users.info`` (``slack.add_user("U1", is_admin=True)``; any other ``U…``/``W…`` id is a regular member),
+  ``reactions.add`` / ``reactions.remove`` (Tier 3 each; ``already_reacted`` / ``no_reaction``; recorded in
+  ``FakeMessage.reactions`` and, in order, ``reaction_log``).
   Anything else: ``unknown_method``.
 - Size limits: ``text`` > 40,000 chars on postMessage / > 4,000 on update → ``msg_too_long``;
   ``markdown_text`` > 12,000 → ``msg_too_long``; ``markdown_text`` with ``text`` or ``blocks`` →
@@ -136,6 +138,8 @@ class FakeSlackLimits:
             "files.getUploadURLExternal": (100, 60.0),  # Tier 4
             "files.completeUploadExternal": (100, 60.0),  # Tier 4
             "users.info": (100, 60.0),
+            "reactions.add": (50, 60.0),  # Tier 3
+            "reactions.remove": (50, 60.0),  # Tier 3
         }
     )
     post_per_second: float = 1.0  # chat.postMessage, per channel
@@ -198,6 +202,8 @@ class FakeMessage:
     deleted: bool = False
     subtype: str | None = None
     streaming_since: float | None = None  # time.monotonic() when its native stream started; None: not streaming
+    reactions: list[str] = field(default_factory=list)  # the bot's reactions on it (reactions.add / remove)
+    reaction_log: list[tuple[str, str]] = field(default_factory=list)  # ("add" | "remove", name), in order
 
     @property
     def visible(self) -> str:
@@ -798,6 +804,36 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         msg.deleted = True
         return {"ok": True, "channel": msg.channel, "ts": msg.ts}
+
+    def _m_reactions_add(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        info, err = self._channel(params.get("channel"))
+        if info is None:
+            return {"ok": False, "error": err}
+        msg = self._find(info["id"], params.get("timestamp"))
+        name = str(params.get("name") or "")
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not name:
+            return {"ok": False, "error": "invalid_name"}
+        if name in msg.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        msg.reactions.append(name)
+        msg.reaction_log.append(("add", name))
+        return {"ok": True}
+
+    def _m_reactions_remove(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        info, err = self._channel(params.get("channel"))
+        if info is None:
+            return {"ok": False, "error": err}
+        msg = self._find(info["id"], params.get("timestamp"))
+        name = str(params.get("name") or "")
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        if name not in msg.reactions:
+            return {"ok": False, "error": "no_reaction"}
+        msg.reactions.remove(name)
+        msg.reaction_log.append(("remove", name))
+        return {"ok": True}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any], team: str) -> dict[str, Any]:
         info, err = self._channel(params.get("channel"))
