@@ -204,8 +204,16 @@ class AnswerWriter:
         clock: Callable[[], float] = time.monotonic,
         conversation_id: str = "",
         recipient_user_id: str | None = None,
+        on_first_message: Callable[[str, str], Awaitable[object]] | None = None,
+        adopt_ts: str | None = None,
     ) -> None:
         self.budget = budget
+        # Awaited with (channel, ts) the moment the answer's first message exists (placeholder, first post or
+        # native stream), before the writer streams on: whoever must find the message later records it now.
+        self._on_first_message = on_first_message
+        # An earlier message of this answer (same answer_id) to write into instead of posting a first one: a
+        # re-run of an answer whose instance died ends in the message the person already sees.
+        self._adopt_ts = adopt_ts
         self.team_id = team_id
         self.channel = channel
         self.thread_ts = thread_ts
@@ -267,10 +275,18 @@ class AnswerWriter:
         With ``placeholder_after == 0``: post the placeholder now and return its ts (raises
         :class:`DeliveryError` if Slack refuses). Otherwise nothing is posted yet (returns ``""``): the
         assistant status says the bot is at work, and a placeholder is posted only if no text has come by
-        ``placeholder_after``, so the first text usually rides on the post itself.
+        ``placeholder_after``, so the first text usually rides on the post itself. With ``adopt_ts`` that
+        message is the answer's: it shows the placeholder at once (an edit) and nothing is posted.
         """
         if self._msgs:
             return self._msgs[0].ts
+        if self._adopt_ts is not None:
+            msg = _Msg(self._adopt_ts)
+            self._msgs.append(msg)
+            self._open_slot(msg)
+            self._status = tool_label
+            self._submit_live()  # the placeholder (and Stop button) replaces whatever it showed
+            return msg.ts
         if self._start_error is not None:
             raise self._start_error
         if self.settings.placeholder_after != 0.0:
@@ -456,6 +472,7 @@ class AnswerWriter:
         )
         if not await stream.start(self._text.lstrip()):
             return False
+        await self._first_message(str(stream.ts))
         self._stream = stream
         self._msgs.append(_Msg(str(stream.ts)))
         if self._first_text_at is None and stream.sent:
@@ -729,7 +746,19 @@ class AnswerWriter:
 
     async def _post(self, render: _Render, *, part: int, thread_ts: str | None = None) -> str:
         """Post one message of this answer, exactly once (see bot.render.delivery). Raises DeliveryError."""
-        return await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
+        ts = await self.door.post(self._content(render), part=part, thread_ts=thread_ts)
+        if not self._msgs:
+            await self._first_message(ts)
+        return ts
+
+    async def _first_message(self, ts: str) -> None:
+        """Tell ``on_first_message`` where the answer is; its failure never stops the answer."""
+        callback, self._on_first_message = self._on_first_message, None  # once
+        if callback is not None:
+            try:
+                await callback(self.channel, ts)
+            except Exception:
+                logger.exception("answer %s: on_first_message failed", self.answer_id)
 
     def _content(self, render: _Render) -> dict[str, Any]:
         """A message's content fields for chat.postMessage / chat.update."""
