@@ -882,6 +882,8 @@ class AnswerWriter:
         error = await self._await_finals(futures) or error
         if self.door.suspect_duplicates and self._msgs:
             await self._sweep_duplicates()
+        if self.door.unconfirmed_streams:
+            await self._sweep_streams()
         delivered = error is None
         outcome = self._outcome(state if delivered else "slack_error", doc, delivered=delivered, error=error)
         if delivered:
@@ -1032,6 +1034,21 @@ class AnswerWriter:
         for m in found:
             if str(m.get("ts")) not in keep:
                 await self._delete(str(m["ts"]))
+
+    async def _sweep_streams(self) -> None:
+        """A stream whose start failed ambiguously and could not be found then: if it did start, delete it
+        (the answer went on in another message)."""
+        keep = {m.ts for m in self._msgs}
+        for thread, first, since in self.door.unconfirmed_streams:
+            try:
+                found = await self.door.find_streams(thread, first, since)
+            except DeliveryError:
+                logger.warning("answer %s: a stream that may have started could not be looked up", self.answer_id)
+                continue
+            for ts in found:
+                if ts not in keep:
+                    await self._delete(ts)
+        self.door.unconfirmed_streams.clear()
 
     def _outcome(self, state: FinalState, doc: str, *, delivered: bool, error: str | None) -> AnswerOutcome:
         stats = [s.stats for s in self._slot_stats]
