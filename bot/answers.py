@@ -286,6 +286,10 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     if slow_start and not request.assistant_thread:
         # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
         placeholder_after = 0.0
+    # Native streams only for a reply in a thread (a DM thread or an assistant thread). chat.startStream's
+    # reference calls thread_ts optional, but whether a top-level DM message can stream is not verified (and
+    # streamed messages are documented as replies to a user request), so a top-level DM answer is one edited
+    # message instead (bot.render.planner); it streams natively once the person asks in a thread.
     return WriterSettings(
         placeholder_after=placeholder_after,
         native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
