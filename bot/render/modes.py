@@ -20,6 +20,18 @@ have landed, the filtered text no longer extending what was sent, the stream exp
 ``chat.update`` of the exact final part (stopping the stream first on ``streaming_state_conflict``): text
 may arrive late, but is never lost or repeated.
 
+**No Stop button while streaming.** slack_sdk 3.48 has ``chunks`` on start/append/stop (``MarkdownTextChunk``,
+``TaskUpdateChunk``, ``PlanUpdateChunk``, and ``BlocksChunk``: "an array of blocks within a streaming
+message", Slack's April 2026 streaming update). Blocks sent in a chunk are *appended* to the message, like
+``chat.stopStream``'s ``blocks``; nothing documents replacing or removing them, nor whether an interactive
+element in a chunk works while the message streams. A Stop button sent at the start would stay on the finished
+answer (a dead button), and taking it away costs the ``chat.update`` that streaming exists to avoid. So a
+stream carries no button: the person stops it by typing "stop" in the thread (:mod:`bot.listeners.stop_words`),
+and the feedback buttons go on the stop, where blocks belong.
+
+**Exactly once.** A start that fails ambiguously (timeout, 5xx) may have created the stream: it is looked for
+(:meth:`bot.render.delivery.SlackDoor.find_streams`) and used if found, so one answer is never two messages.
+
 slack_sdk's ``chat_stream`` helper (``AsyncChatStream``) is not used: its buffer flushes from inside
 ``append``, outside the workspace budget's pacing, and it retries nothing safely.
 """

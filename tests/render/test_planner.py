@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta
 from bot.render import AnswerWriter, BudgetLimit, SlackBudget, WriterSettings
+from bot.render.markdown import last_block_cut
 from tests.fakes.slack_server import FakeSlack
 
 PARAGRAPHS = [
@@ -141,3 +142,13 @@ async def test_a_final_the_edit_window_cannot_take_is_reposted_at_once(
     assert [m.ts for m in live] == outcome.message_ts and live[0].visible == ANSWER.strip()
     assert live[0].history[0].blocks is not None and live[0].history[0].blocks[-1]["type"] == "context_actions"
     assert slack.ratelimited == 0
+
+
+def test_last_block_cut_keeps_tables_lists_and_code_whole() -> None:
+    text = "Intro paragraph.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- tw"
+    cut = last_block_cut(text)
+    assert cut is not None and text[cut:] == "- tw"  # the last list item is still being written
+    assert last_block_cut("Intro paragraph.\n\n| a | b |\n|---|---|\n| 1 ") == len("Intro paragraph.\n\n")
+    assert last_block_cut("```\ncode\n\nmore code") is None  # inside an open code block: no cut
+    assert last_block_cut("Only one paragraph so far") is None
+    assert last_block_cut("## Title\n\nBody", min_chars=40) is None  # too little before the cut
