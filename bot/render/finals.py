@@ -44,16 +44,18 @@ class FinalDelivery(Overflow):
         if self._placeholder_timer is not None:
             self._placeholder_timer.cancel()
         try:
-            return await self._finalise_parts(doc, state)
+            return await self._deliver_final(doc, state)
         finally:
-            if self._parts:
-                self.budget.parts_ended(self.team_id)
+            if self._live_how != "edits":
+                self.budget.live_ended(self.team_id, self._live_how)
 
-    async def _finalise_parts(self, doc: str, state: FinalState) -> AnswerOutcome:
+    async def _deliver_final(self, doc: str, state: FinalState) -> AnswerOutcome:
         if self._status_slot is not None:
             self._status_slot.close()  # Slack clears the status when the reply lands
         if self._stream_starting is not None:
             await asyncio.wait({self._stream_starting})
+        if self._roll_task is not None:
+            await asyncio.wait({self._roll_task})
         await self._settle_posting()
         terminal_at = self._terminal_at if self._terminal_at is not None else self._clock()
         error: str | None = None
@@ -107,6 +109,10 @@ class FinalDelivery(Overflow):
                 # It stays: end it as a pointer, not as live text with a Stop button, and say so.
                 error = error or "delete_failed"
                 futures.append((msg, SURPLUS_LINE, self._queue_final(msg, SURPLUS_LINE)))
+        for orphan in self._orphans:  # live messages replaced by reposts that could not be deleted then
+            if not await self._delete(orphan.ts):
+                error = error or "delete_failed"
+                futures.append((orphan, SURPLUS_LINE, self._queue_final(orphan, SURPLUS_LINE)))
         if error is None and len(futures) == 1 and len(self._msgs) == 1:
             futures = await self._repost_if_stuck(futures[0])
         error = await self._await_finals(futures) or error

@@ -82,6 +82,8 @@ class WriterSettings:
     # docstring). 0 disables parts.
     live_edit_room: int = 3
     part_interval: float = 1.8
+    # How often a live message is replaced when it goes live by reposts (each costs a post and a delete).
+    repost_interval: float = 1.5
     # 👍/👎 buttons under a finished answer (value: "up|<answer_id>|<conversation_id>").
     feedback_buttons: bool = False
     # assistant.threads.setStatus while tools run (assistant threads only).
@@ -165,8 +167,13 @@ class MessageOps:
     _start_error: DeliveryError | None
     _posting: asyncio.Task[str] | None
     _overflow_error: DeliveryError | None
-    _parts: bool
+    _live_how: str
     _last_part_at: float
+    _roll_task: asyncio.Task[None] | None
+    _rolls: int
+    _last_shown_at: float
+    _last_shown: Render | None
+    _orphans: list[Msg]
     _deletes: int
     _slot_stats: list[Slot[Render]]
     _first_delta_at: float | None
@@ -195,7 +202,8 @@ class MessageOps:
                 return
             msg = Msg(done.result())
             self._msgs.append(msg)
-            self._last_live = render
+            self._last_live = self._last_shown = render
+            self._last_shown_at = self._clock()
             slot = self._open_slot(msg)
             if render.has_text and self._first_text_at is None:
                 self._first_text_at = self._clock()  # the first text rode on the post
@@ -230,6 +238,7 @@ class MessageOps:
                 with contextlib.suppress(SlackApiError):
                     await self.door.stop_stream(msg.ts, None, None)
                 await self.door.update(msg.ts, **self._content(render))
+            self._last_shown, self._last_shown_at = render, self._clock()
             if render.has_text and self._first_text_at is None:
                 self._first_text_at = self._clock()
 

@@ -127,17 +127,22 @@ class SlackBudget:
     def reaction_placed(self, team_id: str, delta: int) -> None:
         self._reactions[team_id] = max(0, self._reactions.get(team_id, 0) + delta)
 
-    def parts_started(self, team_id: str) -> None:
-        """An answer in this workspace is going out in parts (see :mod:`bot.render.planner`)."""
-        self._live_parts[team_id] = self._live_parts.get(team_id, 0) + 1
+    def live_started(self, team_id: str, how: str) -> None:
+        """An answer in this workspace went live ``how`` ("parts", "reposts"; see :mod:`bot.render.planner`)."""
+        self._live_parts[f"{team_id}:{how}"] = self._live_parts.get(f"{team_id}:{how}", 0) + 1
 
-    def parts_ended(self, team_id: str) -> None:
-        self._live_parts[team_id] = max(0, self._live_parts.get(team_id, 0) - 1)
+    def live_ended(self, team_id: str, how: str) -> None:
+        key = f"{team_id}:{how}"
+        self._live_parts[key] = max(0, self._live_parts.get(key, 0) - 1)
+
+    def live_in(self, team_id: str, how: str) -> int:
+        """Answers live ``how`` in this workspace now."""
+        return self._live_parts.get(f"{team_id}:{how}", 0)
 
     def part_interval(self, team_id: str, base: float) -> float:
         """How often one answer in parts may post: ``base``, stretched so that all of the workspace's answers
         in parts post at most ``parts_posts_per_second`` together."""
-        return max(base, self._live_parts.get(team_id, 0) / self.parts_posts_per_second)
+        return max(base, self.live_in(team_id, "parts") / self.parts_posts_per_second)
 
     def schedulers(self) -> dict[tuple[str, str], UpdateScheduler[Any]]:
         return dict(self._schedulers)

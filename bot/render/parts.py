@@ -7,6 +7,11 @@
   message).
 - **Parts** (when the planner chose them, :mod:`bot.render.planner`): the complete blocks written so far are
   posted as a message that is final from birth, the next ones at most every ``part_interval``.
+- **Reposts** (when the planner chose them): one live message, replaced while the edit window is spent: the
+  text so far is posted as a new live message (with its Stop button, exactly once by its marker) and the old
+  one deleted (post first, delete after), at most every ``repost_interval`` and only while the workspace's
+  ``chat.delete`` window keeps room for every answer's final; a message that can't be deleted is deleted or
+  ended as a pointer when the answer ends.
 - **The final plan**: the final text split the same way, the closed parts first: the messages' texts, joined
   by the whitespace at the cut points, are exactly the final text (``"".join(split_markdown(text, max_chars))
   == text``; each message shows its part stripped). When the final text differs from the streamed deltas,
@@ -21,16 +26,56 @@ import logging
 from bot.render.delivery import DeliveryError
 from bot.render.markdown import is_clean_cut, last_block_cut, split_markdown, split_point
 from bot.render.messages import MessageOps, Msg, Render
+from bot.render.planner import roll_now
 
 logger = logging.getLogger("bot.render.writer")
 
 
 class Overflow(MessageOps):
-    """Closing parts of the answer: overflow while live, parts, and the final plan."""
+    """Closing parts of the answer: overflow while live, parts, reposts, and the final plan."""
+
+    def _roll_if_due(self) -> None:
+        """Reposts: replace the live message by a new one showing the text so far, when it is due."""
+        if self._finalising is not None or (self._roll_task is not None and not self._roll_task.done()):
+            return
+        if self._posting is not None and not self._posting.done():
+            return
+        if len(self._msgs) != 1 or self._msgs[0].slot is None or self._msgs[0].slot.closed:
+            return
+        if self._clock() - self._last_shown_at < self.settings.repost_interval:
+            return
+        self._roll_task = asyncio.ensure_future(self._roll(self._msgs[0]))
+
+    async def _roll(self, msg: Msg) -> None:
+        render = self._live_render()
+        if render == self._last_shown:
+            return
+        if not await roll_now(self.budget, self.team_id):
+            self._last_shown_at = self._clock()  # look again after another interval
+            return
+        self._rolls += 1
+        try:
+            ts = await self._post(render, part=3000 + self._rolls, thread_ts=self.thread_ts)
+        except DeliveryError as err:
+            logger.info("answer %s: live repost failed: %s", self.answer_id, err.code)
+            self._last_shown_at = self._clock()
+            return
+        new = Msg(ts)
+        self._msgs[0] = new
+        if msg.slot is not None:
+            msg.slot.close()
+        slot = self._open_slot(new)
+        slot.first_shown()
+        self._last_live = self._last_shown = render
+        self._last_shown_at = self._clock()
+        if render.has_text and self._first_text_at is None:
+            self._first_text_at = self._clock()
+        if not await self._delete(msg.ts):
+            self._orphans.append(msg)  # deleted, or ended as a pointer, when the answer ends
 
     async def _overflow_if_needed(self) -> None:
         live_limit = self.settings.max_chars - self.settings.status_reserve
-        if self._parts:
+        if self._live_how == "parts":
             return  # parts are never longer than a message
         while len(self._text) - self._live_from > live_limit and self._msgs and self._overflow_error is None:
             cut = split_point(self._text, live_limit, self._live_from) - self._live_from

@@ -11,9 +11,13 @@ spends them in this order (every decision reads the workspace's shared windows, 
    rest, ``chat.stopStream`` the tail and the final blocks. No ``chat.update`` at all.
 2. An *edited message*: the first text rides on ``chat.postMessage`` (per-channel budget, about 1 a second; each
    answer usually has its own DM), later text and the final are coalesced edits. Chosen while the edit window
-   has room for it (:func:`parts_fit`: at least ``live_edit_room`` units beyond every live message's reserved
+   has room for it (:func:`edits_short`: at least ``live_edit_room`` units beyond every live message's reserved
    final).
-3. *Parts* when it has not (a busy minute, or many answers at once): the complete blocks written so far are
+3. *Reposts* when it has not but the workspace's ``chat.delete`` window has plenty of room (:func:`rolls_fit`):
+   one live message, replaced every ``repost_interval`` by a new post showing the text so far, the old one
+   deleted. The thread ends with one message, like an edited answer; it costs a delete per change, so only a
+   few answers at a time may go this way.
+4. *Parts* when neither has room (a busy minute, or many answers at once): the complete blocks written so far are
    posted as a message that is final from birth (``markdown_text``, no Stop button), the next ones at most every
    ``part_interval`` (stretched by :meth:`SlackBudget.part_interval` so a workspace's posts stay around
    five a second), the rest with the final. Nothing is edited or deleted: an answer in parts costs only posts.
@@ -41,14 +45,31 @@ if TYPE_CHECKING:
     from bot.render.pacing import SlackBudget
 
 
-async def parts_fit(budget: SlackBudget, team_id: str, thread_ts: str | None, live_edit_room: int) -> bool:
-    """Whether an answer going live now should go out in parts: the edit window can't serve one more
-    edited message (fewer than ``live_edit_room`` units beyond the finals live messages hold), and it is a
-    reply in a thread."""
-    if live_edit_room <= 0 or not thread_ts:
+async def edits_short(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
+    """Whether the edit window can't serve one more edited message (fewer than ``live_edit_room`` units beyond
+    the finals live messages hold): the answer goes live by reposts or in parts (only a reply in a thread)."""
+    if live_edit_room <= 0:
         return False
     updates = budget.scheduler(team_id, "chat.update")
     return await updates.room_beyond_reservations() < live_edit_room
+
+
+# Units of the chat.delete window an answer going live by reposts wants free (times the answers reposting now).
+ROLL_DELETE_ROOM = 15
+# Units every repost leaves free for the finals of other answers (each may need a post + delete).
+ROLL_KEEP = 5
+
+
+async def rolls_fit(budget: SlackBudget, team_id: str) -> bool:
+    """Whether an answer the edit window can't serve may go live by reposts (see the module docstring)."""
+    room = await budget.scheduler(team_id, "chat.delete").room()
+    return room >= ROLL_DELETE_ROOM * (budget.live_in(team_id, "reposts") + 1)
+
+
+async def roll_now(budget: SlackBudget, team_id: str) -> bool:
+    """Whether one more live repost may spend a delete now."""
+    room = await budget.scheduler(team_id, "chat.delete").room()
+    return room > ROLL_KEEP + budget.live_in(team_id, "reposts")
 
 
 async def final_waits(budget: SlackBudget, team_id: str) -> bool:

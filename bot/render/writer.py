@@ -59,7 +59,7 @@ from bot.render.messages import (
 )
 from bot.render.modes import NativeStream
 from bot.render.pacing import Priority, SlackBudget, Slot
-from bot.render.planner import parts_fit
+from bot.render.planner import edits_short, rolls_fit
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +120,15 @@ class AnswerWriter(FinalDelivery):
         self.client = self.door.client
         self._stream: NativeStream | None = None
         self._stream_starting: asyncio.Task[bool] | None = None  # going live: a stream, edits or parts
-        self._parts = False  # live text goes out in parts (posts), see _post_part_if_due
+        # How the live text goes out when not by a stream: "edits" of one message, "reposts" of it, or "parts"
+        # (see bot.render.planner).
+        self._live_how = "edits"
         self._last_part_at = 0.0
+        self._roll_task: asyncio.Task[None] | None = None
+        self._rolls = 0
+        self._last_shown_at = 0.0  # when the live message last changed (reposts)
+        self._last_shown: Render | None = None
+        self._orphans: list[Msg] = []  # replaced live messages that could not be deleted yet
         self._placeholder_timer: asyncio.Task[None] | None = None
         self._status_slot: Slot[str] | None = None
         self._feedback_msg: Msg | None = None  # the message that ends with 👍/👎
@@ -338,14 +345,17 @@ class AnswerWriter(FinalDelivery):
             return True
         if self._finalising is not None and self._finalising.done():
             return False
-        if self._text.strip() and await parts_fit(
-            self.budget, self.team_id, self.thread_ts, self.settings.live_edit_room
-        ):
-            self._parts = True
-            self.budget.parts_started(self.team_id)
+        short = self._text.strip() and await edits_short(self.budget, self.team_id, self.settings.live_edit_room)
+        if short and await rolls_fit(self.budget, self.team_id):
+            self._live_how = "reposts"
+        elif short and self.thread_ts:
+            self._live_how = "parts"
+            self.budget.live_started(self.team_id, "parts")
             self._post_part_if_due()
             return False
-        self._post_live(self._live_render(), part=0)  # an edited message
+        if self._live_how == "reposts":
+            self.budget.live_started(self.team_id, "reposts")
+        self._post_live(self._live_render(), part=0)  # an edited message (edited, or replaced by reposts)
         return False
 
     async def _start_stream(self, thread_ts: str) -> bool:
@@ -383,7 +393,7 @@ class AnswerWriter(FinalDelivery):
         self._status_slot.submit(text, Priority.FIRST_VISIBLE)
 
     def _submit_live(self) -> None:
-        if self._parts:
+        if self._live_how == "parts":
             self._post_part_if_due()
             return
         if not self._msgs:
@@ -405,6 +415,8 @@ class AnswerWriter(FinalDelivery):
             return
         self._last_live = render
         slot.submit(render, Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE)
+        if self._live_how == "reposts":
+            self._roll_if_due()
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

@@ -39,8 +39,8 @@ async def deltas(
     yield end if end is not None else Done(text)
 
 
-async def spent_budget(team: str, limit: int = 45, window: float = 6.0) -> SlackBudget:
-    """A budget whose chat.update window was spent by earlier answers a moment ago."""
+async def spent_budget(team: str, limit: int = 45, window: float = 6.0, deletes_spent: int = 40) -> SlackBudget:
+    """A budget whose chat.update window (and most of the chat.delete one) was spent a moment ago."""
     budget = SlackBudget(
         limits={"chat.update": BudgetLimit(limit, window), "chat.delete": BudgetLimit(45, window)},
         min_interval=0.1,
@@ -49,6 +49,7 @@ async def spent_budget(team: str, limit: int = 45, window: float = 6.0) -> Slack
     )
     now = time.monotonic()
     await budget.scheduler(team, "chat.update").count_earlier([now - 0.5] * limit)
+    await budget.scheduler(team, "chat.delete").count_earlier([now - 0.5] * deletes_spent)
     return budget
 
 
@@ -142,6 +143,30 @@ async def test_a_final_the_edit_window_cannot_take_is_reposted_at_once(
     assert [m.ts for m in live] == outcome.message_ts and live[0].visible == ANSWER.strip()
     assert live[0].history[0].blocks is not None and live[0].history[0].blocks[-1]["type"] == "context_actions"
     assert slack.ratelimited == 0
+
+
+async def test_spent_edit_window_with_deletes_to_spare_reposts_one_live_message(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=0)
+    parent = slack.add_message("D4", text="why is marketing over budget?")
+    settings = WriterSettings(placeholder_after=1.5, repost_interval=0.15, feedback_buttons=True)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D4", thread_ts=parent.ts, settings=settings)
+    await writer.start()
+    outcome = await writer.write(deltas(ANSWER, delay=0.004))
+    await budget.aclose()
+    assert outcome.state == "answered" and outcome.delivered
+    assert slack.calls_of("chat.update") == [] and slack.ratelimited == 0
+    msgs = slack.bot_messages("D4")
+    live = [m for m in msgs if not m.deleted]
+    assert [m.ts for m in live] == outcome.message_ts and live[0].visible == ANSWER.strip()  # one message
+    replaced = [m for m in msgs if m.deleted]
+    assert len(replaced) >= 3, "the live message changed while the edit window was spent"
+    for m in replaced:  # each was a live message with the Stop button, showing a growing prefix
+        assert m.blocks is not None and any(b["type"] == "actions" for b in m.blocks)
+    shown = [m.visible for m in replaced]
+    assert all(len(a) <= len(b) for a, b in zip(shown, shown[1:], strict=False))
+    assert outcome.deletes == len(replaced)
 
 
 def test_last_block_cut_keeps_tables_lists_and_code_whole() -> None:
