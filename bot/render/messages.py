@@ -77,9 +77,10 @@ class WriterSettings:
     # refuses. See bot.render.modes.
     native_stream: bool = False
     # When the answer goes live and the workspace's chat.update window has fewer than this many units left
-    # beyond every live message's reserved final, the answer is posted in parts instead of edited: complete
-    # blocks as final-from-birth messages, one every part_interval, the rest with the final (see the module
-    # docstring). 0 disables parts.
+    # beyond every live message's reserved final, its live message is replaced by reposts (every
+    # repost_interval) while the chat.delete window has plenty of room, else the answer is posted in parts:
+    # complete blocks as final-from-birth messages, one every part_interval, the rest with the final (see
+    # bot.render.planner). 0: always an edited message.
     live_edit_room: int = 3
     part_interval: float = 1.8
     # How often a live message is replaced when it goes live by reposts (each costs a post and a delete).

@@ -4,7 +4,7 @@ Slack counts every method on its own, per app and workspace, so a writer that on
 (``chat.update``, Tier 3, about 50 a minute for the whole workspace) where it could have several. The planner
 spends them in this order (every decision reads the workspace's shared windows, :mod:`bot.render.pacing`):
 
-**Going live** (the answer's first text, :meth:`AnswerWriter._go_live`):
+**Going live** (the answer's first text, :meth:`bot.render.writer.AnswerWriter._go_live`):
 
 1. A *native stream* where one may start (a reply in a thread of a DM or an assistant thread, admitted by the
    Tier-2 start/stop windows): ``chat.startStream`` carries the first text, ``chat.appendStream`` (Tier 4) the
@@ -25,7 +25,7 @@ spends them in this order (every decision reads the workspace's shared windows, 
    split as overflow would split it, and only in a thread (never a run of top-level messages). Stop is the
    user typing "stop" in the thread (:mod:`bot.listeners.stop_words`), as there is no button to press.
 
-**The final** of an edited message (:meth:`AnswerWriter._deliver_final`):
+**The final** of an edited message (:meth:`bot.render.finals.FinalDelivery._deliver_final`):
 
 - an edit, when the ``chat.update`` window can take it now (:func:`final_waits` is False);
 - else *post + delete*: the final is posted as a new message (exactly once, by its marker) and the live
@@ -34,7 +34,13 @@ spends them in this order (every decision reads the workspace's shared windows, 
   delete window has room; otherwise the edit is awaited (finals outrank every other edit).
 - A native stream ends with ``chat.stopStream`` carrying the tail and the feedback blocks (no edit when the
   final text extends what was streamed).
+- A message replaced by reposts ends the same way (an edit if the window has room, else a last repost).
+- Parts already posted stay as they are; the rest is posted, 👍/👎 under the last.
 - An answer whose final text is ready before any text was posted: the final rides on the first post.
+
+Priorities hold across all of this: within the edit window finals outrank first texts, which outrank progress
+(:mod:`bot.render.scheduler`); a first text never waits for the edit window (it rides on a post, a stream
+start, or a part), so first texts are not starved whatever the window holds.
 """
 
 from __future__ import annotations
