@@ -805,16 +805,20 @@ class FakeSlack:
         msg.deleted = True
         return {"ok": True, "channel": msg.channel, "ts": msg.ts}
 
-    def _m_reactions_add(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+    def _reaction_target(self, params: dict[str, Any]) -> tuple[FakeMessage | None, str, str | None]:
         info, err = self._channel(params.get("channel"))
         if info is None:
-            return {"ok": False, "error": err}
+            return None, "", err
         msg = self._find(info["id"], params.get("timestamp"))
         name = str(params.get("name") or "")
         if msg is None:
-            return {"ok": False, "error": "message_not_found"}
-        if not name:
-            return {"ok": False, "error": "invalid_name"}
+            return None, name, "message_not_found"
+        return (msg, name, None) if name else (None, name, "invalid_name")
+
+    def _m_reactions_add(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        msg, name, err = self._reaction_target(params)
+        if msg is None:
+            return {"ok": False, "error": err}
         if name in msg.reactions:
             return {"ok": False, "error": "already_reacted"}
         msg.reactions.append(name)
@@ -822,13 +826,9 @@ class FakeSlack:
         return {"ok": True}
 
     def _m_reactions_remove(self, params: dict[str, Any], team: str) -> dict[str, Any]:
-        info, err = self._channel(params.get("channel"))
-        if info is None:
-            return {"ok": False, "error": err}
-        msg = self._find(info["id"], params.get("timestamp"))
-        name = str(params.get("name") or "")
+        msg, name, err = self._reaction_target(params)
         if msg is None:
-            return {"ok": False, "error": "message_not_found"}
+            return {"ok": False, "error": err}
         if name not in msg.reactions:
             return {"ok": False, "error": "no_reaction"}
         msg.reactions.remove(name)
