@@ -11,8 +11,8 @@ Slack side (:mod:`bench.fake_slack`) enforces Slack's limits with HTTP 429 + Ret
 
 Modes (the same :class:`bot.render.AnswerWriter` and :class:`bot.render.SlackBudget` as the bot):
 
-- ``legacy``: today's writer, the baseline: a placeholder posted at once, then every visible change an edit
-  (``WriterSettings(placeholder_after=0)``).
+- ``legacy``: the baseline: a placeholder posted at once, then every visible change an edit
+  (``WriterSettings(placeholder_after=0)``; its final shares today's planner: an edit, or post + delete).
 - ``edits``: the first text rides on the post (a placeholder only if no text came within 1.5 s), later text
   and the final are edits; when the edit window can't serve one more live message the answer goes out in
   parts (posts of complete blocks), and a final the edit window can't take now is reposted (post + delete).
@@ -260,7 +260,10 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="deltas per second per answer")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    print(f"{args.words} words at {args.rate:.0f} deltas/s per answer, one DM thread each; legacy = today's writer")
+    print(
+        f"{args.words} words at {args.rate:.0f} deltas/s per answer, one DM thread each; legacy = the baseline "
+        "(a placeholder at once, then every visible change an edit)"
+    )
     print(
         "| answers | window | mode | 429s | edits/answer | messages/answer | streams | first text p50 / p95 s | "
         "final p50 / p95 s | max gap s | wrong |"
