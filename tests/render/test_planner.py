@@ -177,3 +177,34 @@ def test_last_block_cut_keeps_tables_lists_and_code_whole() -> None:
     assert last_block_cut("```\ncode\n\nmore code") is None  # inside an open code block: no cut
     assert last_block_cut("Only one paragraph so far") is None
     assert last_block_cut("## Title\n\nBody", min_chars=40) is None  # too little before the cut
+
+
+async def test_a_repost_whose_post_failed_ambiguously_is_found_not_posted_twice(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=0)
+    parent = slack.add_message("D5", text="question")
+    settings = WriterSettings(placeholder_after=1.5, repost_interval=0.15, lookup_settle=0.0)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D5", thread_ts=parent.ts, settings=settings)
+    await writer.start()
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        half = len(ANSWER) // 2
+        async for event in deltas(ANSWER[:half], end=TextDelta("")):
+            yield event
+        await gate.wait()
+        async for event in deltas(ANSWER[half:], end=Done(ANSWER)):
+            yield event
+
+    task = asyncio.create_task(writer.write(events()))
+    await slack.wait_for(lambda: len(slack.bot_messages("D5")) >= 1, timeout=10)
+    slack.inject("chat.postMessage", status=500, apply=True)  # the next post lands, the client sees a 500
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=20)
+    await budget.aclose()
+    assert outcome.delivered
+    failed = [c for c in slack.calls_of("chat.postMessage") if c.status == 500]
+    assert failed and slack.calls_of("conversations.replies")  # looked up, by its marker
+    live = [m for m in slack.bot_messages("D5") if not m.deleted]
+    assert [m.visible for m in live] == [ANSWER.strip()]  # one answer, once
