@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 from collections.abc import AsyncIterator
@@ -165,7 +166,7 @@ async def test_spent_edit_window_with_deletes_to_spare_reposts_one_live_message(
     for m in replaced:  # each was a live message with the Stop button, showing a growing prefix
         assert m.blocks is not None and any(b["type"] == "actions" for b in m.blocks)
     shown = [m.visible for m in replaced]
-    assert all(len(a) <= len(b) for a, b in zip(shown, shown[1:], strict=False))
+    assert all(len(a) <= len(b) for a, b in itertools.pairwise(shown))
     assert outcome.deletes == len(replaced)
 
 
