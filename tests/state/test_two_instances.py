@@ -24,8 +24,18 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.shared import ORPHANED
-from tests.bot.conftest import TEAM, USER, base_env, dm_event, event_envelope, signed_headers
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown, is_final, stop_button_value
+from tests.bot.bot_under_test import base_env, event_envelope, signed_headers
+from tests.bot.helpers import (
+    SMALL_CSV,
+    TEAM,
+    USER,
+    answers_in,
+    dm_event,
+    final_answers,
+    final_markdown,
+    is_final,
+    stop_button_value,
+)
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 from tests.fakes.redis_server import free_port
 from tests.fakes.slack_server import FakeSlack
