@@ -233,7 +233,8 @@ async def serve(
         return 2
     except Exception as error:
         print(
-            f"variance-bot serve: cannot reach Slack at {redact_url(settings.slack_api_url)} ({type(error).__name__})",
+            f"variance-bot serve: cannot reach Slack at {redact_url(settings.slack_api_url)} "
+            f"({type(error).__name__})",
             file=sys.stderr,
         )
         return 2

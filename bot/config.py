@@ -330,9 +330,7 @@ class Settings(SharedSettings):
         if redis_url is not None:
             redis_parts = urlsplit(redis_url)
             if redis_parts.scheme not in {"redis", "rediss", "unix"} or not (redis_parts.hostname or redis_parts.path):
-                problems.append(
-                    "REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0"
-                )
+                problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
         instance_id = text("VARIANCE_INSTANCE_ID") or default_instance_id()
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", instance_id):
             problems.append("VARIANCE_INSTANCE_ID may hold letters, digits, '.', '_' and '-' (at most 80)")

@@ -62,20 +62,8 @@ def parse_request(raw: bytes, request: web.Request) -> AsyncBoltRequest:
 # Fields Slack always sends as strings, and as objects or lists of objects: a signed body with other shapes
 # is refused at the door rather than left to fail somewhere inside Bolt or a listener.
 _TEXT_FIELDS = ("type", "command", "text", "team_id", "channel_id", "user_id", "response_url", "event_id")
-_EVENT_TEXT_FIELDS = (
-    "type",
-    "subtype",
-    "channel",
-    "channel_type",
-    "user",
-    "text",
-    "ts",
-    "thread_ts",
-    "deleted_ts",
-    "file_id",
-    "team",
-    "bot_id",
-)
+_EVENT_TEXT_FIELDS = ("type", "subtype", "channel", "channel_type", "user", "text", "ts", "thread_ts", "deleted_ts",
+                      "file_id", "team", "bot_id")
 _HANDLED_EVENTS = frozenset({"message", "app_mention", "file_deleted"})
 _OBJECT_FIELDS = ("team", "channel", "user", "container", "message", "view", "enterprise", "previous_message")
 

@@ -312,7 +312,6 @@ def build_report_markdown(dataset: Dataset, options: AnalysisOptions | None = No
 
     return build_report(dataset, opts=options if options is not None else AnalysisOptions()).to_markdown()
 
-
 def reader_failed(error: WorkerFailed, name: str) -> FileRejected:
     """What the person who sent the file is told when its reader was stopped or lost."""
     name = code_span(name)

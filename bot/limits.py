@@ -129,8 +129,12 @@ NOT_THIS_CHANNEL = (
     "Sorry, I'm not enabled in this channel. Ask the person who runs Variance Analyst to add it, or use a "
     "channel where I already answer."
 )
-NOT_DIRECT_MESSAGES = "Sorry, I'm not enabled for direct messages here. Please ask in a channel where I answer."
-NOT_THIS_USER = "Sorry, I'm not enabled for you yet. Ask the person who runs Variance Analyst to add you."
+NOT_DIRECT_MESSAGES = (
+    "Sorry, I'm not enabled for direct messages here. Please ask in a channel where I answer."
+)
+NOT_THIS_USER = (
+    "Sorry, I'm not enabled for you yet. Ask the person who runs Variance Analyst to add you."
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,9 @@ def _capped(value: Any) -> Any:
 def log_line(kind: str, **fields: Any) -> None:
     """Emit one JSON log line; ``kind`` is "request", "answer", "privacy", "error", ..."""
     record: dict[str, Any] = {"kind": kind, "ts": round(time.time(), 3)}
-    record.update((key, _capped(value)) for key, value in fields.items() if key not in _FORBIDDEN and value is not None)
+    record.update(
+        (key, _capped(value)) for key, value in fields.items() if key not in _FORBIDDEN and value is not None
+    )
     logger.info(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
 

@@ -39,7 +39,8 @@ ANSWER_LEASE_S = 20.0
 SWEEP_S = 10.0
 LIMIT_LEASE_S = 120.0
 ORPHANED = (
-    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. Please ask again."
+    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. "
+    "Please ask again."
 )
 
 
@@ -111,7 +112,9 @@ async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
     ts = record.message_ts
     text = neutralise(ORPHANED)
     try:
-        await call_with_rate_retry(lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text))
+        await call_with_rate_retry(
+            lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text)
+        )
     except SlackApiError as error:
         log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
         return False

@@ -184,7 +184,9 @@ async def pack_events(
             await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
             if waiter.done():
                 done, total = waiter.result()
-                yield ToolStarted(name="pack", arguments="", label=f"Drafting commentary: {done} of {total} lines…")
+                yield ToolStarted(
+                    name="pack", arguments="", label=f"Drafting commentary: {done} of {total} lines…"
+                )
             else:
                 waiter.cancel()
         try:

@@ -229,13 +229,7 @@ class SharedWindow:
     """
 
     def __init__(
-        self,
-        client: aioredis.Redis,
-        team_id: str,
-        method: str,
-        limit: int,
-        window_s: float,
-        *,
+        self, client: aioredis.Redis, team_id: str, method: str, limit: int, window_s: float, *,
         degraded_share: float = 0.5,
     ) -> None:
         self.key = (team_id, method)

@@ -58,7 +58,9 @@ async def serve(settings: WebSettings, *, stop: asyncio.Event | None = None) -> 
 
     signals = StopSignals(stop)
     # handler_cancellation: a browser that goes away cancels its answer at once, not at the next write.
-    runner = web.AppRunner(create_web_app(settings), access_log=None, handler_cancellation=True, shutdown_timeout=10)
+    runner = web.AppRunner(
+        create_web_app(settings), access_log=None, handler_cancellation=True, shutdown_timeout=10
+    )
     await runner.setup()
     gc.freeze()  # what is loaded now (agents SDK, pandas) stays out of the collector's way
     try:

@@ -106,7 +106,9 @@ def check_upload(filename: str, extension: str, head: bytes) -> None:
             415,
             f"{neutralise(filename)} is a web page, not a table. Export the budget-vs-actual table as CSV or XLSX.",
         )
-    stub = SlackFile(id="upload", name=filename, filetype=extension, size=None, download_url=None, needs_info=False)
+    stub = SlackFile(
+        id="upload", name=filename, filetype=extension, size=None, download_url=None, needs_info=False
+    )
     try:
         check_content(stub, head)
     except FileRejected as rejected:
