@@ -73,6 +73,12 @@ def _first_visible(message: Message) -> float | None:
     return next((at for at, _, visible in message.states if "Line 0" in visible), None)
 
 
+def _first_method(messages: list[Message]) -> str | None:
+    """The Slack method that first showed the answer's text (a post carries it, or an edit of a placeholder)."""
+    shown = [(at, method) for m in messages for at, method, visible in m.states if "Line 0" in visible]
+    return min(shown)[1] if shown else None
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -141,6 +147,11 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                 while not done() and time.monotonic() < deadline:
                     await asyncio.sleep(0.2)
                 first, final, lost = [], [], 0
+                bots = {c: [m for m in slack.messages[c].values() if m.bot] for c in sent}
+                placeholders = sum(
+                    1 for ms in bots.values() if ms and ms[0].states and "Line 0" not in ms[0].states[0][2]
+                )
+                by_edit = sum(1 for ms in bots.values() if _first_method(ms) == "chat.update")
                 for channel, at in sent.items():
                     answer, shown = answer_in(channel), first_seen(channel)
                     if answer is None or answer.done_at is None or shown is None:
@@ -154,6 +165,9 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                     "final_p50": _pct(final, 0.5), "final_p95": _pct(final, 0.95),
                     "lost": lost,
                     "updates": slack.calls["chat.update"],
+                    "deletes": slack.calls["chat.delete"],
+                    "placeholders": placeholders,
+                    "first_by_edit": by_edit,
                 }
             finally:
                 for process in processes:
@@ -178,6 +192,9 @@ async def main(answers: int) -> None:
     for label, name, fmt in [
         ("Slack 429s", "429s", "{:.0f}"),
         ("chat.update calls", "updates", "{:.0f}"),
+        ("chat.delete calls", "deletes", "{:.0f}"),
+        ("placeholders posted", "placeholders", "{:.0f}"),
+        ("first text by an edit", "first_by_edit", "{:.0f}"),
         ("first visible text p50", "first_p50", "{:.2f}"),
         ("first visible text p95", "first_p95", "{:.2f}"),
         ("final text p50", "final_p50", "{:.2f}"),

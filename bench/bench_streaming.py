@@ -12,7 +12,10 @@ Slack side (:mod:`bench.fake_slack`) enforces Slack's limits with HTTP 429 + Ret
 Modes (the same :class:`bot.render.AnswerWriter` and :class:`bot.render.SlackBudget` as the bot):
 
 - ``legacy``: the baseline: a placeholder posted at once, then every visible change an edit
-  (``WriterSettings(placeholder_after=0)``; its final shares today's planner: an edit, or post + delete).
+  (``WriterSettings(placeholder_after=0, live_edit_room=0)``; its final shares today's planner: an edit, or
+  post + delete).
+- ``placeholder``: a placeholder posted at once (as while a big file is read), then the planner: the first
+  text an edit while the edit window can serve it, else a new post with the placeholder deleted after it.
 - ``edits``: the first text rides on the post (a placeholder only if no text came within 1.5 s), later text
   and the final are edits; when the edit window can't serve one more live message the answer goes out in
   parts (posts of complete blocks), and a final the edit window can't take now is reposted (post + delete).
@@ -56,7 +59,8 @@ from bot.render import DEFAULT_LIMITS, AnswerWriter, SlackBudget, WriterSettings
 
 ZWSP = "\u200b"
 MODES = {
-    "legacy": WriterSettings(placeholder_after=0.0),
+    "legacy": WriterSettings(placeholder_after=0.0, live_edit_room=0),
+    "placeholder": WriterSettings(placeholder_after=0.0, feedback_buttons=True),
     "edits": WriterSettings(placeholder_after=1.5, feedback_buttons=True),
     "stream": WriterSettings(placeholder_after=1.5, native_stream=True, feedback_buttons=True),
 }

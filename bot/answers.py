@@ -282,6 +282,9 @@ def _start_run(
 
 # The first text rides on the post; a placeholder appears only if none has come by then.
 PLACEHOLDER_AFTER_S = 1.5
+# A file being read: the 👀 reaction says the question was seen; "Reading <file>…" is posted only when reading
+# (and the first text) takes longer than this, so for a small file the first text rides on the post.
+FILE_PLACEHOLDER_AFTER_S = 1.0
 
 
 def writer_settings(request: AnswerRequest) -> WriterSettings:
@@ -289,9 +292,11 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     in the assistant container, 👍/👎 under every finished answer."""
     in_dm = request.entry == "dm" or request.channel.startswith("D")
     placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
-    slow_start = request.new_file is not None or uploads.wants_pack(request.question)
-    if slow_start and not request.assistant_thread:
-        # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
+    if request.new_file is not None and not request.assistant_thread:
+        # Reading a file: said by a placeholder (with a Stop button) only when it is slow (a big file).
+        placeholder_after = FILE_PLACEHOLDER_AFTER_S
+    if uploads.wants_pack(request.question) and not request.assistant_thread:
+        # A month-end pack's progress: say so at once (with a Stop button).
         placeholder_after = 0.0
     # Native streams only for a reply in a thread (a DM thread or an assistant thread). chat.startStream's
     # reference calls thread_ts optional, but whether a top-level DM message can stream is not verified (and
@@ -369,6 +374,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             waiting = _waiting_status(writer, f" for {name}", f"Reading {name}…")
             work = load_file(deps, request, request.new_file, log_entry, on_wait=waiting)
             stored = await _unless_stopped(control, work)
+            writer.show_status(None)  # read: the live message no longer says "Reading <file>…"
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
         await deps.overrides.pull(request.conversation_id, stored)  # made on another instance

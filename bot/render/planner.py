@@ -78,6 +78,20 @@ async def roll_now(budget: SlackBudget, team_id: str) -> bool:
     return room > ROLL_KEEP + budget.live_in(team_id, "reposts")
 
 
+async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
+    """Whether a placeholder may be posted for an answer whose text is slow to come: the edit window can pay
+    for its first text and its final beyond what every live message holds for both. Otherwise the answer
+    stays acknowledged by the 👀 reaction (or the assistant status) and its first text rides on the post."""
+    updates = budget.scheduler(team_id, "chat.update")
+    return await updates.room_beyond_all_reservations() >= max(live_edit_room, 2)
+
+
+async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
+    """Whether a placeholder's first text goes out as a new post (the placeholder deleted after it) rather than
+    as an edit: the edit window can't serve one more live message and the delete window has room to spare."""
+    return await edits_short(budget, team_id, live_edit_room) and await roll_now(budget, team_id)
+
+
 async def final_waits(budget: SlackBudget, team_id: str) -> bool:
     """Whether a final edit queued now would wait for the ``chat.update`` window (it is spent, or every unit
     left is wanted by finals queued before it)."""

@@ -277,6 +277,10 @@ class UpdateScheduler(Generic[P]):
         finals = sum(1 for s in self._slots.values() if s.reserving)
         return self.limit - await self.used() - finals
 
+    async def room_beyond_all_reservations(self) -> int:
+        """Units of the window neither counted nor held for a live message's final or first visible text."""
+        return self.limit - await self.used() - self.reserved
+
     async def final_room(self) -> int:
         """Units left once every final queued now has gone out (negative: some finals wait for the window)."""
         finals = sum(1 for s in self._slots.values() if s.pending and s._priority == Priority.FINAL)

@@ -59,7 +59,7 @@ from bot.render.messages import (
 )
 from bot.render.modes import NativeStream
 from bot.render.pacing import Priority, SlackBudget, Slot
-from bot.render.planner import edits_short, rolls_fit
+from bot.render.planner import edits_short, first_text_by_repost, placeholder_fits, rolls_fit
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,7 @@ class AnswerWriter(FinalDelivery):
         self._live_how = "edits"
         self._last_part_at = 0.0
         self._roll_task: asyncio.Task[None] | None = None
+        self._first_placed = False  # how a placeholder's first text goes out was decided (an edit or a repost)
         self._rolls = 0
         self._last_shown_at = 0.0  # when the live message last changed (reposts)
         self._last_shown: Render | None = None
@@ -321,8 +322,16 @@ class AnswerWriter(FinalDelivery):
 
     async def _placeholder_later(self, after: float) -> None:
         await self.budget.sleep(after)
-        # Text is slow to come: show the answer's message now (a stream that starts empty, or a placeholder).
-        self._begin_live(force=True)
+        # Text is slow to come: show the answer's message now (a stream that starts empty, or a placeholder),
+        # if the workspace's budgets can pay for the placeholder's first text later (planner); else look again
+        # after another interval, the first text riding on the post whenever it comes first.
+        while not self._live_started() and self._finalising is None:
+            if (self.settings.native_stream and self.thread_ts) or await placeholder_fits(
+                self.budget, self.team_id, self.settings.live_edit_room
+            ):
+                self._begin_live(force=True)
+                return
+            await self.budget.sleep(after)
 
     def _live_started(self) -> bool:
         return bool(self._msgs) or self._posting is not None or self._stream_starting is not None
@@ -413,10 +422,38 @@ class AnswerWriter(FinalDelivery):
             first = False
         if render == self._last_live:
             return
+        if first and not self._first_placed:
+            # A placeholder shows and the first text is ready: decide once how it goes out.
+            self._first_placed = True
+            if self._live_how == "edits" and len(self._msgs) == 1 and self._stream is None:
+                self._roll_task = asyncio.ensure_future(self._place_first_text(self._msgs[0]))
+                return
+        if self._roll_task is not None and not self._roll_task.done() and self._live_how == "edits":
+            return  # the first text's placement is being decided; it shows the text as of then
         self._last_live = render
         slot.submit(render, Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE)
         if self._live_how == "reposts":
             self._roll_if_due()
+
+
+    async def _place_first_text(self, placeholder: Msg) -> None:
+        """The first text of an answer whose placeholder is showing: an edit of the placeholder when the
+        ``chat.update`` window can serve it, else a new post showing the text with the placeholder deleted
+        after it (the planner's :func:`~bot.render.planner.first_text_by_repost`); the message goes on as an
+        edited message either way."""
+        if await first_text_by_repost(self.budget, self.team_id, self.settings.live_edit_room):
+            await self._roll(placeholder)
+            if not self._msgs or self._msgs[0] is not placeholder:
+                return  # replaced: the new message shows the text (the placeholder is deleted or an orphan)
+        slot = placeholder.slot
+        if slot is None or slot.closed or self._finalising is not None:
+            return
+        render = self._live_render()
+        if render == self._last_live:
+            return
+        self._last_live = render
+        first = render.has_text and self._first_text_at is None
+        slot.submit(render, Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE)
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

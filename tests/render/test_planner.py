@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import time
@@ -13,7 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta
 from bot.render import AnswerWriter, BudgetLimit, SlackBudget, WriterSettings
 from bot.render.markdown import last_block_cut
-from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_server import FakeMessage, FakeSlack
 
 PARAGRAPHS = [
     "## Q3 variance\n\n",
@@ -209,3 +210,96 @@ async def test_a_repost_whose_post_failed_ambiguously_is_found_not_posted_twice(
     assert failed and slack.calls_of("conversations.replies")  # looked up, by its marker
     live = [m for m in slack.bot_messages("D5") if not m.deleted]
     assert [m.visible for m in live] == [ANSWER.strip()]  # one answer, once
+
+
+def stop_button_value(message: FakeMessage) -> str | None:
+    """The answer id on the message's Stop button, if it shows one."""
+    for block in message.blocks or []:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == "stop_answer":
+                return str(element.get("value"))
+    return None
+
+
+def _live_text_shown(slack: FakeSlack, channel: str, placeholder: str) -> list[FakeMessage]:
+    """The channel's live bot messages, other than the placeholder, that show answer text."""
+    return [
+        m
+        for m in slack.bot_messages(channel)
+        if m.ts != placeholder and not m.deleted and "Q3 variance" in m.visible and m.markdown_text is None
+    ]
+
+
+async def test_a_placeholders_first_text_the_edit_window_cannot_serve_is_posted_and_the_placeholder_deleted(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """A top-level DM answer whose placeholder was posted at once (a file being read): when its first text is
+    ready and the edit window is spent, the text is posted as the live message (with its Stop button) and the
+    placeholder deleted after it, while the answer is still streaming; the final is the whole answer once."""
+    budget = await spent_budget("T0001", deletes_spent=0)
+    settings = WriterSettings(placeholder_after=0.0, feedback_buttons=True)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D6", settings=settings)
+    placeholder = await writer.start(tool_label="Reading q3.csv…")
+    assert "Reading q3.csv" in slack.messages["D6"][placeholder].visible
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        async for event in deltas(ANSWER[: len(PARAGRAPHS[0]) + len(PARAGRAPHS[1])], end=TextDelta("")):
+            yield event
+        await gate.wait()
+        async for event in deltas(ANSWER[len(PARAGRAPHS[0]) + len(PARAGRAPHS[1]) :], end=Done(ANSWER)):
+            yield event
+
+    task = asyncio.create_task(writer.write(events()))
+    await slack.wait_for(lambda: bool(_live_text_shown(slack, "D6", placeholder)), timeout=10)
+    [live] = _live_text_shown(slack, "D6", placeholder)
+    assert live.thread_ts is None and "Marketing" in live.visible  # partial text, top level, before the end
+    assert stop_button_value(live) == writer.answer_id
+    await slack.wait_for(lambda: slack.messages["D6"][placeholder].deleted, timeout=10)
+    assert slack.calls_of("chat.update") == []  # the first text cost a post and a delete, no edit
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=30)
+    await budget.aclose()
+    assert outcome.state == "answered" and outcome.delivered
+    shown = [m for m in slack.bot_messages("D6") if not m.deleted]
+    assert [m.ts for m in shown] == outcome.message_ts and shown[0].visible == ANSWER.strip()  # exactly once
+    assert stop_button_value(shown[0]) is None
+    assert slack.ratelimited == 0
+
+
+async def test_stop_after_the_placeholder_was_replaced_ends_the_new_message(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=0)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D7", settings=WriterSettings(placeholder_after=0))
+    placeholder = await writer.start()
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        async for event in deltas(ANSWER[:200], end=TextDelta("")):
+            yield event
+        await gate.wait()
+        yield Done(ANSWER)
+
+    task = asyncio.create_task(writer.write(events()))
+    await slack.wait_for(lambda: bool(_live_text_shown(slack, "D7", placeholder)), timeout=10)
+    task.cancel()  # what the Stop button does
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await budget.aclose()
+    shown = [m for m in slack.bot_messages("D7") if not m.deleted]
+    assert len(shown) == 1 and shown[0].ts != placeholder and slack.messages["D7"][placeholder].deleted
+    assert shown[0].visible.endswith("_Stopped._") and stop_button_value(shown[0]) is None
+
+
+async def test_a_placeholders_first_text_waits_for_the_edit_when_the_delete_window_is_spent_too(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=45)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D8", settings=WriterSettings(placeholder_after=0))
+    placeholder = await writer.start()
+    outcome = await asyncio.wait_for(writer.write(deltas(ANSWER, delay=0.004)), timeout=30)
+    await budget.aclose()
+    assert outcome.delivered and outcome.message_ts == [placeholder]  # edited: nothing posted or deleted
+    assert slack.messages["D8"][placeholder].visible == ANSWER.strip()
+    assert slack.calls_of("chat.delete") == [] and slack.ratelimited == 0

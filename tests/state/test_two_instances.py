@@ -303,6 +303,17 @@ async def test_forty_concurrent_answers_over_both_instances_meet_no_429(cluster:
         assert final_markdown(final) is not None and "Part 59:" in (final_markdown(final) or "")
     limited = [c.method for c in slack.calls[first_call:] if c.status == 429]
     assert limited == []
+    # It streamed: (nearly) every answer showed part of its text before the whole (in any of its messages,
+    # a placeholder replaced by a post included); how fast is bench/bench_instances.py's figure.
+    streamed = [channel for channel, _ in channels if _partial_before_whole(slack, channel, "Part 0:", "Part 59:")]
+    assert len(streamed) >= 38, f"{40 - len(streamed)} answers showed no text before the whole answer"
+
+
+def _partial_before_whole(slack: FakeSlack, channel: str, start: str, end: str) -> bool:
+    """Whether Slack showed ``start`` without ``end`` in the channel's bot messages before it first showed ``end``."""
+    states = sorted((s.time, s.visible) for m in slack.bot_messages(channel) for s in m.history)
+    whole = next((at for at, visible in states if end in visible), None)
+    return whole is not None and any(start in visible and end not in visible and at < whole for at, visible in states)
 
 
 @pytest.mark.xfail(
