@@ -159,6 +159,13 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                         continue
                     first.append(shown - at)
                     final.append(answer.done_at - at)
+                    if os.environ.get("BENCH_DETAIL"):
+                        ms = bots[channel]
+                        print(
+                            f"{channel} first {shown - at:.2f} by {_first_method(ms)} final {answer.done_at - at:.2f}"
+                            f" placeholder_at {(ms[0].states[0][0] - at) if 'Line 0' not in ms[0].states[0][2] else -1:.2f}",
+                            file=sys.stderr,
+                        )
                 return {
                     "429s": slack.ratelimited,
                     "first_p50": _pct(first, 0.5), "first_p95": _pct(first, 0.95),

@@ -25,6 +25,15 @@ spends them in this order (every decision reads the workspace's shared windows, 
    split as overflow would split it, and only in a thread (never a run of top-level messages). Stop is the
    user typing "stop" in the thread (:mod:`bot.listeners.stop_words`), as there is no button to press.
 
+**A placeholder** (an answer whose text is slow to come, e.g. a big file being read; the 👀 reaction or the
+assistant status already acknowledges the question) costs a unit later: its first text is an edit, or a post
+plus a ``chat.delete``. So it is posted only while the edit window can pay for its first text and its final
+beyond what every live message holds (:func:`placeholder_fits`); otherwise the answer waits for its first text
+to ride on the post. When a placeholder's first text is ready and the edit window can't serve one more live
+message, the text is posted as the new live message (with its Stop button, exactly once by its marker) and the
+placeholder deleted after it, while the delete window keeps room for others' finals
+(:func:`first_text_by_repost`); else the first text waits for its edit (first texts outrank progress).
+
 **The final** of an edited message (:meth:`bot.render.finals.FinalDelivery._deliver_final`):
 
 - an edit, when the ``chat.update`` window can take it now (:func:`final_waits` is False);
@@ -39,8 +48,9 @@ spends them in this order (every decision reads the workspace's shared windows, 
 - An answer whose final text is ready before any text was posted: the final rides on the first post.
 
 Priorities hold across all of this: within the edit window finals outrank first texts, which outrank progress
-(:mod:`bot.render.scheduler`); a first text never waits for the edit window (it rides on a post, a stream
-start, or a part), so first texts are not starved whatever the window holds.
+(:mod:`bot.render.scheduler`); a first text rarely waits for the edit window (it rides on a post, a stream
+start, a part, or replaces its placeholder by a post), so first texts are not starved whatever the window
+holds.
 """
 
 from __future__ import annotations
@@ -83,7 +93,8 @@ async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: in
     for its first text and its final beyond what every live message holds for both. Otherwise the answer
     stays acknowledged by the 👀 reaction (or the assistant status) and its first text rides on the post."""
     updates = budget.scheduler(team_id, "chat.update")
-    return await updates.room_beyond_all_reservations() >= max(live_edit_room, 2)
+    posting = 2 * budget.live_in(team_id, "placeholders")  # decided, not yet holding their reservations
+    return await updates.room_beyond_all_reservations() - posting >= max(live_edit_room, 2)
 
 
 async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:

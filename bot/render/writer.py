@@ -11,9 +11,15 @@ How each step is paid for (every Slack method has its own budget; the planner, :
 chooses among them):
 
 - **Acknowledge** without a ``chat.update``: in an assistant thread the status line (``setStatus``); else,
-  with ``placeholder_after > 0``, nothing until the first text, which rides on the ``chat.postMessage``
-  itself (per-channel budget); a "⏳" placeholder is posted only when no text has come by then.
-  ``placeholder_after == 0`` posts the placeholder at once (while a file is read).
+  with ``placeholder_after > 0``, nothing until the first text (the bot's 👀 reaction on the question says
+  it was seen), which rides on the ``chat.postMessage`` itself (per-channel budget); a "⏳" placeholder (e.g.
+  "Reading q3.csv…" while a big file is read) is posted only when no text has come by then *and* the edit
+  window can pay for its first text and final later (:func:`~bot.render.planner.placeholder_fits`; else the
+  writer looks again every ``placeholder_after``). ``placeholder_after == 0`` posts the placeholder at once
+  (a month-end pack's progress).
+- **A placeholder's first text**: an edit of it while the edit window can serve one, else a new post showing
+  the text with the placeholder deleted after it (:func:`~bot.render.planner.first_text_by_repost`), decided
+  once; the answer then goes on as an edited message.
 - **Live text**: a native stream where one may start (:mod:`bot.render.modes`), else an edited message
   while the workspace's ``chat.update`` window can serve one more, else parts (:mod:`bot.render.parts`).
 - **Final**: :mod:`bot.render.finals`.
@@ -326,12 +332,28 @@ class AnswerWriter(FinalDelivery):
         # if the workspace's budgets can pay for the placeholder's first text later (planner); else look again
         # after another interval, the first text riding on the post whenever it comes first.
         while not self._live_started() and self._finalising is None:
-            if (self.settings.native_stream and self.thread_ts) or await placeholder_fits(
-                self.budget, self.team_id, self.settings.live_edit_room
-            ):
+            if self.settings.native_stream and self.thread_ts:
                 self._begin_live(force=True)
                 return
+            if await placeholder_fits(self.budget, self.team_id, self.settings.live_edit_room):
+                # Counted as held until its slot holds the reservations (placeholders decided at once).
+                self.budget.live_started(self.team_id, "placeholders")
+                try:
+                    self._begin_live(force=True)
+                    await self._settle_going_live()
+                finally:
+                    self.budget.live_ended(self.team_id, "placeholders")
+                return
             await self.budget.sleep(after)
+
+    async def _settle_going_live(self) -> None:
+        """Wait until the message that went live has landed (or failed); never raises."""
+        going = self._stream_starting
+        if going is not None:
+            await asyncio.wait({going})
+        posting = self._posting
+        if posting is not None:
+            await asyncio.wait({posting})
 
     def _live_started(self) -> bool:
         return bool(self._msgs) or self._posting is not None or self._stream_starting is not None

@@ -303,3 +303,43 @@ async def test_a_placeholders_first_text_waits_for_the_edit_when_the_delete_wind
     assert outcome.delivered and outcome.message_ts == [placeholder]  # edited: nothing posted or deleted
     assert slack.messages["D8"][placeholder].visible == ANSWER.strip()
     assert slack.calls_of("chat.delete") == [] and slack.ratelimited == 0
+
+
+async def test_no_placeholder_when_the_edit_window_cannot_pay_for_its_first_text_the_text_rides_on_the_post(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """Text slow to come while the edit window is spent: no "⏳" placeholder (its first text would need an edit
+    or a delete); the answer's first message is the post of its first text."""
+    budget = await spent_budget("T0001")
+    writer = AnswerWriter(
+        client, budget, team_id="T0001", channel="D9", settings=WriterSettings(placeholder_after=0.05)
+    )
+    intervals = 0
+    looked_thrice = asyncio.Event()
+
+    async def counting_sleep(seconds: float) -> None:  # the writer's placeholder timer sleeps through the budget
+        nonlocal intervals
+        await asyncio.sleep(seconds)
+        intervals += 1
+        if intervals >= 3:
+            looked_thrice.set()
+
+    budget.sleep = counting_sleep
+    assert await writer.start(tool_label="Reading q3.csv…") == ""
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        await gate.wait()
+        async for event in deltas(ANSWER, end=Done(ANSWER)):
+            yield event
+
+    task = asyncio.create_task(writer.write(events()))
+    await asyncio.wait_for(looked_thrice.wait(), timeout=10)  # the timer looked three times, posted nothing
+    assert slack.bot_messages("D9") == []
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=30)
+    await budget.aclose()
+    first = slack.bot_messages("D9")[0]
+    assert first.history[0].visible.startswith("## Q3 variance")  # no placeholder before it
+    [final] = [m for m in slack.bot_messages("D9") if not m.deleted]  # an edit of it, or a post replacing it
+    assert outcome.delivered and final.visible == ANSWER.strip() and slack.ratelimited == 0
