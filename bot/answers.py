@@ -283,8 +283,10 @@ def _start_run(
 # The first text rides on the post; a placeholder appears only if none has come by then.
 PLACEHOLDER_AFTER_S = 1.5
 # A file being read: the 👀 reaction says the question was seen; "Reading <file>…" is posted only when reading
-# (and the first text) takes longer than this, so for a small file the first text rides on the post.
+# (and the first text) takes longer than this, so for a small file the first text rides on the post. A big file
+# (or one of unknown size) takes seconds to read: it says so at once.
 FILE_PLACEHOLDER_AFTER_S = 1.0
+BIG_FILE_BYTES = 1_000_000
 
 
 def writer_settings(request: AnswerRequest) -> WriterSettings:
@@ -293,8 +295,9 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     in_dm = request.entry == "dm" or request.channel.startswith("D")
     placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
     if request.new_file is not None and not request.assistant_thread:
-        # Reading a file: said by a placeholder (with a Stop button) only when it is slow (a big file).
-        placeholder_after = FILE_PLACEHOLDER_AFTER_S
+        # Reading a file: said by a placeholder (with a Stop button) at once for a big one, else only when slow.
+        size = request.new_file.size
+        placeholder_after = 0.0 if size is None or size >= BIG_FILE_BYTES else FILE_PLACEHOLDER_AFTER_S
     if uploads.wants_pack(request.question) and not request.assistant_thread:
         # A month-end pack's progress: say so at once (with a Stop button).
         placeholder_after = 0.0
@@ -449,7 +452,10 @@ def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Calla
     """The pool's ``on_wait``: the message shows its place in line while every reader is busy, then ``after``."""
 
     def show(place: int) -> None:
-        writer.show_status(f"Waiting for a free reader{what} ({_ordinal(place)} in line)…" if place else after)
+        if place:
+            writer.show_status(f"Waiting for a free reader{what} ({_ordinal(place)} in line)…", slow=True)
+        else:
+            writer.show_status(after)
 
     return show
 

@@ -204,10 +204,18 @@ class AnswerWriter(FinalDelivery):
             self._start_error = err
             raise
 
-    def show_status(self, label: str | None) -> None:
+    def show_status(self, label: str | None, *, slow: bool = False) -> None:
         """Show ``label`` as the live message's ⏳ status line (e.g. "waiting for a free reader") until the
-        next status; paced like every live edit. No-op before :meth:`start` or after the final state."""
+        next status; paced like every live edit. No-op before :meth:`start` or after the final state.
+
+        ``slow``: the text will be slow to come (e.g. every reader is busy): a placeholder still to come is
+        posted now rather than after ``placeholder_after``, if the workspace's budgets can pay for it."""
         self._status = label
+        timer = self._placeholder_timer
+        if slow and timer is not None and not timer.done() and not self._live_started():
+            timer.cancel()
+            after = self.settings.placeholder_after or 0.0
+            self._placeholder_timer = asyncio.ensure_future(self._placeholder_later(after, first_wait=0.0))
         self._submit_live()
 
     async def retire_unconfirmed(self, message: str, *, attempts: int = 5, first_wait: float = 2.0) -> bool:
@@ -326,8 +334,8 @@ class AnswerWriter(FinalDelivery):
         if after is not None and after > 0:
             self._placeholder_timer = asyncio.ensure_future(self._placeholder_later(after))
 
-    async def _placeholder_later(self, after: float) -> None:
-        await self.budget.sleep(after)
+    async def _placeholder_later(self, after: float, *, first_wait: float | None = None) -> None:
+        await self.budget.sleep(after if first_wait is None else first_wait)
         # Text is slow to come: show the answer's message now (a stream that starts empty, or a placeholder),
         # if the workspace's budgets can pay for the placeholder's first text later (planner); else look again
         # after another interval, the first text riding on the post whenever it comes first.

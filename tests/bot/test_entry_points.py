@@ -44,13 +44,14 @@ async def upload_in_dm(bot: BotUnderTest, content: bytes, name: str, text_: str 
 async def test_dm_file_alone_gets_the_deterministic_report_without_a_model_call(
     bot: BotUnderTest, openai: FakeOpenAI
 ) -> None:
-    await upload_in_dm(bot, example_bytes(), "budget_vs_actual.csv")
+    upload_ts = await upload_in_dm(bot, example_bytes(), "budget_vs_actual.csv")
     await bot.slack.wait_for(lambda: len(final_answers(bot.slack, DM)) == 1, timeout=20)
     await bot.deps.idle(timeout=5)
     (message,) = answers_in(bot.slack, DM)
     assert shown_text(message) == expected_report(example_bytes(), "budget_vs_actual.csv")
     assert message.thread_ts is None  # a top-level DM message: the user wrote at the top level
-    assert message.history[0].visible.startswith("⏳")  # the placeholder came first
+    # Acknowledged by 👀 on the upload while it was read (a placeholder only if reading is slow), then done.
+    assert bot.slack.messages[DM][upload_ts].reaction_log == [("add", "eyes"), ("remove", "eyes")]
     assert openai.requests == []
 
 

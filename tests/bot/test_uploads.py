@@ -46,7 +46,7 @@ async def test_a_file_dropped_alone_gets_its_report_and_then_the_bridge_chart(
     assert final_markdown(report) == expected_report(example_bytes(), "budget_vs_actual.csv")
     # The report was shown first; the upload took the two Tier 4 calls after it.
     methods = [c.method for c in bot.slack.calls if c.method.startswith(("chat.", "files."))]
-    assert methods.index("files.getUploadURLExternal") > methods.index("chat.update")
+    assert methods.index("files.getUploadURLExternal") > methods.index("chat.postMessage")
     assert methods[-1] == "files.completeUploadExternal"
     assert openai.requests == []
 
