@@ -32,7 +32,8 @@ beyond what every live message holds (:func:`placeholder_fits`); otherwise the a
 to ride on the post. When a placeholder's first text is ready and the edit window can't serve one more live
 message, the text is posted as the new live message (with its Stop button, exactly once by its marker) and the
 placeholder deleted after it, while the delete window keeps room for others' finals
-(:func:`first_text_by_repost`); else the first text waits for its edit (first texts outrank progress).
+(:func:`first_text_by_repost`); the answer then goes on by reposts while :func:`rolls_fit`, else as an edited
+message. Otherwise the first text waits for its edit (first texts outrank progress).
 
 **The final** of an edited message (:meth:`bot.render.finals.FinalDelivery._deliver_final`):
 
@@ -99,8 +100,13 @@ async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: in
 
 async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
     """Whether a placeholder's first text goes out as a new post (the placeholder deleted after it) rather than
-    as an edit: the edit window can't serve one more live message and the delete window has room to spare."""
-    return await edits_short(budget, team_id, live_edit_room) and await roll_now(budget, team_id)
+    as an edit: the edit window can't serve one more live message, and the delete window has room beyond what
+    the finals the edit window can't take will need (each a post + delete; finals come first)."""
+    if not await edits_short(budget, team_id, live_edit_room):
+        return False
+    finals_over = max(0, -await budget.scheduler(team_id, "chat.update").room_beyond_reservations())
+    room = await budget.scheduler(team_id, "chat.delete").room()
+    return room > ROLL_KEEP + budget.live_in(team_id, "reposts") + finals_over
 
 
 async def final_waits(budget: SlackBudget, team_id: str) -> bool:
