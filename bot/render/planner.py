@@ -32,8 +32,8 @@ beyond what every live message holds (:func:`placeholder_fits`); otherwise the a
 to ride on the post. When a placeholder's first text is ready and the edit window can't serve one more live
 message, the text is posted as the new live message (with its Stop button, exactly once by its marker) and the
 placeholder deleted after it, while the delete window keeps room for others' finals
-(:func:`first_text_by_repost`); the answer then goes on by reposts while :func:`rolls_fit`, else as an edited
-message. Otherwise the first text waits for its edit (first texts outrank progress).
+(:func:`first_text_by_repost`); the answer then goes on as an edited message (more reposts would spend the
+deletes finals need). Otherwise the first text waits for its edit (first texts outrank progress).
 
 **The final** of an edited message (:meth:`bot.render.finals.FinalDelivery._deliver_final`):
 

@@ -19,7 +19,7 @@ chooses among them):
   (a month-end pack's progress).
 - **A placeholder's first text**: an edit of it while the edit window can serve one, else a new post showing
   the text with the placeholder deleted after it (:func:`~bot.render.planner.first_text_by_repost`), decided
-  once; the answer then goes on as an edited message, or by reposts while the delete window has plenty of room.
+  once; the answer then goes on as an edited message.
 - **Live text**: a native stream where one may start (:mod:`bot.render.modes`), else an edited message
   while the workspace's ``chat.update`` window can serve one more, else parts (:mod:`bot.render.parts`).
 - **Final**: :mod:`bot.render.finals`.
@@ -474,11 +474,8 @@ class AnswerWriter(FinalDelivery):
         if await first_text_by_repost(self.budget, self.team_id, self.settings.live_edit_room):
             await self._roll(placeholder)
             if not self._msgs or self._msgs[0] is not placeholder:
-                # Replaced: the new message shows the text (the placeholder is deleted or an orphan). It goes on
-                # by reposts while the delete window has plenty of room (the edit window could not serve it).
-                if self._finalising is None and await rolls_fit(self.budget, self.team_id):
-                    self._live_how = "reposts"
-                    self.budget.live_started(self.team_id, "reposts")
+                # Replaced: the new message shows the text (the placeholder is deleted or an orphan) and goes on
+                # as an edited message (more reposts would spend the deletes that finals need).
                 return
         slot = placeholder.slot
         if slot is None or slot.closed or self._finalising is not None:
