@@ -100,15 +100,14 @@ async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: in
 
 async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
     """Whether a placeholder's first text goes out as a new post (the placeholder deleted after it) rather than
-    as an edit: the edit window can't serve one more live message, and the two windows together keep room for
-    every live message's final beyond this delete (a final the edit window can't take is a post + delete)."""
+    as an edit: the edit window can't serve one more live message, and the delete window has room beyond what
+    the finals the edit window can't take now will need (each a post + delete)."""
     if not await edits_short(budget, team_id, live_edit_room):
         return False
-    # What the two windows keep once every live final is paid for (by an edit, or a post + delete), after this
-    # delete: a first text replaced by a post never takes a unit a final needs.
-    beyond_finals = await budget.scheduler(team_id, "chat.update").room_beyond_reservations()
-    deletes = await budget.scheduler(team_id, "chat.delete").room()
-    return deletes > ROLL_KEEP and beyond_finals + deletes - 1 >= 2 * ROLL_KEEP + budget.live_in(team_id, "reposts")
+    # Finals the edit window can't take now (each a post + delete) keep their deletes.
+    finals_over = max(0, -await budget.scheduler(team_id, "chat.update").room_beyond_reservations())
+    room = await budget.scheduler(team_id, "chat.delete").room()
+    return room > ROLL_KEEP + budget.live_in(team_id, "reposts") + finals_over
 
 
 async def final_waits(budget: SlackBudget, team_id: str) -> bool:
