@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import log_line
-from bot.render import DeliveryError
+from bot.render import AnswerWriter, DeliveryError
 from bot.state.claims import RedisClaims
 from bot.state.datasets import RedisSources
 from bot.state.limits import RedisLimits
@@ -46,8 +46,7 @@ LIMIT_LEASE_S = 120.0
 RERUN_WITHIN_S = 300.0  # an orphan left longer than this gets the note, not a re-run
 HANDOVER_WAIT_S = 10.0  # for the handed-over answers to write their last line at shutdown
 ORPHANED = (
-    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. "
-    "Please ask again."
+    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. Please ask again."
 )
 
 
@@ -120,22 +119,22 @@ async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
     from bot.answers import answer, rerun_request
 
     fields = {"answer_id": record.answer_id, "team": record.team, "channel": record.channel}
-    request = rerun_request(deps, record) if may_rerun(record) else None
-    if request is not None and record.message_ts is None:
+    if record.message_ts is None:
         try:
-            request.adopt_ts = await unrecorded_first_message(deps, record)
+            record.message_ts = await unrecorded_first_message(deps, record)
         except DeliveryError as error:  # Slack can't tell whether it exists: re-running could post it twice
             log_line("orphan", **fields, placed=None, error=error.code)
             await deps.registry.remove(record.answer_id)
             return False
+    request = rerun_request(deps, record) if may_rerun(record) else None
     if request is not None:
-        log_line("orphan", **fields, rerun=True, adoptions=record.adoptions, placed=request.adopt_ts is not None)
+        log_line("orphan", **fields, rerun=True, adoptions=record.adoptions, placed=record.message_ts is not None)
         outcome = await answer(deps, request)  # adds, renews and removes the record itself
         if outcome is not None and outcome.delivered:
             log_line("orphan", **fields, finished=True, state=outcome.state)
             return True
         shown = outcome.message_ts if outcome is not None else []
-        record.message_ts = request.adopt_ts or (shown[0] if shown else None)
+        record.message_ts = record.message_ts or (shown[0] if shown else None)
     try:
         return await write_orphan_note(deps, record)
     finally:
@@ -145,12 +144,14 @@ async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
 async def unrecorded_first_message(deps: BotDeps, record: AnswerRecord) -> str | None:
     """An orphan with no message recorded: its first post may have landed just before its instance died. Look
     for it by the answer's marker (message metadata); raises :class:`DeliveryError` when Slack can't tell."""
-    from bot.answers import new_writer, rerun_request
-
-    request = rerun_request(deps, record)
-    if request is None:
-        return None
-    door = new_writer(deps, request, record.answer_id).door
+    door = AnswerWriter(
+        deps.client,
+        deps.budget,
+        team_id=record.team,
+        channel=record.channel,
+        thread_ts=record.thread_ts,
+        answer_id=record.answer_id,
+    ).door
     return await door.find_posted(0, record.thread_ts, record.asked_at or time.time() - 3600)
 
 
@@ -165,9 +166,7 @@ async def write_orphan_note(deps: BotDeps, record: AnswerRecord) -> bool:
     ts = record.message_ts
     text = neutralise(ORPHANED)
     try:
-        await call_with_rate_retry(
-            lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text)
-        )
+        await call_with_rate_retry(lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text))
     except SlackApiError as error:
         log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
         return False

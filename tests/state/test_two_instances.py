@@ -12,8 +12,9 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.answers import HANDED_OVER
+from bot.files import SlackFile
 from bot.render import AnswerWriter, SlackBudget, WriterSettings
 from bot.shared import ORPHANED
 from bot.state.redis_client import connect
@@ -413,6 +415,50 @@ async def test_an_orphan_that_cannot_be_re_run_gets_the_note(
         async with asyncio.timeout(10):  # the record goes once the note is written
             while await gone.get(writer.answer_id) is not None:
                 await asyncio.sleep(0.05)
+    finally:
+        await budget.aclose()
+        await redis.aclose()
+
+
+async def test_an_orphan_whose_first_post_was_never_recorded_is_found_and_re_run(
+    cluster: Cluster, redis_url: str
+) -> None:
+    slack, openai = cluster.slack, cluster.openai
+    channel = "D0UNRECORDED"
+    slack.add_channel(channel, is_im=True)
+    file_obj, _ = upload(slack, channel)
+    openai.script(text(RERUN_ANSWER, chunk=20))
+    # An instance died between its first post landing and recording it: the registry knows no message.
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    budget = SlackBudget()
+    redis = connect(redis_url)
+    try:
+        gone = RedisRegistry(redis, instance="bot-gone", lease_s=0.5)
+        record = AnswerRecord(
+            "0123456789abcdef",
+            "bot-gone",
+            TEAM,
+            channel,
+            f"{TEAM}:{channel}",
+            "dm",
+            user=USER,
+            question="why is marketing over?",
+            source=asdict(SlackFile.from_object(file_obj)),
+            asked_at=time.time(),
+        )
+        await gone.add(record)
+        writer = AnswerWriter(
+            client,
+            budget,
+            team_id=TEAM,
+            channel=channel,
+            answer_id=record.answer_id,
+            settings=WriterSettings(placeholder_after=0),
+        )
+        ts = await writer.start()
+        await slack.wait_for(lambda: is_final(slack.messages[channel][ts]), timeout=60)
+        assert RERUN_ANSWER in (final_markdown(slack.messages[channel][ts]) or "")
+        assert [m.ts for m in answers_in(slack, channel)] == [ts]  # found by its marker, not posted again
     finally:
         await budget.aclose()
         await redis.aclose()
