@@ -92,10 +92,10 @@ class AnswerControl:
     """The Stop button's handle for one answer: cancels the analyst run, or the file reading before it; and
     the shutdown's: :meth:`hand_over` ends the answer's task so a survivor re-runs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.stopped = asyncio.Event()
         self._run: Any = None
-        self._task = asyncio.current_task()
+        self._task = task  # the answer's own task
 
     def hand_over(self) -> None:
         if self._task is not None:
@@ -414,7 +414,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         await deps.registry.placed(answer_id, ts)
 
     writer = new_writer(deps, request, answer_id, placed)
-    control = AnswerControl()
+    control = AnswerControl(asyncio.current_task())
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
     deps.metrics.running.inc()
     record = answer_record(request, answer_id, deps.settings.instance_id)

@@ -116,6 +116,17 @@ def may_rerun(record: AnswerRecord) -> bool:
 async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
     """Bring an adopted orphan to a final state: its question re-run into the same message, else the note.
     True when the message ends with an answer or the note."""
+    try:
+        return await _rerun_or_note(deps, record)
+    except Exception as error:  # never left adopted and unfinished: the note, and the record goes
+        log_line("error", where="orphan", answer_id=record.answer_id, error=type(error).__name__)
+        try:
+            return await write_orphan_note(deps, record)
+        finally:
+            await deps.registry.remove(record.answer_id)
+
+
+async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
     from bot.answers import answer, rerun_request
 
     fields = {"answer_id": record.answer_id, "team": record.team, "channel": record.channel}
