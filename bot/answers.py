@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -293,19 +293,21 @@ PLACEHOLDER_AFTER_S = 1.5
 
 def writer_settings(request: AnswerRequest) -> WriterSettings:
     """How this answer is delivered (bot.render.modes): native streams in DMs' and assistant threads, status
-    in the assistant container, 👍/👎 under every finished answer."""
+    in the assistant container, 👍/👎 under every finished answer. A re-run into an orphan's message waits for
+    its final edit rather than repost it: the answer stays where the person saw it begin."""
     in_dm = request.entry == "dm" or request.channel.startswith("D")
     placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
     slow_start = request.new_file is not None or uploads.wants_pack(request.question)
     if slow_start and not request.assistant_thread:
         # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
         placeholder_after = 0.0
-    return WriterSettings(
+    settings = WriterSettings(
         placeholder_after=placeholder_after,
         native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
         feedback_buttons=True,
         assistant_status=request.assistant_thread,
     )
+    return replace(settings, repost_final_after=None) if request.adopt_ts is not None else settings
 
 
 def new_writer(
