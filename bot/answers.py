@@ -366,8 +366,9 @@ def answer_record(request: AnswerRequest, answer_id: str, instance: str) -> Answ
 
 
 def rerun_request(deps: BotDeps, record: AnswerRecord) -> AnswerRequest | None:
-    """The request that re-runs an orphaned answer here, in its own message; None when it can't be re-run
-    (no dataset source known, or a record this version does not understand)."""
+    """The request that re-runs an orphaned answer here, into its message; None when it can't be re-run (no
+    dataset source known, or a record this version does not understand). The dataset is read again from its
+    source unless this instance holds that very file for the conversation already."""
     if record.source is None or record.entry not in ("mention", "dm", "command", "assistant"):
         return None
     try:
@@ -375,7 +376,7 @@ def rerun_request(deps: BotDeps, record: AnswerRecord) -> AnswerRequest | None:
     except (KeyError, TypeError):
         return None
     stored = deps.store.get(record.conversation_id)
-    reuse = stored is not None and stored.file_id == source.id and bool(record.question.strip())
+    reuse = stored is not None and stored.file_id == source.id
     return AnswerRequest(
         entry=record.entry,  # type: ignore[arg-type]  # checked above
         team=record.team,
