@@ -1,6 +1,6 @@
 """Chart benchmark: warm render time and PNG size per chart, beside a bare matplotlib bar chart, same run.
 
-    python bench/bench_charts.py                 # the bundled example and a 200,000-row ledger, 7 rounds
+    python bench/bench_charts.py                 # the bundled example and a generated 200,000-row export, 7 rounds
     python bench/bench_charts.py --rows 1000000 --rounds 5
 
 For each chart (bridge, bars, monthly, monthly heatmap) it prints the median and best wall time of a warm
@@ -22,50 +22,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analyst.charts import build_spec, render_chart  # noqa: E402
 from analyst.charts.draw import DPI, HEIGHT_IN, WIDTH_IN, plain_text, to_png  # noqa: E402
-from analyst.dataset import ColumnRoles, Dataset, SourceInfo  # noqa: E402
 from analyst.ingest import load_dataset  # noqa: E402
+from bench.ledger import ledger  # noqa: E402
 
 CHARTS = [("bridge", None), ("bars", None), ("monthly", None), ("monthly", "Department")]
-
-
-def ledger(rows: int, seed: int = 3) -> Dataset:
-    rng = np.random.default_rng(seed)
-    departments = np.array(["Sales", "Marketing", "Engineering", "Finance", "Operations", "Support", "HR", "Legal"])
-    accounts = np.array(
-        ["Product revenue", "Services revenue", "Sales returns", "Salaries", "Travel", "Software", "Rent", "Events"]
-        + [f"Cost centre {i:03d} expense" for i in range(60)]
-    )
-    months = [f"2025-{m:02d}" for m in range(1, 13)]
-    frame = pd.DataFrame(
-        {
-            "Department": departments[rng.integers(0, len(departments), rows)],
-            "Account": accounts[rng.integers(0, len(accounts), rows)],
-            "period": pd.Categorical(np.array(months)[rng.integers(0, 12, rows)], categories=months, ordered=True),
-            "actual": np.round(rng.uniform(100, 10_000, rows), 2),
-            "reference": np.round(rng.uniform(100, 10_000, rows), 2),
-        }
-    )
-    roles = ColumnRoles(
-        shape="wide",
-        dimensions=("Department", "Account"),
-        account="Account",
-        period="Month",
-        actual="Actual",
-        reference="Budget",
-        reference_kind="budget",
-    )
-    source = SourceInfo(
-        filename="ledger.csv", file_format="csv", encoding="utf-8", delimiter=",", header_row=1, data_rows=rows
-    )
-    return Dataset(frame=frame, roles=roles, source=source)
 
 
 def baseline_png() -> bytes:
@@ -100,7 +65,7 @@ def main() -> int:
     example = ROOT / "examples" / "budget_vs_actual.csv"
     datasets = [
         (f"example ({example.name})", load_dataset(str(example), filename=example.name)),
-        (f"generated ledger, {args.rows:,} rows", ledger(args.rows)),
+        (f"generated export, {args.rows:,} rows", ledger(args.rows)),
     ]
     times, png = timed(baseline_png, args.rounds)
     print(f"canvas {WIDTH_IN * DPI:.0f} x {HEIGHT_IN * DPI:.0f} px")

@@ -22,7 +22,7 @@ from analyst.agent import AgentSettings, start_run
 from analyst.context import AnalysisContext
 from analyst.dataset import Dataset
 from analyst.events import Done, Failed, ToolStarted
-from tests.agent.conftest import make_dataset
+from bench.ledger import ledger
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call, tool_calls
 
 ANSWER = (
@@ -77,9 +77,9 @@ async def one_question(dataset: Dataset) -> dict[str, object]:
 
 
 async def main(big_rows: int) -> None:
-    small = await one_question(make_dataset(100))
+    small = await one_question(ledger(100))
     build = time.perf_counter()
-    big_dataset = make_dataset(big_rows)
+    big_dataset = ledger(big_rows)
     print(f"(built the {big_rows:,}-row dataset in {time.perf_counter() - build:.1f}s)")
     big = await one_question(big_dataset)
     for result in (small, big):

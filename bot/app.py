@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from bot.logs import JsonAccessLogger, configure_logging, log_line, register_sec
 from bot.metrics import MeteredWebClient, Metrics
 from bot.retention import purge_expired, purge_loop
 from bot.shared import connect_shared_state, drain, shared_state_loop
+from bot.stop_signals import StopSignals
 from bot.workers import WorkerPool
 
 EVENTS_PATH = "/slack/events"
@@ -239,14 +239,7 @@ async def serve(
         )
         return 2
 
-    loop = asyncio.get_running_loop()
-    signals: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-            signals.append(signum)
-
+    signals = StopSignals(stop)
     runner = web.AppRunner(web_app, access_log_class=JsonAccessLogger, access_log=logging.getLogger("aiohttp.access"))
     await runner.setup()  # starts the worker processes (on_startup)
     # Move everything loaded so far (agents SDK, pandas, Slack clients) out of the collector's way, so a full
@@ -268,10 +261,9 @@ async def serve(
             team=identity.get("team_id"),
             bot_user=identity.get("user_id"),
         )
-        await stop.wait()
+        await signals.event.wait()
     finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+        signals.remove()
         deps = web_app[DEPS_KEY]
         deps.accepting = False  # new events go to the other instances from now on
         if handler is not None:

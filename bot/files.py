@@ -13,7 +13,7 @@ memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -131,9 +131,10 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-def _too_large(file: SlackFile, limit: int) -> FileRejected:
+def too_large(name: str, limit: int) -> FileRejected:
+    """A file over the size limit (declared, or found while downloading), for whoever sent ``name``."""
     return FileRejected(
-        f"{file.name} is larger than the {_megabytes(limit)} I can read. Export only the lines and periods "
+        f"{name} is larger than the {_megabytes(limit)} I can read. Export only the lines and periods "
         "you need (or one sheet), and send that.",
         reason="too_large",
     )
@@ -157,21 +158,9 @@ def _unusable_link(file: SlackFile) -> FileRejected:
 
 def check_content(file: SlackFile, head: bytes) -> None:
     """Reject what is certainly not a table: an HTML page, an old .xls, a broken .xlsx, binary junk."""
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        raise _login_page(file)
-    if file.extension == "xlsx" or file.filetype == "xlsx":
-        if head.startswith(b"\xd0\xcf\x11\xe0"):
-            raise FileRejected(
-                f"{file.name} is an old-style Excel file (or a protected one). "
-                "Save it as .xlsx or CSV and send it again.",
-                reason="xls",
-            )
-        if not head.startswith(b"PK\x03\x04"):
-            raise FileRejected(
-                f"{file.name} is not a valid Excel .xlsx file. Save it again from Excel as .xlsx or CSV.",
-                reason="bad_xlsx",
-            )
+    xlsx = file.extension == "xlsx" or file.filetype == "xlsx"
+    check_table_head(file.name, head, xlsx=xlsx, web_page=_login_page(file))
+    if xlsx:
         return
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text from Excel's "Unicode text": let ingest decide
         return
@@ -185,6 +174,26 @@ def check_content(file: SlackFile, head: bytes) -> None:
         )
 
 
+def check_table_head(name: str, head: bytes, *, xlsx: bool, web_page: FileRejected) -> None:
+    """What every downloaded file is checked for, on its first bytes: an HTML page (``web_page``, in the
+    surface's own words), and where ``xlsx``, an old-style .xls or a broken .xlsx."""
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        raise web_page
+    if xlsx:
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise FileRejected(
+                f"{name} is an old-style Excel file (or a protected one). "
+                "Save it as .xlsx or CSV and send it again.",
+                reason="xls",
+            )
+        if not head.startswith(b"PK\x03\x04"):
+            raise FileRejected(
+                f"{name} is not a valid Excel .xlsx file. Save it again from Excel as .xlsx or CSV.",
+                reason="bad_xlsx",
+            )
+
+
 async def download(
     session: aiohttp.ClientSession,
     file: SlackFile,
@@ -196,7 +205,7 @@ async def download(
 ) -> bytes:
     """Fetch a Slack file's bytes, or raise :class:`FileRejected` with a message for the user."""
     if file.size is not None and file.size > max_bytes:
-        raise _too_large(file, max_bytes)
+        raise too_large(file.name, max_bytes)
     url = file.download_url
     origin = url_origin(url) if url else None
     if url is None or origin is None:
@@ -222,19 +231,9 @@ async def download(
                 )
             if response.content_type == "text/html":
                 raise _login_page(file)
-            if response.content_length is not None and response.content_length > max_bytes:
-                raise _too_large(file, max_bytes)
-            chunks: list[bytes] = []
-            received = 0
-            checked = False
-            async for chunk in response.content.iter_chunked(_CHUNK):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise _too_large(file, max_bytes)
-                chunks.append(chunk)
-                if not checked and received >= _SNIFF:
-                    check_content(file, b"".join(chunks)[:_SNIFF])
-                    checked = True
+            return await read_capped(
+                response, file.name, max_bytes=max_bytes, check_head=lambda head: check_content(file, head)
+            )
     except aiohttp.InvalidURL as error:  # checked above; aiohttp is the last word on what it can fetch
         raise _unusable_link(file) from error
     except (aiohttp.ClientError, TimeoutError) as error:
@@ -242,11 +241,31 @@ async def download(
             f"I couldn't download {file.name} from Slack (the connection failed). Try again in a minute.",
             reason=f"network:{type(error).__name__}",
         ) from error
+
+
+async def read_capped(
+    response: aiohttp.ClientResponse, name: str, *, max_bytes: int, check_head: Callable[[bytes], None]
+) -> bytes:
+    """The body of a download, at most ``max_bytes`` (declared and received), streamed; ``check_head`` sees its
+    first bytes as soon as they arrive, so a large web page or junk is refused without reading it all."""
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise too_large(name, max_bytes)
+    chunks: list[bytes] = []
+    received = 0
+    checked = False
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_large(name, max_bytes)
+        chunks.append(chunk)
+        if not checked and received >= _SNIFF:
+            check_head(b"".join(chunks)[:_SNIFF])
+            checked = True
     content = b"".join(chunks)
     if not content:
-        raise FileRejected(f"{file.name} is empty.", reason="empty")
+        raise FileRejected(f"{name} is empty.", reason="empty")
     if not checked:
-        check_content(file, content[:_SNIFF])
+        check_head(content[:_SNIFF])
     return content
 
 

@@ -19,20 +19,22 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from analyst import memory
-from bot.answers import BotDeps
 from bot.config import SharedSettings
 from bot.conversations import ConversationStore, StoredDataset, channel_key
 from bot.logs import log_line
+
+if TYPE_CHECKING:
+    from bot.deps import BotDeps
 
 PURGE_INTERVAL_SECONDS = 3600.0
 
 
 class Keeper(Protocol):
     """What a surface keeps about people: conversation memory (where its settings say) and datasets. The Slack
-    bot's and the Teams bot's dependencies both are one, so both purge by the same rules."""
+    bot's and the Teams bot's dependencies and the web chat's state all are one, so all purge by the same rules."""
 
     @property
     def settings(self) -> SharedSettings: ...

@@ -5,7 +5,9 @@ Teams delivers a file the user sends in a 1:1 chat as an attachment of type
 HTTPS link: a plain GET with no Authorization header (the bot's token must not travel to the file host). A
 ``text/html`` attachment beside it is the message's own rendering and is ignored. Only links from the activity
 (which passed the Bot Framework token check) are fetched, only over HTTPS (redirects too, at most three), with the
-size checked before and during the download and the trusted CAs of :func:`bot.teams.auth.trust_context`.
+size checked before and during the download and the trusted CAs of :func:`bot.teams.auth.trust_context`. The
+size cap, the streaming and the checks for a web page, an old .xls or a broken .xlsx are Slack's own
+(:func:`bot.files.read_capped`, :func:`bot.files.check_table_head`); other bytes go to the readers as they are.
 
 Group chat and channel files live in SharePoint, behind Microsoft Graph; they are not read.
 """
@@ -20,10 +22,9 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from bot.files import SUPPORTED_EXTENSIONS, FileRejected
+from bot.files import SUPPORTED_EXTENSIONS, FileRejected, check_table_head, read_capped
 
 DOWNLOAD_INFO = "application/vnd.microsoft.teams.file.download.info"
-_CHUNK = 256 * 1024
 _MAX_REDIRECTS = 3
 
 
@@ -80,40 +81,16 @@ def unsupported_message(files: list[TeamsFile]) -> str:
     )
 
 
-def _megabytes(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
-
-
-def _too_large(file: TeamsFile, limit: int) -> FileRejected:
-    return FileRejected(
-        f"{file.name} is larger than the {_megabytes(limit)} I can read. Export only the lines and periods you "
-        "need (or one sheet), and send that.",
-        reason="too_large",
-    )
-
-
 def _failed(file: TeamsFile, why: str, reason: str) -> FileRejected:
     return FileRejected(f"I couldn't download {file.name} from Teams ({why}). Try sending it again.", reason=reason)
 
 
 def _check_head(file: TeamsFile, head: bytes) -> None:
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
-        raise FileRejected(
-            f"Teams gave me a web page instead of {file.name}, so I couldn't read it. Try sending the file again.",
-            reason="html",
-        )
-    if file.extension == "xlsx" and not head.startswith(b"PK\x03\x04"):
-        if head.startswith(b"\xd0\xcf\x11\xe0"):
-            raise FileRejected(
-                f"{file.name} is an old-style Excel file (or a protected one). Save it as .xlsx or CSV and send it "
-                "again.",
-                reason="xls",
-            )
-        raise FileRejected(
-            f"{file.name} is not a valid Excel .xlsx file. Save it again from Excel as .xlsx or CSV.",
-            reason="bad_xlsx",
-        )
+    web_page = FileRejected(
+        f"Teams gave me a web page instead of {file.name}, so I couldn't read it. Try sending the file again.",
+        reason="html",
+    )
+    check_table_head(file.name, head, xlsx=file.extension == "xlsx", web_page=web_page)
 
 
 async def download(
@@ -144,22 +121,11 @@ async def download(
                     continue
                 if response.status != 200:
                     raise _failed(file, f"HTTP {response.status}", f"http_{response.status}")
-                if response.content_length is not None and response.content_length > max_bytes:
-                    raise _too_large(file, max_bytes)
-                chunks: list[bytes] = []
-                received = 0
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    received += len(chunk)
-                    if received > max_bytes:
-                        raise _too_large(file, max_bytes)
-                    chunks.append(chunk)
+                return await read_capped(
+                    response, file.name, max_bytes=max_bytes, check_head=lambda head: _check_head(file, head)
+                )
         except aiohttp.ClientSSLError as error:
             raise _failed(file, "its certificate is not trusted here", "tls") from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise _failed(file, "the connection failed", f"network:{type(error).__name__}") from error
-        content = b"".join(chunks)
-        if not content:
-            raise FileRejected(f"{file.name} is empty.", reason="empty")
-        _check_head(file, content[:8192])
-        return content
     raise _failed(file, "too many redirects", "redirects")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +28,7 @@ from bot.files import WorkerPool
 from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
 from bot.retention import purge_expired, purge_loop
+from bot.stop_signals import StopSignals
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
 from bot.teams.pacing import ConversationPacer, ThrottleMiddleware
@@ -224,21 +224,14 @@ async def serve(settings: TeamsSettings, *, host: str, port: int, stop: asyncio.
         )
         await server.deps.close()
         return 2
-    loop = asyncio.get_running_loop()
-    signals: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-            signals.append(signum)
+    signals = StopSignals(stop)
     runner = web.AppRunner(server.web_app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
         log_line("start", surface="teams", port=port, app_id=settings.app_id, keys=server.auth.ready)
-        await stop.wait()
+        await signals.event.wait()
     finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+        signals.remove()
         await runner.cleanup()
     return 0

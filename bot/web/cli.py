@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from bot.config import ConfigError
 from bot.logs import configure_logging, log_line
+from bot.stop_signals import StopSignals
 from bot.web.settings import DEFAULT_HOST, DEFAULT_PORT, TOKEN_VARIABLE, WebSettings
 
 
@@ -56,13 +56,7 @@ async def serve(settings: WebSettings, *, stop: asyncio.Event | None = None) -> 
     """Run until SIGINT/SIGTERM (or ``stop`` is set); streaming answers end with an error event on the way out."""
     from bot.web.app import create_web_app
 
-    loop = asyncio.get_running_loop()
-    signals: list[signal.Signals] = []
-    if stop is None:
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-            signals.append(signum)
+    signals = StopSignals(stop)
     # handler_cancellation: a browser that goes away cancels its answer at once, not at the next write.
     runner = web.AppRunner(
         create_web_app(settings), access_log=None, handler_cancellation=True, shutdown_timeout=10
@@ -82,10 +76,9 @@ async def serve(settings: WebSettings, *, stop: asyncio.Event | None = None) -> 
         address = f"http://{_url_host(settings.host)}:{runner.addresses[0][1]}/"
         log_line("start", surface="web", url=address, token_required=settings.token is not None)
         print(f"variance-bot web: open {address}" + ("?token=..." if settings.token else ""), file=sys.stderr)
-        await stop.wait()
+        await signals.event.wait()
     finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+        signals.remove()
         await runner.cleanup()
     return 0
 

@@ -16,8 +16,7 @@ from analyst.agent.analyst import build_agent
 from analyst.agent.tools import error_output
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
-from tests.agent.conftest import with_
-from tests.agent.helpers import collect, no_other_tasks, streamed_text, terminal
+from tests.agent.helpers import collect, no_other_tasks, streamed_text, terminal, with_
 from tests.fakes.openai_server import FakeOpenAI, error, hang, midstream_error, text, tool_call, tool_calls
 
 

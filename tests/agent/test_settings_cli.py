@@ -15,8 +15,7 @@ from analyst.agent import AgentSettings, SettingsError, start_run
 from analyst.agent.cli import ask, cli_main
 from analyst.context import AnalysisContext
 from analyst.events import Done, Failed, FailureKind
-from tests.agent.conftest import with_
-from tests.agent.helpers import collect, terminal
+from tests.agent.helpers import collect, terminal, with_
 from tests.fakes.openai_server import FakeOpenAI, error, text, tool_call
 
 

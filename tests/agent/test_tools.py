@@ -14,8 +14,7 @@ from analyst.agent import AgentSettings, start_run
 from analyst.agent.tools import ANALYST_TOOLS, MAX_OUTPUT_CHARS, tool_label
 from analyst.context import AnalysisContext
 from analyst.events import Done, ToolFinished, ToolStarted
-from tests.agent.conftest import make_dataset
-from tests.agent.helpers import collect, terminal
+from tests.agent.helpers import collect, make_dataset, terminal
 from tests.fakes.openai_server import FakeOpenAI, text, tool_calls
 
 TOKEN_BUDGET = 2_500  # per tool output, estimated as characters / 4

@@ -32,7 +32,7 @@ from tests.bot.helpers import (
 from tests.fakes.openai_server import FakeOpenAI, hang, text
 
 if TYPE_CHECKING:
-    from tests.bot.conftest import BotUnderTest
+    from tests.bot.bot_under_test import BotUnderTest
     from tests.fakes.slack_server import FakeMessage
 
 OTHER = "U0OTHER"

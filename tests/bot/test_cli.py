@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 
 from bot.answers import SHUTDOWN
-from tests.bot.conftest import DM, SIGNING_SECRET, base_env, dm_event, event_envelope, signed_headers
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown
+from tests.bot.bot_under_test import SIGNING_SECRET, base_env, event_envelope, signed_headers
+from tests.bot.helpers import DM, SMALL_CSV, answers_in, dm_event, final_answers, final_markdown
 from tests.fakes.openai_server import FakeOpenAI, text
 from tests.fakes.slack_server import FakeSlack
 

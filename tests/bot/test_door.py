@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bot.logs import FIELD_LIMIT, JsonFormatter
-from tests.bot.conftest import SIGNING_SECRET, BotUnderTest
+from tests.bot.bot_under_test import SIGNING_SECRET, BotUnderTest
 
 MALFORMED = [
     (b"{not json", "application/json"),

@@ -11,15 +11,19 @@ import time
 import pytest
 
 from bot.listeners.commands import HELP, NO_DATASET_HERE, NOT_IN_CHANNEL
-from tests.bot.conftest import CHANNEL, DM, BotUnderTest, dm_event, mention_event
+from tests.bot.bot_under_test import BotUnderTest
 from tests.bot.helpers import (
+    CHANNEL,
+    DM,
     SMALL_CSV,
     answers_in,
+    dm_event,
     example_bytes,
     expected_report,
     final_answers,
     is_final,
     last_user_text,
+    mention_event,
     shown_text,
 )
 from tests.fakes.openai_server import FakeOpenAI, text

@@ -10,16 +10,19 @@ import pytest
 
 from bot.answers import SHUTDOWN
 from bot.config import Settings
-from bot.workers import WorkerPool
 from bot.listeners.actions import ALREADY_FINISHED
-from tests.bot.conftest import DM, BotUnderTest, base_env, dm_event, mention_event, start_bot
+from bot.workers import WorkerPool
+from tests.bot.bot_under_test import BotUnderTest, base_env, start_bot
 from tests.bot.helpers import (
+    DM,
     SMALL_CSV,
     answers_in,
+    dm_event,
     example_bytes,
     final_answers,
     is_final,
     last_user_text,
+    mention_event,
     shown_text,
     stop_button_value,
 )

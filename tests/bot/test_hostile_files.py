@@ -12,8 +12,18 @@ import pytest
 
 from bot.config import Settings
 from bot.workers import WorkerPool
-from tests.bot.conftest import CHANNEL, DM, BotUnderTest, base_env, dm_event, mention_event, start_bot
-from tests.bot.helpers import SMALL_CSV, answers_in, final_answers, final_markdown, stop_button_value
+from tests.bot.bot_under_test import BotUnderTest, base_env, start_bot
+from tests.bot.helpers import (
+    CHANNEL,
+    DM,
+    SMALL_CSV,
+    answers_in,
+    dm_event,
+    final_answers,
+    final_markdown,
+    mention_event,
+    stop_button_value,
+)
 from tests.bot.test_load import ledger_csv
 from tests.bot.test_workers import process_alive, wait_until
 from tests.fakes.openai_server import FakeOpenAI

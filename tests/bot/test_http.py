@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from tests.bot.conftest import DM, SIGNING_SECRET, BotUnderTest, dm_event, event_envelope
+from tests.bot.bot_under_test import SIGNING_SECRET, BotUnderTest, event_envelope
+from tests.bot.helpers import DM, dm_event
 
 CHALLENGE = {
     "token": "legacy",

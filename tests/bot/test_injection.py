@@ -17,7 +17,7 @@ from tests.bot.helpers import CHANNEL, DM, dm_event, final_answers, final_markdo
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 
 if TYPE_CHECKING:
-    from tests.bot.conftest import BotUnderTest
+    from tests.bot.bot_under_test import BotUnderTest
 
 HOSTILE_NAME = "<!channel> <@U0CEO> [login](https://evil.example.com) `x` evil.io @here.png"
 LIVE = re.compile(r"<[!@#a-z]|\]\(|https?:|@here|evil\.(?:example\.com|io)")

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.bot.conftest import DM, BotUnderTest, dm_event
+from tests.bot.bot_under_test import BotUnderTest
+from tests.bot.helpers import DM, dm_event
 
 
 def ledger_csv(target_bytes: int) -> bytes:

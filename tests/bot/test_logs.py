@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from tests.bot.conftest import DM, SIGNING_SECRET, BotUnderTest, dm_event
-from tests.bot.helpers import SMALL_CSV, final_answers
+from tests.bot.bot_under_test import SIGNING_SECRET, BotUnderTest
+from tests.bot.helpers import DM, SMALL_CSV, dm_event, final_answers
 from tests.fakes.openai_server import FakeOpenAI, text
 
 

@@ -29,7 +29,7 @@ from tests.bot.helpers import (
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 
 if TYPE_CHECKING:
-    from tests.bot.conftest import BotUnderTest
+    from tests.bot.bot_under_test import BotUnderTest
 
 ADVERTISING_AS_REVENUE = tool_call(
     "set_account_type", {"assignments": [{"label": "Advertising", "type": "revenue"}]}

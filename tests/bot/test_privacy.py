@@ -12,18 +12,8 @@ import pytest
 
 from bot.config import Settings
 from bot.files import WorkerPool
-from tests.bot.conftest import (
-    CHANNEL,
-    DM,
-    TEAM,
-    BotUnderTest,
-    base_env,
-    dm_event,
-    event_envelope,
-    mention_event,
-    start_bot,
-)
-from tests.bot.helpers import SMALL_CSV, final_answers
+from tests.bot.bot_under_test import BotUnderTest, base_env, event_envelope, start_bot
+from tests.bot.helpers import CHANNEL, DM, SMALL_CSV, TEAM, dm_event, final_answers, mention_event
 from tests.fakes.openai_server import FakeOpenAI, text
 
 SECRET_WORDS = "zeppelin hangar"

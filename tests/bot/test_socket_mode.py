@@ -14,7 +14,8 @@ from aiohttp import WSMsgType, web
 
 from bot.app import serve
 from bot.config import Settings
-from tests.bot.conftest import DM, base_env, dm_event, event_envelope, signed_headers
+from tests.bot.bot_under_test import base_env, event_envelope, signed_headers
+from tests.bot.helpers import DM, dm_event
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 

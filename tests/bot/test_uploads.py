@@ -8,15 +8,19 @@ import json
 
 from openpyxl import load_workbook
 
-from tests.bot.conftest import CHANNEL, DM, BotUnderTest, dm_event, mention_event
+from tests.bot.bot_under_test import BotUnderTest
 from tests.bot.helpers import (
+    CHANNEL,
+    DM,
     SMALL_CSV,
     answers_in,
+    dm_event,
     example_bytes,
     expected_report,
     final_answers,
     final_markdown,
     last_user_text,
+    mention_event,
 )
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 

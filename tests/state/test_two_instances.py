@@ -31,10 +31,13 @@ from bot.render import AnswerWriter, SlackBudget, WriterSettings
 from bot.shared import ORPHANED
 from bot.state.redis_client import connect
 from bot.state.registry import AnswerRecord, RedisRegistry
-from tests.bot.conftest import TEAM, USER, base_env, dm_event, event_envelope, signed_headers
+from tests.bot.bot_under_test import base_env, event_envelope, signed_headers
 from tests.bot.helpers import (
     SMALL_CSV,
+    TEAM,
+    USER,
     answers_in,
+    dm_event,
     final_answers,
     final_markdown,
     is_final,

@@ -3,39 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
-from aiohttp import web
 
 from analyst.agent import AgentSettings
 from bot.files import WorkerPool
-from bot.teams.server import TeamsServer, create_teams_app
 from bot.teams.settings import TeamsSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.teams_server import FakeTeams
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "budget_vs_actual.csv"
-
-
-@dataclass(slots=True)
-class RunningBot:
-    server: TeamsServer
-    url: str  # .../api/messages
-    base: str
-
-    @property
-    def deps(self):  # type: ignore[no-untyped-def]
-        return self.server.deps
-
-
-@pytest.fixture(scope="session")
-def workers() -> Iterator[WorkerPool]:
-    pool = WorkerPool(1)
-    yield pool
-    pool.shutdown()
+from tests.teams.helpers import EXAMPLE, RunningBot, start_bot
 
 
 @pytest.fixture
@@ -45,36 +23,11 @@ async def teams() -> AsyncIterator[FakeTeams]:
 
 
 @pytest.fixture
-async def model() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(teams: FakeTeams, model: FakeOpenAI, tmp_path: Path) -> TeamsSettings:
+def settings(teams: FakeTeams, model: FakeOpenAI, agent_settings: AgentSettings) -> TeamsSettings:
     env = teams.env() | {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": model.base_url}
     base = TeamsSettings.from_env(env, load_agent=False)
-    agent = AgentSettings(
-        api_key="sk-test",
-        base_url=model.base_url,
-        model="gpt-test",
-        timeout=10.0,
-        max_retries=1,
-        data_dir=tmp_path / "data",
-        max_turns=6,
-    )
+    agent = replace(agent_settings, timeout=10.0, max_retries=1)
     return replace(base, agent=agent, chunk_interval_s=0.2)
-
-
-async def start_bot(settings: TeamsSettings, workers: WorkerPool) -> tuple[RunningBot, web.AppRunner]:
-    server = create_teams_app(settings, workers=workers)
-    runner = web.AppRunner(server.web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
-    return RunningBot(server, f"{base}/api/messages", base), runner
 
 
 @pytest.fixture

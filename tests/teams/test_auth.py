@@ -10,7 +10,7 @@ from bot.teams.auth import BotTokenSource, TokenError
 from bot.teams.settings import TeamsSettings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.teams_server import FakeTeams
-from tests.teams.conftest import RunningBot
+from tests.teams.helpers import RunningBot
 
 
 def _bad_tokens(teams: FakeTeams) -> dict[str, str]:

@@ -10,7 +10,7 @@ from bot.teams.handlers import NO_FILE_FOR_GROUP
 from bot.teams.settings import TeamsSettings
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 from tests.fakes.teams_server import FakeTeams
-from tests.teams.conftest import RunningBot, start_bot
+from tests.teams.helpers import RunningBot, start_bot
 
 GROUP = "19:group-chat-1@thread.v2"
 

@@ -8,7 +8,7 @@ import json
 
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 from tests.fakes.teams_server import MAX_ACTIVITY_BYTES, FakeTeams
-from tests.teams.conftest import RunningBot
+from tests.teams.helpers import RunningBot
 
 ANSWER = (
     "Marketing is over budget mainly because of **Events & Conferences** (+193,449.71, +47.8%). "

@@ -1,48 +1,23 @@
 """Fixtures for the web chat's tests: the real aiohttp app on 127.0.0.1 against the fake OpenAI server.
 
-``web`` starts :func:`bot.web.app.create_web_app` as ``variance-bot web`` serves it (handler cancellation on, so
+``web_chat`` starts :func:`bot.web.app.create_web_app` as ``variance-bot web`` serves it (handler cancellation on, so
 a client that goes away cancels its handler) with the analyst pointed at the fake model server. Tests change
 the settings through ``web_settings_overrides``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from analyst.agent import AgentSettings
 from bot.files import WorkerPool
 from bot.limits import LimitSettings
-from bot.web.app import STATE_KEY, WebState, create_web_app
 from bot.web.settings import WebSettings
-from tests.fakes.openai_server import FakeOpenAI
-
-
-@dataclass
-class WebUnderTest:
-    url: str
-    http: aiohttp.ClientSession
-    state: WebState
-    runner: web.AppRunner
-
-
-@pytest.fixture(scope="session")
-def workers() -> Iterator[WorkerPool]:
-    pool = WorkerPool(2)
-    yield pool
-    pool.shutdown()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
+from tests.web.helpers import WebUnderTest, start_web
 
 
 @pytest.fixture
@@ -51,32 +26,13 @@ def web_settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def web_settings(fake: FakeOpenAI, tmp_path: Path, web_settings_overrides: dict[str, Any]) -> WebSettings:
-    agent = AgentSettings(
-        api_key="sk-test",
-        base_url=fake.base_url,
-        model="gpt-test",
-        timeout=5.0,
-        max_retries=2,
-        data_dir=tmp_path / "data",
-        max_turns=6,
-    )
+def web_settings(agent_settings: AgentSettings, web_settings_overrides: dict[str, Any]) -> WebSettings:
     settings = WebSettings(
-        agent=agent,
+        agent=agent_settings,
         keep_alive_s=5.0,
         limits=LimitSettings(user_max_running=2, user_questions_per_min=100, workspace_max_running=20),
     )
     return replace(settings, **web_settings_overrides)
-
-
-async def start_web(settings: WebSettings, workers: WorkerPool) -> WebUnderTest:
-    app = create_web_app(settings, workers=workers)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return WebUnderTest(f"http://127.0.0.1:{port}", aiohttp.ClientSession(), app[STATE_KEY], runner)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers for the web chat's tests: an SSE reader that follows the spec, and upload/ask shortcuts."""
+"""Helpers for the web chat's tests: the app on a local port, an SSE reader that follows the spec, and upload/ask
+shortcuts."""
 
 from __future__ import annotations
 
@@ -10,8 +11,31 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+
+from bot.web.app import STATE_KEY, WebState, create_web_app
+from bot.web.settings import WebSettings
+from bot.workers import WorkerPool
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "budget_vs_actual.csv"
+
+
+@dataclass
+class WebUnderTest:
+    url: str
+    http: aiohttp.ClientSession
+    state: WebState
+    runner: web.AppRunner
+
+
+async def start_web(settings: WebSettings, workers: WorkerPool) -> WebUnderTest:
+    app = create_web_app(settings, workers=workers)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return WebUnderTest(f"http://127.0.0.1:{port}", aiohttp.ClientSession(), app[STATE_KEY], runner)
 
 
 @dataclass(frozen=True, slots=True)

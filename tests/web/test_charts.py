@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bot.textfilter import ZWSP
-from bot.web.app import conversation_key
+from bot.web.state import conversation_key
 from tests.fakes.openai_server import FakeOpenAI, text, tool_call
 from tests.web.helpers import ask, deltas, upload, upload_example, without_comments
 

@@ -1,0 +1,64 @@
+"""Fixtures every test folder shares: the fake OpenAI server, the analyst's settings pointing at it, and one pool
+of reader processes.
+
+A folder's own ``conftest.py`` keeps only what is its own (its surface running against the fakes). Helpers live
+in importable modules (``tests/<folder>/helpers.py`` and the like), never in a conftest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bot.workers import WorkerPool
+from tests.fakes.openai_server import FakeOpenAI
+
+if TYPE_CHECKING:
+    from analyst.agent import AgentSettings
+
+
+@pytest.fixture(scope="session")
+def workers() -> Iterator[WorkerPool]:
+    """One pool for the whole run: starting reader processes costs more than most tests."""
+    pool = WorkerPool(2)
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
+async def openai() -> AsyncIterator[FakeOpenAI]:
+    """A fresh fake OpenAI server on 127.0.0.1 (Responses and Chat Completions, real errors and limits)."""
+    async with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(openai: FakeOpenAI) -> FakeOpenAI:
+    """The fake OpenAI server, under the name the agent and web tests use (``openai`` is the SDK there)."""
+    return openai
+
+
+@pytest.fixture
+def model(openai: FakeOpenAI) -> FakeOpenAI:
+    """The fake OpenAI server, under the name the Teams tests use."""
+    return openai
+
+
+@pytest.fixture
+def agent_settings(openai: FakeOpenAI, tmp_path: Path) -> AgentSettings:
+    """The analyst pointed at the fake OpenAI server, its memory under ``tmp_path``: each surface's tests start
+    from these (the agents SDK is imported here, not for every test folder)."""
+    from analyst.agent import AgentSettings
+
+    return AgentSettings(
+        api_key="sk-test",
+        base_url=openai.base_url,
+        model="gpt-test",
+        timeout=5.0,
+        max_retries=2,
+        data_dir=tmp_path / "data",
+        max_turns=6,
+    )
