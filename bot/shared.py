@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
@@ -26,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.logs import log_line
 from bot.render import AnswerWriter, DeliveryError
+from bot.render.delivery import SlackDoor
 from bot.state.claims import RedisClaims
 from bot.state.datasets import RedisSources
 from bot.state.limits import RedisLimits
@@ -45,6 +47,8 @@ SWEEP_S = 10.0
 LIMIT_LEASE_S = 120.0
 RERUN_WITHIN_S = 300.0  # an orphan left longer than this gets the note, not a re-run
 HANDOVER_WAIT_S = 10.0  # for the handed-over answers to write their last line at shutdown
+# The writer numbers an answer's messages 0, 1, 2, ... (its reposted finals 1000 and up: those are final already).
+MAX_CONTINUATION_PART = 1000
 ORPHANED = (
     "The bot instance writing this answer stopped before it finished, so this answer is incomplete. Please ask again."
 )
@@ -137,6 +141,7 @@ async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
             log_line("orphan", **fields, placed=None, error=error.code)
             await deps.registry.remove(record.answer_id)
             return False
+    await drop_continuations(deps, record)
     request = rerun_request(deps, record) if may_rerun(record) else None
     if request is not None:
         log_line("orphan", **fields, rerun=True, adoptions=record.adoptions, placed=record.message_ts is not None)
@@ -152,18 +157,50 @@ async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
         await deps.registry.remove(record.answer_id)
 
 
-async def unrecorded_first_message(deps: BotDeps, record: AnswerRecord) -> str | None:
-    """An orphan with no message recorded: its first post may have landed just before its instance died. Look
-    for it by the answer's marker (message metadata); raises :class:`DeliveryError` when Slack can't tell."""
-    door = AnswerWriter(
+def _door(deps: BotDeps, record: AnswerRecord) -> SlackDoor:
+    """The orphan's way into Slack, to find its messages by their marker (message metadata)."""
+    writer = AnswerWriter(
         deps.client,
         deps.budget,
         team_id=record.team,
         channel=record.channel,
         thread_ts=record.thread_ts,
         answer_id=record.answer_id,
-    ).door
-    return await door.find_posted(0, record.thread_ts, record.asked_at or time.time() - 3600)
+    )
+    return writer.door
+
+
+async def unrecorded_first_message(deps: BotDeps, record: AnswerRecord) -> str | None:
+    """An orphan with no message recorded: its first post may have landed just before its instance died. Look
+    for it by the answer's marker; raises :class:`DeliveryError` when Slack can't tell."""
+    return await _door(deps, record).find_posted(0, record.thread_ts, record.asked_at or time.time() - 3600)
+
+
+async def drop_continuations(deps: BotDeps, record: AnswerRecord) -> int:
+    """A long answer continues in more messages (replies under its first, each with the answer's marker and its
+    part number). The re-run or the note takes the first message, so a dead instance's continuations, left live,
+    are deleted; how many. Best effort: when Slack can't tell, they stay."""
+    if not record.message_ts:
+        return 0
+    from bot.answers import call_with_rate_retry
+
+    root = record.thread_ts or record.message_ts
+    try:
+        found = await _door(deps, record).our_messages(root, record.asked_at or time.time() - 3600)
+    except DeliveryError:
+        return 0
+    dropped = 0
+    for message in found:
+        part = ((message.get("metadata") or {}).get("event_payload") or {}).get("part")
+        ts = str(message.get("ts"))
+        if ts == record.message_ts or not isinstance(part, int) or not 0 < part < MAX_CONTINUATION_PART:
+            continue
+        try:
+            await call_with_rate_retry(partial(deps.client.chat_delete, channel=record.channel, ts=ts))
+            dropped += 1
+        except SlackApiError as error:
+            log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
+    return dropped
 
 
 async def write_orphan_note(deps: BotDeps, record: AnswerRecord) -> bool:

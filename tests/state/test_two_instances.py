@@ -394,6 +394,8 @@ async def test_an_orphan_that_cannot_be_re_run_gets_the_note(
     budget = SlackBudget()
     writer = AnswerWriter(client, budget, team_id=TEAM, channel=channel, settings=WriterSettings(placeholder_after=0))
     ts = await writer.start()
+    # It had overflowed into a second message (a reply under the first, with the answer's marker).
+    continued = await writer.door.post({"text": "Line 300: marketing moved by 300.00."}, part=1, thread_ts=ts)
     redis = connect(redis_url)
     try:
         gone = RedisRegistry(redis, instance="bot-gone", lease_s=0.5)
@@ -414,6 +416,7 @@ async def test_an_orphan_that_cannot_be_re_run_gets_the_note(
         assert not is_final(slack.messages[channel][ts])
         await slack.wait_for(lambda: is_final(slack.messages[channel][ts]), timeout=60)
         assert ORPHANED in (final_markdown(slack.messages[channel][ts]) or ""), why
+        assert slack.messages[channel][continued].deleted and [m.ts for m in answers_in(slack, channel)] == [ts]
         assert len(openai.requests) == requests_before  # nothing was re-run
         async with asyncio.timeout(10):  # the record goes once the note is written
             while await gone.get(writer.answer_id) is not None:
