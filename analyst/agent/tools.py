@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from agents import FunctionTool, RunContextWrapper, function_tool
@@ -223,45 +223,109 @@ def summary(ctx: AnalysisContext) -> str:
     return _bounded(lambda rows: {"headline": lead, "headline_rule": HEADLINE_RULE} | result.to_dict(max_rows=rows))
 
 
+_FULL_YEAR_HINT = (
+    "Later periods have a budget only and are left out, as in the headline. For the full year, budget-only "
+    "periods included, pass the filter {\"column\": \"period\", \"values\": %s}."
+)
+
+
+def _to_date_scope(
+    ctx: AnalysisContext, filters: Mapping[str, list[str]] | None
+) -> tuple[Mapping[str, Sequence[str] | str] | None, dict[str, Any] | None]:
+    """``filters`` limited to the periods with actuals, as the headline compares them, and the scope to state in
+    the output (``None`` for a file without periods). The caller's own period filter is kept as it is."""
+    from analyst.engine.to_date import periods_with_actuals
+
+    ds = ctx.dataset
+    if not ds.has_period:
+        return filters, None
+    scoped = periods_with_actuals(ds, ctx.options, filters)
+    every = [str(c) for c in ds.frame[PERIOD].cat.categories]
+    if scoped is filters or not scoped:
+        chosen = _names_periods(ctx, filters or {})
+        return filters, {"to_date": False, "periods": "as filtered" if chosen else _listed(every)}
+    compared = [str(p) for p in scoped[PERIOD]]
+    budget_only = [p for p in every if p not in set(compared)]
+    scope = {
+        "to_date": True,
+        "compared": _listed(compared),
+        "budget_only": _listed(budget_only),
+        "full_year": _FULL_YEAR_HINT % json.dumps(_whole_years(every), ensure_ascii=False),
+    }
+    return scoped, scope
+
+
+def _names_periods(ctx: AnalysisContext, keys: Iterable[str]) -> bool:
+    """Whether a filter names the periods itself (the period column under any of its names, or quarters)."""
+    from analyst.engine import prepared
+
+    prep = prepared.prepare(ctx.dataset, ctx.options)
+    return any(prepared.resolve_key(prep, key) in (PERIOD, prepared.QUARTER_KEY) for key in keys)
+
+
+def _listed(periods: Sequence[str]) -> list[str]:
+    """Period labels, the middle of a long list said in one entry."""
+    if len(periods) <= MAX_ROWS:
+        return list(periods)
+    return [*periods[:3], f"… {len(periods) - 6} more …", *periods[-3:]]
+
+
+def _whole_years(periods: Sequence[str]) -> list[str]:
+    """The years that name every period ("2025" for "2025-01" .. "2025-12"), else the periods themselves."""
+    years = list(dict.fromkeys(p[:4] for p in periods))
+    if all(len(p) == 7 and p[:4].isdigit() and p[4] == "-" for p in periods):
+        return years
+    return list(periods) if len(periods) <= MAX_ROWS else [*periods[:MAX_ROWS], "…"]
+
+
 def breakdown_of(
     ctx: AnalysisContext, by: Sequence[str], filters: Mapping[str, list[str]] | None, limit: int | None
 ) -> str:
     from analyst.engine import breakdown
 
     cap = MAX_ROWS if limit is None else max(1, min(int(limit), MAX_ROWS))
-    result = breakdown(ctx.dataset, list(by), filters=filters, opts=ctx.options, limit=cap)
-    return _bounded(lambda rows: result.to_dict(max_rows=min(rows, cap)))
+    scoped, scope = _to_date_scope(ctx, filters)
+    result = breakdown(ctx.dataset, list(by), filters=scoped, opts=ctx.options, limit=cap)
+    return _bounded(lambda rows: _with_scope(result.to_dict(max_rows=min(rows, cap)), scope))
+
+
+def _with_scope(data: dict[str, Any], scope: dict[str, Any] | None) -> dict[str, Any]:
+    return data if scope is None else {"scope": scope, **data}
 
 
 def drivers_of(
     ctx: AnalysisContext, by: Sequence[str] | None, n: int, filters: Mapping[str, list[str]] | None
 ) -> str:
     from analyst.engine import top_drivers
-    from analyst.engine.to_date import periods_with_actuals
 
     n = max(1, min(int(n), 10))
     # Every group is ranked anyway; asking for all of them lets the lists be cut here, where the groups of
     # unknown account type beyond the cut can be counted ("N more") rather than silently dropped.
     every_group = max(1, len(ctx.dataset.frame))
     by_list = list(by) if by else None
-    to_date_filters = periods_with_actuals(ctx.dataset, ctx.options, filters)  # budget-only periods left out
-    result = top_drivers(ctx.dataset, by=by_list, n=every_group, filters=to_date_filters, opts=ctx.options)
+    scoped, scope = _to_date_scope(ctx, filters)  # budget-only periods left out, as in the headline
+    result = top_drivers(ctx.dataset, by=by_list, n=every_group, filters=scoped, opts=ctx.options)
 
     def render(rows: int) -> dict[str, Any]:
         data = result.to_dict(max_rows=min(rows, n))
         hidden = len(result.unclassified) - len(data["unclassified"])
         if hidden > 0:
             data["unclassified_more"] = hidden  # groups of unknown account type not listed
-        return data
+        return _with_scope(data, scope)
 
     return _bounded(render)
 
 
 def detail_of(ctx: AnalysisContext, filters: Mapping[str, str]) -> str:
     from analyst.engine import line_detail
+    from analyst.engine.to_date import to_date
 
-    result = line_detail(ctx.dataset, dict(filters), opts=ctx.options)
-    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+    # The line's totals compare the periods with actuals, as the headline does, unless a period is named.
+    scoped = None if _names_periods(ctx, filters) else to_date(ctx.dataset, ctx.options)
+    ds = ctx.dataset if scoped is None else scoped.dataset
+    result = line_detail(ds, dict(filters), opts=ctx.options)
+    scope = _to_date_scope(ctx, None)[1] if scoped is not None else None
+    return _bounded(lambda rows: _with_scope(result.to_dict(max_rows=rows), scope))
 
 
 def trend_of(ctx: AnalysisContext, filters: Mapping[str, list[str]] | None) -> str:
@@ -273,6 +337,10 @@ def trend_of(ctx: AnalysisContext, filters: Mapping[str, list[str]] | None) -> s
 
     def render(rows: int) -> dict[str, Any]:
         data = result.to_dict(max_rows=rows)
+        if ctx.dataset.has_period:
+            # Unlike the other tools, the trend keeps the budget-only periods: the full-year projection needs them.
+            data = {"scope": {"to_date": False, "periods": "every period; those with a budget only have "
+                              "has_actual false and no variance"}, **data}
         if mixed:
             # Revenue and costs per period, and the effect on profit: the per-period headline of a mixed file.
             data["headline_rule"] = HEADLINE_RULE
@@ -289,8 +357,9 @@ def trend_of(ctx: AnalysisContext, filters: Mapping[str, list[str]] | None) -> s
 def pvm_of(ctx: AnalysisContext, by: str | None, filters: Mapping[str, list[str]] | None) -> str:
     from analyst.engine import price_volume_mix
 
-    result = price_volume_mix(ctx.dataset, by=by or None, filters=filters, opts=ctx.options)
-    return _bounded(lambda rows: result.to_dict(max_rows=rows))
+    scoped, scope = _to_date_scope(ctx, filters)
+    result = price_volume_mix(ctx.dataset, by=by or None, filters=scoped, opts=ctx.options)
+    return _bounded(lambda rows: _with_scope(result.to_dict(max_rows=rows), scope))
 
 
 def set_roles(

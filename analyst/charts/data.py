@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from analyst.dataset import PERIOD, Dataset
 from analyst.engine import AnalysisError, AnalysisOptions, breakdown, period_view, top_drivers
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.to_date import periods_with_actuals
 
 Favourable = bool | None

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from analyst.dataset import Dataset
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.accounts import TYPE_CODE, TYPE_ORDER
 from analyst.engine.options import AccountType, AnalysisOptions
 

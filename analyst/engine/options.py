@@ -29,8 +29,9 @@ class Materiality:
     """Thresholds a line's variance must pass to be *material*.
 
     ``auto_amount``: the amount is the default and scales with the file (see
-    :func:`analyst.engine.materiality_amount`): 10,000 currency units, written in the file's units (10 in a file
-    "in $000s"), and at most 1 % of the total |reference| (rounded down to 1, 2 or 5 × a power of ten). An amount
+    :mod:`analyst.engine.materiality`): 10,000 currency units, written in the file's units (10 in a file
+    "in $000s"), at most 1 % and at least 0.1 % of the total |reference| (rounded down to 1, 2 or 5 × a power of
+    ten). An amount
     the user gave is used as it is (``auto_amount=False``, the default for an explicit ``Materiality(...)``).
     """
 

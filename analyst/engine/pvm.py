@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analyst.dataset import ACTUAL_QTY, REFERENCE_QTY, Dataset
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.errors import AnalysisError
 from analyst.engine.options import AnalysisOptions
 from analyst.engine.variance import Filters, line_keys

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from analyst.dataset import PERIOD, Dataset
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.options import AnalysisOptions
 from analyst.engine.periods import period_view
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analyst.dataset import PERIOD, Dataset
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.errors import AnalysisError
 from analyst.engine.options import AccountType, AnalysisOptions, Materiality
 

@@ -97,7 +97,7 @@ def start_encoding(
     # Columns that need codes cost more: queued first, so the last task to finish is a short one.
     for name in sorted(columns, key=lambda n: n not in with_codes):
         column = columns[name]
-        chunked = _arrow_strings(column)
+        chunked = arrow_strings(column)
         wants_codes = name in with_codes
         if chunked is None:
             jobs[name] = [submit(_encode_with_pandas, column, wants_codes)]
@@ -142,7 +142,7 @@ class _Inline(Executor):
         return future
 
 
-def _arrow_strings(column: pd.Series) -> pa.ChunkedArray | None:
+def arrow_strings(column: pd.Series) -> pa.ChunkedArray | None:
     """The pyarrow chunks behind a pyarrow-backed string column (no copy), else None."""
     if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
         chunked = column.array.__arrow_array__()

@@ -16,7 +16,7 @@ from typing import Any
 
 from analyst.dataset import PERIOD, Dataset
 from analyst.engine import AnalysisOptions, breakdown
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.report import Report, build_report
 
 # By-period figures kept per line for the commentary (the latest periods; a few are enough to say "since June").

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analyst.dataset import PERIOD, Dataset
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.headline import Headline, headline, headlines_by
 from analyst.engine.options import AccountType, AnalysisOptions, Materiality
 from analyst.engine.periods import PeriodView, period_view

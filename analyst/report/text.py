@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from analyst.engine import _core as core
+from analyst.engine import prepared as core
 from analyst.engine.headline import Headline
+from analyst.engine.materiality import amount_text
 from analyst.engine.options import AccountType, MaterialityMode
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Formats:
 
     def materiality(self) -> str:
         m = self.report.materiality
-        amount = f"|variance| ≥ {m.amount:,.6g}"
+        amount = f"|variance| ≥ {amount_text(m.amount)}"
         percent = f"|variance %| ≥ {m.percent:g}%"
         text = {
             MaterialityMode.AND: f"{amount} and {percent}",

@@ -246,3 +246,62 @@ async def test_summary_and_drivers_compare_the_periods_with_actuals() -> None:
     assert out["totals"]["reference"] == 3000.0
     drivers = json.loads(await invoke("top_drivers", context, {"by": None, "n": 5, "filters": None}))
     assert [r["variance"] for r in drivers["unfavourable"]] == [300.0] and drivers["favourable"] == []
+
+
+def _rent_and_ads_to_march() -> AnalysisContext:
+    from analyst.ingest import load_dataset
+
+    # A full-year budget (Rent 1,000 and Advertising 500 a month); actuals for January to March only.
+    text = "Month,Account,Budget,Actual\n" + "".join(
+        f"2025-{m:02d},Rent,1000,{'1100' if m <= 3 else ''}\n2025-{m:02d},Advertising,500,{'400' if m <= 3 else ''}\n"
+        for m in range(1, 13)
+    )
+    return AnalysisContext(dataset=load_dataset(text.encode(), filename="fy2025.csv"))
+
+
+async def test_breakdown_compares_the_periods_with_actuals_and_says_so() -> None:
+    context = _rent_and_ads_to_march()
+    out = json.loads(await invoke("breakdown", context, {"by": ["Account"]}))
+    # To date: Rent 3 × 1,100 = 3,300 vs 3 × 1,000 = 3,000 (+300);
+    # Advertising 3 × 400 = 1,200 vs 3 × 500 = 1,500 (−300).
+    rows = {r["Account"]: (r["actual"], r["reference"], r["variance"]) for r in out["rows"]}
+    assert rows == {"Rent": (3_300.0, 3_000.0, 300.0), "Advertising": (1_200.0, 1_500.0, -300.0)}
+    assert (out["total"]["actual"], out["total"]["reference"]) == (4_500.0, 4_500.0)
+    scope = out["scope"]
+    assert scope["to_date"] is True and scope["compared"] == ["2025-01", "2025-02", "2025-03"]
+    assert scope["budget_only"] == [f"2025-{m:02d}" for m in range(4, 13)]
+    assert '{"column": "period", "values": ["2025"]}' in scope["full_year"]
+    # Asking for the full year as the output says: every month's budget, the budget-only months included.
+    year = [{"column": "period", "values": ["2025"]}]
+    full = json.loads(await invoke("breakdown", context, {"by": ["Account"], "filters": year}))
+    rows = {r["Account"]: (r["actual"], r["reference"], r["variance"]) for r in full["rows"]}
+    assert rows == {"Rent": (3_300.0, 12_000.0, -8_700.0), "Advertising": (1_200.0, 6_000.0, -4_800.0)}
+    assert full["scope"] == {"to_date": False, "periods": "as filtered"}
+
+
+async def test_drivers_detail_and_trend_state_their_periods() -> None:
+    context = _rent_and_ads_to_march()
+    drivers = json.loads(await invoke("top_drivers", context, {"by": ["Account"], "n": 5}))
+    assert [(r["Account"], r["variance"]) for r in drivers["unfavourable"]] == [("Rent", 300.0)]
+    assert [(r["Account"], r["variance"]) for r in drivers["favourable"]] == [("Advertising", -300.0)]
+    assert drivers["scope"]["to_date"] is True and drivers["scope"]["compared"][-1] == "2025-03"
+    detail = json.loads(await invoke("line_detail", context, {"filters": [{"column": "Account", "value": "Rent"}]}))
+    assert (detail["total"]["actual"], detail["total"]["reference"]) == (3_300.0, 3_000.0)
+    assert detail["scope"]["to_date"] is True
+    march = json.loads(
+        await invoke("line_detail", context, {"filters": [{"column": "Month", "value": "2025-04"}]})
+    )
+    # A period named by the caller is kept: April has a budget only (1,000 + 500) and no actual.
+    assert (march["total"]["actual"], march["total"]["reference"]) == (0.0, 1_500.0) and "scope" not in march
+    trend = json.loads(await invoke("period_trend", context, {"filters": None}))
+    assert trend["scope"]["to_date"] is False and len(trend["periods"]) == 12
+
+
+async def test_a_file_whose_periods_all_have_actuals_lists_them() -> None:
+    from analyst.ingest import load_dataset
+
+    text = "Month,Account,Budget,Actual\n2025-01,Rent,1000,1100\n2025-02,Rent,1000,900\n"
+    context = AnalysisContext(dataset=load_dataset(text.encode(), filename="two.csv"))
+    out = json.loads(await invoke("breakdown", context, {"by": ["Account"]}))
+    assert out["scope"] == {"to_date": False, "periods": ["2025-01", "2025-02"]}
+    assert [(r["actual"], r["reference"]) for r in out["rows"]] == [(2_000.0, 2_000.0)]

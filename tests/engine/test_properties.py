@@ -9,8 +9,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyst.engine import _core as core
 from analyst.engine import breakdown, period_view, price_volume_mix, summarize, top_drivers
+from analyst.engine import prepared as core
 from analyst.engine.options import AnalysisOptions
 from tests.engine.helpers import make_dataset
 

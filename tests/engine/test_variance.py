@@ -18,7 +18,7 @@ from analyst.engine import (
     summarize,
     top_drivers,
 )
-from analyst.engine._core import material_mask
+from analyst.engine.materiality import material_mask
 from tests.engine.helpers import make_dataset
 
 COLUMNS = ["Department", "Account", "period", "actual", "reference"]

@@ -294,6 +294,46 @@ def test_11_explicit_flags_still_win() -> None:
     assert not any(r["material"] for r in d["lines"])
 
 
+def test_11_a_file_in_billions_without_a_unit_raises_the_default_amount() -> None:
+    # No unit anywhere: the amounts are read as written, and nothing says "in $000s".
+    data = (
+        b"Account,Budget,Actual\n"
+        b"Product revenue,4000000000,4100000000\nSalaries,2500000000,2550000000\n"
+        b"Travel,30000000,36000000\nSoftware,500000,560000\n"
+    )
+    ds = load_dataset(data, filename="group_pnl.csv")
+    assert ds.unit == 1 and not any("Amounts are in" in w for w in ds.warnings)
+    s = summarize(ds)
+    # Σ|budget| = 4,000,000,000 + 2,500,000,000 + 30,000,000 + 500,000 = 6,530,500,000; 0.1 % = 6,530,500, rounded
+    # down to 5,000,000: above the 10,000 default, which would make a 60,000 software overrun "material".
+    assert s.materiality.amount == 5_000_000.0
+    assert s.materiality_rule == "the default 10,000, raised to 0.1% of the total |reference| (rounded down): 5,000,000"
+    lines = {r["Account"]: r for r in breakdown(ds, ["Account"]).to_dict()["rows"]}
+    assert lines["Travel"]["variance"] == 6_000_000.0 and lines["Travel"]["material"] is True  # +20 %
+    assert lines["Software"]["variance"] == 60_000.0 and lines["Software"]["material"] is False  # +12 %, small
+    assert lines["Salaries"]["material"] is False  # +50,000,000 is +2 %
+    text = build_report(ds).to_text()
+    assert "|variance| ≥ 5,000,000 and |variance %| ≥ 10%" in text and "raised to 0.1%" in text
+
+
+def test_11_round_thousands_without_a_unit_are_not_guessed_to_be_thousands() -> None:
+    # Every amount a round thousand, no unit marker: the file is in currency units, rounded. Nothing is guessed.
+    data = (
+        b"Account,Budget,Actual\n"
+        b"Revenue,50000000,48000000\nSalaries,20000000,21000000\nTravel,750000,900000\n"
+    )
+    ds = load_dataset(data, filename="rounded.csv")
+    assert ds.unit == 1 and ds.unit_evidence is None
+    s = summarize(ds)
+    # Σ|budget| = 70,750,000; 0.1 % = 70,750 → 50,000.
+    assert s.materiality.amount == 50_000.0 and s.materiality_rule.endswith(": 50,000")
+    lines = {r["Account"]: r for r in breakdown(ds, ["Account"]).to_dict()["rows"]}
+    assert lines["Travel"]["material"] is True  # +150,000, +20 %
+    assert lines["Salaries"]["material"] is False  # +1,000,000 but +5 %
+    data = json.loads(json.dumps(build_report(ds).to_json_dict()))
+    assert data["materiality"] == {"amount": 50_000.0, "percent": 10.0, "mode": "and", "rule": s.materiality_rule}
+
+
 # 12 ------------------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,9 @@ import pandas as pd
 from analyst.dataset import ACCOUNT_TYPE, ACTUAL, PERIOD, REFERENCE, Dataset
 from analyst.engine.accounts import SIGN_BY_CODE, TYPE_ORDER, UNKNOWN_CODE, classify_codes
 from analyst.engine.errors import AnalysisError
-from analyst.engine.options import DEFAULT_AMOUNT, AnalysisOptions, Materiality, MaterialityMode
+from analyst.engine.materiality import default_amount, material_mask
+from analyst.engine.options import DEFAULT_AMOUNT, AnalysisOptions, Materiality
+from analyst.engine.quarters import period_group_hits, quarter_column, quarter_hits
 
 # Private columns of the prepared frame (names no export would use).
 A = "__a"  # actual, int64 minor units, NaN -> 0
@@ -82,36 +84,6 @@ def _to_minor(values: pd.Series, unit: int) -> tuple[np.ndarray, np.ndarray]:
     missing = ~np.isfinite(floats)
     minor = np.rint(np.where(missing, 0.0, floats) * unit).astype(np.int64)
     return minor, missing
-
-
-def _nice_floor(value: float) -> float:
-    """The largest 1, 2 or 5 × 10^k not above ``value`` (0 for 0)."""
-    if value <= 0:
-        return 0.0
-    power = 10.0 ** np.floor(np.log10(value))
-    for step in (5.0, 2.0, 1.0):
-        if step * power <= value:
-            return float(step * power)
-    return float(power)
-
-
-def default_amount(ds: Dataset, total_abs_reference: int, scale: int) -> tuple[float, str]:
-    """The default materiality amount for a file, and the rule, in words, that gave it.
-
-    10,000 currency units, written in the file's units (÷ 1,000 for a file in thousands); at most 1 % of the
-    total |reference|, rounded down to 1, 2 or 5 × a power of ten, so a small file or one in $000s without a
-    marker still has material lines."""
-    unit = max(int(getattr(ds, "unit", 1) or 1), 1)
-    base = DEFAULT_AMOUNT / unit
-    unit_words = {1_000: "thousands", 1_000_000: "millions"}.get(unit)
-    rule = "the default 10,000" + (f" currency units = {base:,.6g} in this file's {unit_words}" if unit_words else "")
-    if total_abs_reference <= 0:
-        return base, rule
-    cap = max(_nice_floor(0.01 * total_abs_reference / 10**scale), 10.0**-scale)
-    if cap < base:
-        return cap, f"{rule}, capped at 1% of the total |reference| (rounded down): {cap:,.6g}"
-    return base, rule
-
 
 
 def prepare(ds: Dataset, opts: AnalysisOptions) -> Prepared:
@@ -207,61 +179,6 @@ def _types_stored_negative(codes: np.ndarray, actual: np.ndarray, reference: np.
 # --- resolving columns and filters -----------------------------------------------------------------------
 
 
-_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_YEAR_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def _month_of(label: str) -> tuple[str, int] | None:
-    """(year or "", month 1..12) of a period label "YYYY-MM" or "Jan".."Dec"; None for anything else."""
-    found = _YEAR_MONTH_RE.match(label)
-    if found and 1 <= int(found.group(2)) <= 12:
-        return found.group(1), int(found.group(2))
-    word = label.strip().casefold()[:3]
-    if word in _MONTH_NAMES and len(label.strip()) <= 9:
-        return "", _MONTH_NAMES.index(word) + 1
-    return None
-
-
-def quarter_column(period: pd.Series) -> pd.Categorical[str] | None:
-    """Quarter labels ("2025-Q3", or "Q3" without a year) for a monthly period, mapped through its categories."""
-    labels = [str(c) for c in period.cat.categories]
-    months = [m for m in map(_month_of, labels) if m is not None]
-    if not labels or len(months) != len(labels):
-        return None
-    names = [f"{year}-Q{(month - 1) // 3 + 1}" if year else f"Q{(month - 1) // 3 + 1}" for year, month in months]
-    order = list(dict.fromkeys(names))
-    lookup = np.array([order.index(n) for n in names] + [-1], dtype=np.int64)
-    codes = lookup[period.cat.codes.to_numpy()]  # a missing period (-1) picks the trailing -1
-    return pd.Categorical.from_codes(codes, categories=pd.Index(order), ordered=True)
-
-
-_PERIOD_GROUP_RE = re.compile(
-    r"^(?:(?P<y1>\d{4})[\s\-/]*)?(?P<kind>[QH])(?P<n>[1-4])(?:[\s\-/]*(?P<y2>\d{4}))?$|^(?P<year>\d{4})$",
-    re.IGNORECASE,
-)
-
-
-def period_group_hits(labels: Sequence[str], value: str) -> list[int]:
-    """The period labels inside a year, quarter or half named by ``value`` ("2025", "Q3", "2025-Q3", "H1 2025")."""
-    found = _PERIOD_GROUP_RE.match(value.strip())
-    if not found:
-        return []
-    year = found.group("year") or found.group("y1") or found.group("y2") or ""
-    kind, n = (found.group("kind") or "").upper(), int(found.group("n") or 0)
-    hits: list[int] = []
-    for i, label in enumerate(labels):
-        month = _month_of(label)
-        if month is None:
-            return []
-        label_year, number = month
-        if year and label_year != year:
-            continue
-        if (kind == "Q" and (number - 1) // 3 + 1 != n) or (kind == "H" and (number - 1) // 6 + 1 != n):
-            continue
-        hits.append(i)
-    return hits
-
-
 def _choices(values: Sequence[object]) -> str:
     shown = [str(v) for v in values[:MAX_CHOICES_SHOWN]]
     more = len(values) - len(shown)
@@ -328,7 +245,7 @@ def filter_mask(prep: Prepared, filters: Mapping[str, Sequence[str] | str] | Non
             exact = [i for i, label in enumerate(labels) if label == value]
             hits = exact or [i for i, label in enumerate(labels) if _fold(label) == _fold(value)]
             if not hits and key in (PERIOD, QUARTER_KEY):
-                hits = period_group_hits(labels, value) if key == PERIOD else _quarter_hits(labels, value)
+                hits = period_group_hits(labels, value) if key == PERIOD else quarter_hits(labels, value)
             allowed.update(hits)
             if not hits:
                 unmatched.append(value)
@@ -344,16 +261,6 @@ def filter_mask(prep: Prepared, filters: Mapping[str, Sequence[str] | str] | Non
         described = "; ".join(f"{k} = {v}" for k, v in filters.items())
         raise AnalysisError(f"No rows match all of these filters together: {described}.")
     return mask
-
-
-def _quarter_hits(labels: Sequence[str], value: str) -> list[int]:
-    """Quarter labels matching "Q3" in any year, or "Q3 2025" / "2025Q3" written another way."""
-    found = _PERIOD_GROUP_RE.match(value.strip())
-    if not found or (found.group("kind") or "").upper() != "Q":
-        return []
-    year = found.group("y1") or found.group("y2") or ""
-    wanted = f"Q{found.group('n')}"
-    return [i for i, label in enumerate(labels) if label.endswith(wanted) and (not year or label.startswith(year))]
 
 
 def normalise_filters(filters: Mapping[str, Sequence[str] | str] | None) -> dict[str, list[str]]:
@@ -437,26 +344,6 @@ def _aggregate_columns(frame: pd.DataFrame, keys: Sequence[str], sum_columns: li
     table["__tmin"] = type_codes.min()
     table["__tmax"] = type_codes.max()
     return table.reset_index()
-
-
-def material_mask(variance: np.ndarray, reference: np.ndarray, unit: int, m: Materiality) -> np.ndarray:
-    """Lines that pass the materiality test, on minor units (a reference of 0 passes the percent test)."""
-    variance = np.asarray(variance, dtype=np.int64)
-    reference = np.asarray(reference, dtype=np.int64)
-    size = np.abs(variance)
-    by_amount = size >= round(m.amount * unit)
-    by_percent = np.where(
-        reference == 0, True, size.astype(np.float64) * 100.0 >= m.percent * np.abs(reference)
-    )
-    if m.mode is MaterialityMode.AND:
-        passed = by_amount & by_percent
-    elif m.mode is MaterialityMode.OR:
-        passed = by_amount | by_percent
-    elif m.mode is MaterialityMode.AMOUNT:
-        passed = by_amount
-    else:
-        passed = by_percent
-    return np.asarray(passed & (variance != 0), dtype=bool)
 
 
 def missing_side(no_actual: np.ndarray, no_reference: np.ndarray, rows: np.ndarray) -> np.ndarray:
