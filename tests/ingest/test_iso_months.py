@@ -104,3 +104,10 @@ def test_a_ledger_of_iso_dates_sums_by_month() -> None:
         ("2025-01", 160.5, 150.0),
         ("2025-02", 990.0, 1_000.0),
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(iso_like, min_size=1, max_size=30))
+def test_a_sample_of_iso_dates_is_judged_periodic_as_its_labels_say(values: list[str]) -> None:
+    labels = periods.labels_for_uniques(list(dict.fromkeys(values)))
+    assert periods.looks_like_periods(values) == (sum(label is not None for label in labels) >= 0.9 * len(labels))
