@@ -11,17 +11,20 @@ Slack side (:mod:`bench.fake_slack`) enforces Slack's limits with HTTP 429 + Ret
 
 Modes (the same :class:`bot.render.AnswerWriter` and :class:`bot.render.SlackBudget` as the bot):
 
-- ``legacy``: today's writer, the baseline: a placeholder posted at once, then every visible change an edit
-  (``WriterSettings(placeholder_after=0)``).
+- ``legacy``: the baseline: a placeholder posted at once, then every visible change an edit
+  (``WriterSettings(placeholder_after=0)``; its final shares today's planner: an edit, or post + delete).
 - ``edits``: the first text rides on the post (a placeholder only if no text came within 1.5 s), later text
-  and the final are edits, a final kept waiting by a spent window is reposted.
+  and the final are edits; when the edit window can't serve one more live message the answer goes out in
+  parts (posts of complete blocks), and a final the edit window can't take now is reposted (post + delete).
+  See :mod:`bot.render.planner`.
 - ``stream``: native streams while the workspace's Tier-2 windows admit them, edits otherwise.
 
 Windows: ``fresh`` (nothing spent), ``busy`` (the previous minute's edit budget already spent by earlier
 answers: 45 ``chat.update`` in the last 40 s, as counted both by Slack and by the bot's budget), ``busy-all``
 (also 18 each of ``chat.startStream``/``chat.stopStream``: earlier answers were streamed).
 
-Printed per scenario: 429s received (target 0), edits per answer, p50/p95 seconds from an answer's first delta
+Printed per scenario: 429s received (target 0), edits per answer, messages per answer (more than one: the
+answer went out in parts), p50/p95 seconds from an answer's first delta
 until Slack showed its first text, from its last delta until the thread reached its final state, the longest
 gap between visible changes while text streamed (1 answer), and answers whose final thread is not exactly the
 answer once (lost or duplicated text; target 0). Times are taken on the Slack side.
@@ -162,6 +165,7 @@ class Result:
     answers: int
     ratelimited: int = 0
     edits: list[int] = field(default_factory=list)
+    messages: list[int] = field(default_factory=list)
     first_visible: list[float] = field(default_factory=list)
     to_final: list[float] = field(default_factory=list)
     max_gap: list[float] = field(default_factory=list)
@@ -220,6 +224,7 @@ async def scenario(mode: str, window: str, n: int, *, words: int, rate: float, s
                 live = [t for t in changes if min(shown) <= t <= final_at]
                 result.max_gap.append(max((b - a for a, b in itertools.pairwise(live)), default=0.0))
             parts = [m.text.replace(ZWSP, "") for m in thread if not m.deleted]
+            result.messages.append(len(parts))
             if not reassembles(parts, texts[i]):
                 result.wrong += 1
                 continue
@@ -238,8 +243,9 @@ def pct(values: list[float], q: float) -> str:
 def row(r: Result) -> str:
     edits = statistics.mean(r.edits) if r.edits else 0.0
     gap = f"{max(r.max_gap):.2f}" if r.max_gap else "-"
+    msgs = statistics.mean(r.messages) if r.messages else 0.0
     return (
-        f"| {r.answers} | {r.window} | {r.mode} | {r.ratelimited} | {edits:.1f} | {r.streams} | "
+        f"| {r.answers} | {r.window} | {r.mode} | {r.ratelimited} | {edits:.1f} | {msgs:.1f} | {r.streams} | "
         f"{pct(r.first_visible, 50)} / {pct(r.first_visible, 95)} | {pct(r.to_final, 50)} / {pct(r.to_final, 95)} | "
         f"{gap} | {r.wrong}/{r.answers} |"
     )
@@ -254,12 +260,15 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="deltas per second per answer")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    print(f"{args.words} words at {args.rate:.0f} deltas/s per answer, one DM thread each; legacy = today's writer")
     print(
-        "| answers | window | mode | 429s | edits/answer | streams | first text p50 / p95 s | "
+        f"{args.words} words at {args.rate:.0f} deltas/s per answer, one DM thread each; legacy = the baseline "
+        "(a placeholder at once, then every visible change an edit)"
+    )
+    print(
+        "| answers | window | mode | 429s | edits/answer | messages/answer | streams | first text p50 / p95 s | "
         "final p50 / p95 s | max gap s | wrong |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in args.answers:
         for window in args.windows:
             for mode in args.modes:

@@ -37,7 +37,7 @@ from bot.files import (
 from bot.logs import AnswerLog
 from bot.metrics import MeteredRun
 from bot.overrides import NotedRun, with_note
-from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, WriterSettings
+from bot.render import AnswerOutcome, AnswerWriter, DeliveryError, Reaction, WriterSettings
 from bot.state.registry import AnswerRecord
 from bot.textfilter import neutralise
 from bot.workers import WorkerFailed
@@ -184,7 +184,6 @@ async def resolve_file(deps: BotDeps, file: SlackFile) -> SlackFile:
     return SlackFile.from_object(obj) if isinstance(obj, dict) else file
 
 
-
 async def load_file(
     deps: BotDeps,
     request: AnswerRequest,
@@ -287,6 +286,10 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     if slow_start and not request.assistant_thread:
         # Reading a file, or a month-end pack's progress: say so at once (with a Stop button).
         placeholder_after = 0.0
+    # Native streams only for a reply in a thread (a DM thread or an assistant thread). chat.startStream's
+    # reference calls thread_ts optional, but whether a top-level DM message can stream is not verified (and
+    # streamed messages are documented as replies to a user request), so a top-level DM answer is one edited
+    # message instead (bot.render.planner); it streams natively once the person asks in a thread.
     return WriterSettings(
         placeholder_after=placeholder_after,
         native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
@@ -325,6 +328,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     writer = new_writer(deps, request, answer_id)
     control = AnswerControl()
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
+    deps.threads.add(request.team, request.channel, request.thread_ts, answer_id)
+    reaction = _acknowledge(deps, request)
     deps.metrics.running.inc()
     asked = time.monotonic()
     record = AnswerRecord(
@@ -396,6 +401,9 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         if placing is not None:
             placing.cancel()
         deps.running.remove(answer_id)
+        deps.threads.remove(request.team, request.channel, request.thread_ts, answer_id)
+        if reaction is not None:
+            deps.spawn(reaction.remove(), name="reaction")
         deps.metrics.running.dec()
         if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
             await asyncio.shield(deps.registry.release(answer_id))  # a survivor brings it to a final state now
@@ -411,6 +419,15 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         deps.metrics.answers.labels(entry=request.entry, outcome=_metric_outcome(log_entry.outcome)).inc()
         log_entry.emit()
     return outcome
+
+
+def _acknowledge(deps: BotDeps, request: AnswerRequest) -> Reaction | None:
+    """:eyes: on the question while its answer runs (DMs and channels; an assistant thread shows its status)."""
+    if request.assistant_thread or not request.source_ts:
+        return None
+    reaction = Reaction(deps.client, deps.budget, request.team, request.channel, request.source_ts)
+    reaction.add()
+    return reaction
 
 
 def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Callable[[int], None]:

@@ -1,6 +1,7 @@
 """What the listeners share (:class:`BotDeps`), and the process-wide Slack budget it carries.
 
-Settings, the Slack client, the conversation store, the deduplicator, the running answers (for Stop), the worker
+Settings, the Slack client, the conversation store, the deduplicator, the running answers (for Stop, by id and by
+thread), the worker
 pool that reads files, the workspace-wide Slack budget (:class:`bot.render.SlackBudget`) and the answer tasks.
 """
 
@@ -28,6 +29,28 @@ log = logging.getLogger("variance.bot")
 SHUTDOWN = "The bot is restarting, so I stopped here. Please ask again in a minute."
 
 
+class AnswerThreads:
+    """Which answers run in which thread (``(team, channel, thread_ts or "")``), so that typing "stop" in the
+    thread of a running answer can stop it (:mod:`bot.listeners.stop_words`)."""
+
+    def __init__(self) -> None:
+        self._by_thread: dict[tuple[str, str, str], list[str]] = {}
+
+    def add(self, team: str, channel: str, thread_ts: str | None, answer_id: str) -> None:
+        self._by_thread.setdefault((team, channel, thread_ts or ""), []).append(answer_id)
+
+    def remove(self, team: str, channel: str, thread_ts: str | None, answer_id: str) -> None:
+        key = (team, channel, thread_ts or "")
+        ids = self._by_thread.get(key, [])
+        if answer_id in ids:
+            ids.remove(answer_id)
+        if not ids:
+            self._by_thread.pop(key, None)
+
+    def running_in(self, team: str, channel: str, thread_ts: str | None) -> list[str]:
+        return list(self._by_thread.get((team, channel, thread_ts or ""), []))
+
+
 class Claims(Protocol):
     """Claim a key once (an event id, a message's channel + ts): in this process, or across instances."""
 
@@ -48,6 +71,7 @@ class BotDeps:
     sources: Any = field(default_factory=LocalSources)
     registry: Any = field(default_factory=LocalRegistry)
     metrics: Metrics = field(default_factory=Metrics)
+    threads: AnswerThreads = field(default_factory=AnswerThreads)
     accepting: bool = True  # False once a shutdown began: new events are left to the other instances
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None

@@ -42,6 +42,7 @@ from bot.listeners.common import (
     within_limits,
 )
 from bot.listeners.direct_messages import handle_direct_message
+from bot.listeners.stop_words import is_stop_request, stop_from_thread
 from bot.logs import log_line
 from bot.overrides import is_reset, reset_message
 from bot.textfilter import neutralise
@@ -109,6 +110,11 @@ async def handle_assistant_message(
         await reply(refused)
         return
     question = question_text(event.get("text"), bot_user_id)
+    if is_stop_request(question) and not event.get("files"):
+        await stop_from_thread(
+            deps, team=team, channel=channel, thread_ts=thread_ts, user=user, message_ts=event.get("ts")
+        )
+        return
     if is_reset(question) and not event.get("files"):
         dropped = deps.store.reset_overrides(thread_conversation_id(team, channel, thread_ts))
         await post_notice(deps, channel, thread_ts, reset_message(dropped))

@@ -1,16 +1,24 @@
 """Rendering analyst answers into Slack.
 
 - :mod:`bot.render.delivery`: Slack's error vocabulary and the one door through which every text reaches
-  Slack (text filter, exactly-once posts found again by their metadata marker).
-- :mod:`bot.render.pacing`: the budgets. :class:`SlackBudget` holds one :class:`UpdateScheduler` per
-  ``(team_id, method)`` (its window counted by a :class:`RollingWindow`, in-process today) plus per-channel
-  post pacing and native-stream admission; create one per process and share it.
-- :mod:`bot.render.modes`: how live text travels (edits, or a native stream).
-- :class:`AnswerWriter` (:mod:`bot.render.writer`): one answer's state machine, from the first text through
-  overflow to the final state.
+  Slack (text filter, exactly-once posts found again by their metadata marker, streams found by their text).
+- :mod:`bot.render.windows`: how one (workspace, method) window is counted (:class:`RollingWindow`, in this
+  process or shared through Redis) and the default limits.
+- :mod:`bot.render.scheduler`: the priority queue that spends one window (:class:`UpdateScheduler`: finals
+  first, first texts never starved, coalescing, 429 and retries).
+- :mod:`bot.render.pacing`: :class:`SlackBudget`, one scheduler per ``(team_id, method)`` plus per-channel post
+  pacing, native-stream admission and answers in parts; create one per process and share it.
+- :mod:`bot.render.planner`: which budget carries an answer's next visible change (stream, edits, parts; a
+  final by edit or by post + delete).
+- :mod:`bot.render.modes`: the native stream behind the live-mode interface.
+- :mod:`bot.render.messages`, :mod:`bot.render.parts`, :mod:`bot.render.finals`, :mod:`bot.render.writer`:
+  the answer writer in layers: rendering and calls; overflow and parts; the final state; the state machine
+  (:class:`AnswerWriter`).
+- :mod:`bot.render.acknowledge`: the :eyes: reaction on a question while its answer runs.
 - :mod:`bot.render.markdown`: clean split points for long Markdown.
 """
 
+from bot.render.acknowledge import WORKING_REACTION, Reaction
 from bot.render.delivery import (
     METADATA_EVENT_TYPE,
     Classified,
@@ -45,6 +53,7 @@ __all__ = [
     "METADATA_EVENT_TYPE",
     "STOPPED_LINE",
     "STOP_ACTION_ID",
+    "WORKING_REACTION",
     "AnswerOutcome",
     "AnswerWriter",
     "BudgetLimit",
@@ -53,6 +62,7 @@ __all__ = [
     "FailureClass",
     "InProcessWindow",
     "Priority",
+    "Reaction",
     "RollingWindow",
     "SlackBudget",
     "Slot",

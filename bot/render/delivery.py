@@ -17,6 +17,12 @@ stream starts, appends and stops) goes through it, and it passes every text fiel
 :func:`bot.textfilter.neutralise`, so text from a file or from the model never becomes a mention, a broadcast
 or a link, whichever delivery mode carries it.
 
+**Exactly-once streams.** ``chat.startStream`` is not idempotent either, and takes no metadata: after an
+ambiguous failure the door looks for the stream by what it shows (:meth:`SlackDoor.find_streams`: a bot message
+in the thread since the attempt, unmarked, showing the first text). One found is the answer's stream; none means
+it did not start; if Slack can't tell, the writer goes on by editing a posted message and, at the end, looks
+again and deletes a stream that did start, so one answer is never two messages.
+
 **Exactly-once posts.** Posting is not idempotent, so ``chat.postMessage`` is never blindly retried: each post
 carries message metadata ``{"event_type": "variance_answer", "event_payload": {"answer_id", "part"}}``; after an
 ambiguous failure the door looks for that marker in the thread (``conversations.replies``) or the channel
@@ -199,6 +205,8 @@ class SlackDoor:
     counters: DoorCounters = field(default_factory=DoorCounters)
     # Parts whose post may have landed (ambiguous failure, lookup failed), with when it was tried.
     unconfirmed: dict[int, float] = field(default_factory=dict)
+    # Streams that may have started after an ambiguous failure: (thread, first text, when tried).
+    unconfirmed_streams: list[tuple[str, str, float]] = field(default_factory=list)
     suspect_duplicates: bool = False
 
     def __post_init__(self) -> None:
@@ -320,6 +328,26 @@ class SlackDoor:
                     raise DeliveryError("post_unconfirmed", exc) from exc
                 await self.budget.sleep(info.retry_after or 0.5 * 2**attempt)
         raise DeliveryError("post_unconfirmed")
+
+    async def find_streams(self, thread: str, first_text: str, since_wall: float) -> list[str]:
+        """Streams this bot may have started in ``thread`` since ``since_wall`` showing ``first_text`` (after a
+        ``chat.startStream`` that failed ambiguously). A stream carries no metadata (``chat.startStream`` takes
+        none), so it is told by what it shows: a bot message in the thread, not marked as another answer's,
+        whose text is the first text sent. Raises DeliveryError when Slack can't tell."""
+        oldest = f"{since_wall - 10:.6f}"
+        want = neutralise(first_text).strip()
+        found: list[str] = []
+        cursor: str | None = None
+        for _page in range(50):
+            resp = await self._lookup_page(thread, oldest, cursor)
+            for m in resp.get("messages") or []:
+                marked = (m.get("metadata") or {}).get("event_type") == METADATA_EVENT_TYPE
+                if m.get("bot_id") and not marked and str(m.get("text") or "").strip() == want:
+                    found.append(str(m["ts"]))
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return [ts for ts in found if ts != thread]
 
     async def find_posted(self, part: int, thread: str | None, since_wall: float) -> str | None:
         for m in await self.our_messages(thread, since_wall):

@@ -144,3 +144,17 @@ def is_clean_cut(text: str, pos: int) -> bool:
     return pos in {p for p, _ in _line_cuts(text, pos - 1, pos)} or (
         text[pos - 1].isspace() and not _in_protected_block(text, pos - 1)
     )
+
+
+def last_block_cut(text: str, start: int = 0, min_chars: int = 1) -> int | None:
+    """The last cut of ``text[start:]`` at the start of a paragraph, list item, heading, fence or table, with at
+    least ``min_chars`` of non-blank text before it and a started line after it; None if there is none.
+
+    For posting a growing text in parts: everything before the cut is complete blocks, whatever comes later.
+    """
+    if len(text) - start < 2:
+        return None
+    for pos, rank in reversed(_line_cuts(text, start, len(text) - 1)):
+        if rank >= _BLOCK_START and len(text[start:pos].strip()) >= min_chars:
+            return pos
+    return None

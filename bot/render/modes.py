@@ -20,6 +20,18 @@ have landed, the filtered text no longer extending what was sent, the stream exp
 ``chat.update`` of the exact final part (stopping the stream first on ``streaming_state_conflict``): text
 may arrive late, but is never lost or repeated.
 
+**No Stop button while streaming.** slack_sdk 3.48 has ``chunks`` on start/append/stop (``MarkdownTextChunk``,
+``TaskUpdateChunk``, ``PlanUpdateChunk``, and ``BlocksChunk``: "an array of blocks within a streaming
+message", Slack's April 2026 streaming update). Blocks sent in a chunk are *appended* to the message, like
+``chat.stopStream``'s ``blocks``; nothing documents replacing or removing them, nor whether an interactive
+element in a chunk works while the message streams. A Stop button sent at the start would stay on the finished
+answer (a dead button), and taking it away costs the ``chat.update`` that streaming exists to avoid. So a
+stream carries no button: the person stops it by typing "stop" in the thread (:mod:`bot.listeners.stop_words`),
+and the feedback buttons go on the stop, where blocks belong.
+
+**Exactly once.** A start that fails ambiguously (timeout, 5xx) may have created the stream: it is looked for
+(:meth:`bot.render.delivery.SlackDoor.find_streams`) and used if found, so one answer is never two messages.
+
 slack_sdk's ``chat_stream`` helper (``AsyncChatStream``) is not used: its buffer flushes from inside
 ``append``, outside the workspace budget's pacing, and it retries nothing safely.
 """
@@ -28,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,20 +116,39 @@ class NativeStream:
             return False
         self._admitted = True
         first = stable_text(raw)  # may be empty: a stream started before the text (an acknowledgement)
+        started_wall = time.time()
         try:
             self.ts = await self.door.start_stream(self.thread_ts, first, **self.recipient)
         except Exception as exc:
             info = classify_slack_error(exc)
-            logger.info("answer %s: stream refused (%s), editing instead", self.door.answer_id, info.code)
-            if info.kind == FailureClass.RATE_LIMITED:
-                self.budget.scheduler(self.door.team_id, "chat.startStream").pause(info.retry_after)
-            self._release()
-            return False
+            self.ts = await self._find_started(first, started_wall) if info.ambiguous else None
+            if self.ts is None:
+                logger.info("answer %s: stream refused (%s), editing instead", self.door.answer_id, info.code)
+                if info.kind == FailureClass.RATE_LIMITED:
+                    self.budget.scheduler(self.door.team_id, "chat.startStream").pause(info.retry_after)
+                self._release()
+                return False
         self.sent = first
         sched = self.budget.scheduler(self.door.team_id, "chat.appendStream")
         self._slot = sched.open(f"{self.door.channel}:{self.ts}:{self.door.answer_id}:append", self._append)
         self._slot.first_shown()
         return True
+
+    async def _find_started(self, first: str, started_wall: float) -> str | None:
+        """After an ambiguous start: the stream if it did start (see :mod:`bot.render.delivery`); when Slack
+        can't tell, None, and the attempt is remembered so the writer looks again at the end."""
+        await self.budget.sleep(self.door.post_settings.lookup_settle)
+        try:
+            found = await self.door.find_streams(self.thread_ts, first, started_wall)
+        except DeliveryError:
+            self.door.unconfirmed_streams.append((self.thread_ts, first, started_wall))
+            return None
+        if len(found) != 1:
+            if found:  # more than one look the same: none is surely ours; look again at the end
+                self.door.unconfirmed_streams.append((self.thread_ts, first, started_wall))
+            return None
+        logger.info("answer %s: the stream had started after all", self.door.answer_id)
+        return found[0]
 
     def offer(self, text: str) -> None:
         if self._slot is not None and self.broken is None:

@@ -36,6 +36,7 @@ def test_manifest_scopes_events_and_modes() -> None:
     }
     # The assistant container: its feature, the scope for status/prompts/titles, at least 3 suggested prompts.
     assert "assistant:write" in scopes
+    assert "reactions:write" in scopes and re.search(r"#\s+reactions:write\s+:eyes:", text)  # acknowledgements
     assert re.search(r"^  assistant_view:\n    assistant_description: .+", text, re.MULTILINE)
     assert len(re.findall(r"^      - title: .+", text, re.MULTILINE)) >= 3
     assert "command: /variance" in text

@@ -15,7 +15,9 @@ What it speaks, like Slack does:
   ``{"ok": false, "error": "invalid_auth"}``.
 - Methods: ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.delete``, ``chat.postEphemeral``,
   ``conversations.info``, ``conversations.history``, ``conversations.replies``, ``files.info``,
-  ``users.info`` (``slack.add_user("U1", is_admin=True)``; any other ``U…``/``W…`` id is a regular member).
+  ``users.info`` (``slack.add_user("U1", is_admin=True)``; any other ``U…``/``W…`` id is a regular member),
+  ``reactions.add`` / ``reactions.remove`` (Tier 3 each; ``already_reacted`` / ``no_reaction``; recorded in
+  ``FakeMessage.reactions`` and, in order, ``reaction_log``).
   Anything else: ``unknown_method``.
 - Size limits: ``text`` > 40,000 chars on postMessage / > 4,000 on update → ``msg_too_long``;
   ``markdown_text`` > 12,000 → ``msg_too_long``; ``markdown_text`` with ``text`` or ``blocks`` →
@@ -31,7 +33,8 @@ What it speaks, like Slack does:
 - Native streaming and the assistant container (see "streaming and assistant threads" below):
   ``chat.startStream`` (Tier 2, 20/min; needs ``thread_ts``; outside a DM also ``recipient_user_id`` and
   ``recipient_team_id``), ``chat.appendStream`` (Tier 4, 100/min), ``chat.stopStream`` (Tier 2) with
-  ``markdown_text`` or ``chunks``; a stream expires ``stream_ttl`` seconds after it started (5 min) or by
+  ``markdown_text`` or ``chunks`` (``markdown_text``, ``blocks`` — appended to the message and kept after the
+  stop —, ``task_update``, ``plan_update``); a stream expires ``stream_ttl`` seconds after it started (5 min) or by
   ``slack.expire_stream(channel, ts)``, after which append/stop answer ``message_not_in_streaming_state``;
   ``chat.update`` on a live stream answers ``streaming_state_conflict``. ``assistant.threads.setStatus``
   (cleared by the bot's next message in the thread), ``setSuggestedPrompts`` (at most 4, each
@@ -136,6 +139,8 @@ class FakeSlackLimits:
             "files.getUploadURLExternal": (100, 60.0),  # Tier 4
             "files.completeUploadExternal": (100, 60.0),  # Tier 4
             "users.info": (100, 60.0),
+            "reactions.add": (50, 60.0),  # Tier 3
+            "reactions.remove": (50, 60.0),  # Tier 3
         }
     )
     post_per_second: float = 1.0  # chat.postMessage, per channel
@@ -198,6 +203,8 @@ class FakeMessage:
     deleted: bool = False
     subtype: str | None = None
     streaming_since: float | None = None  # time.monotonic() when its native stream started; None: not streaming
+    reactions: list[str] = field(default_factory=list)  # the bot's reactions on it (reactions.add / remove)
+    reaction_log: list[tuple[str, str]] = field(default_factory=list)  # ("add" | "remove", name), in order
 
     @property
     def visible(self) -> str:
@@ -373,9 +380,7 @@ class FakeSlack:
             info.pop("name")
         self.channels[channel] = info
 
-    def add_user(
-        self, user: str, *, name: str | None = None, is_admin: bool = False, is_owner: bool = False
-    ) -> None:
+    def add_user(self, user: str, *, name: str | None = None, is_admin: bool = False, is_owner: bool = False) -> None:
         """Register a workspace member (``users.info``); owners are admins too, as in Slack."""
         self.users[user] = {
             "id": user,
@@ -799,6 +804,36 @@ class FakeSlack:
         msg.deleted = True
         return {"ok": True, "channel": msg.channel, "ts": msg.ts}
 
+    def _reaction_target(self, params: dict[str, Any]) -> tuple[FakeMessage | None, str, str | None]:
+        info, err = self._channel(params.get("channel"))
+        if info is None:
+            return None, "", err
+        msg = self._find(info["id"], params.get("timestamp"))
+        name = str(params.get("name") or "")
+        if msg is None:
+            return None, name, "message_not_found"
+        return (msg, name, None) if name else (None, name, "invalid_name")
+
+    def _m_reactions_add(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        msg, name, err = self._reaction_target(params)
+        if msg is None:
+            return {"ok": False, "error": err}
+        if name in msg.reactions:
+            return {"ok": False, "error": "already_reacted"}
+        msg.reactions.append(name)
+        msg.reaction_log.append(("add", name))
+        return {"ok": True}
+
+    def _m_reactions_remove(self, params: dict[str, Any], team: str) -> dict[str, Any]:
+        msg, name, err = self._reaction_target(params)
+        if msg is None:
+            return {"ok": False, "error": err}
+        if name not in msg.reactions:
+            return {"ok": False, "error": "no_reaction"}
+        msg.reactions.remove(name)
+        msg.reaction_log.append(("remove", name))
+        return {"ok": True}
+
     def _m_chat_postEphemeral(self, params: dict[str, Any], team: str) -> dict[str, Any]:
         info, err = self._channel(params.get("channel"))
         if info is None:
@@ -860,9 +895,7 @@ class FakeSlack:
         top = [
             m
             for m in self.messages.get(info["id"], {}).values()
-            if not m.deleted
-            and (m.thread_ts is None or m.thread_ts == m.ts)
-            and oldest < float(m.ts) <= latest
+            if not m.deleted and (m.thread_ts is None or m.thread_ts == m.ts) and oldest < float(m.ts) <= latest
         ]
         top.sort(key=lambda m: float(m.ts), reverse=True)
         limit = int(params.get("limit") or 100)
@@ -906,25 +939,45 @@ class FakeSlack:
         return msg.streaming_since is not None
 
     def _stream_text(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
-        """The markdown a stream call carries (``markdown_text`` or markdown_text ``chunks``), or an error."""
+        """The markdown a stream call carries (``markdown_text`` or markdown_text ``chunks``), or an error.
+
+        ``chunks`` may also be ``blocks`` chunks (at most 50 valid blocks, appended to the message; see
+        :meth:`_chunk_blocks`) and ``task_update`` / ``plan_update`` chunks (accepted, not shown as text).
+        """
         text = params.get("markdown_text")
+        if text is not None and not isinstance(text, str):
+            return None, "invalid_arguments"
+        chunks, err = self._chunks(params)
+        if err is not None:
+            return None, err
+        text = (text or "") + "".join(str(c.get("text", "")) for c in chunks if c["type"] == "markdown_text")
+        if len(text) > MARKDOWN_TEXT_LIMIT:
+            return None, "msg_too_long"
+        return text or "", None
+
+    def _chunks(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
         chunks = params.get("chunks")
         if isinstance(chunks, str):
             try:
                 chunks = json.loads(chunks)
             except json.JSONDecodeError:
-                return None, "invalid_chunks"
-        if chunks is not None:
-            if not isinstance(chunks, list) or any(
-                not isinstance(c, dict) or c.get("type") != "markdown_text" for c in chunks
-            ):
-                return None, "invalid_chunks"
-            text = (text or "") + "".join(str(c.get("text", "")) for c in chunks)
-        if text is not None and not isinstance(text, str):
-            return None, "invalid_arguments"
-        if text is not None and len(text) > MARKDOWN_TEXT_LIMIT:
-            return None, "msg_too_long"
-        return text or "", None
+                return [], "invalid_chunks"
+        if chunks is None:
+            return [], None
+        kinds = {"markdown_text", "blocks", "task_update", "plan_update"}
+        if not isinstance(chunks, list) or any(not isinstance(c, dict) or c.get("type") not in kinds for c in chunks):
+            return [], "invalid_chunks"
+        for c in chunks:
+            if c["type"] == "blocks":
+                blocks = c.get("blocks")
+                if not isinstance(blocks, list) or not blocks or len(blocks) > 50 or _validate_blocks(blocks):
+                    return [], "invalid_chunks"
+        return chunks, None
+
+    def _chunk_blocks(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The blocks of a call's ``blocks`` chunks (validated by :meth:`_stream_text`): appended to the message."""
+        chunks, _ = self._chunks(params)
+        return [b for c in chunks if c["type"] == "blocks" for b in c["blocks"]]
 
     def _clear_status(self, channel: str, thread_ts: str | None) -> None:
         key = (channel, thread_ts or "")
@@ -957,6 +1010,7 @@ class FakeSlack:
             user=self.bot_user_id,
             bot_id=self.bot_id,
             markdown_text=text,
+            blocks=self._chunk_blocks(params) or None,
             streaming_since=now,
         )
         msg.history.append(MessageState(None, None, text, now, "chat.startStream"))
@@ -982,12 +1036,15 @@ class FakeSlack:
         text, err = self._stream_text(params)
         if text is None:
             return {"ok": False, "error": err}
-        if not text:
+        added = self._chunk_blocks(params)
+        if not text and not added:
             return {"ok": False, "error": "no_text"}
         if len((msg.markdown_text or "") + text) > MARKDOWN_TEXT_LIMIT:
             return {"ok": False, "error": "msg_too_long"}
         msg.markdown_text = (msg.markdown_text or "") + text
-        msg.history.append(MessageState(None, None, msg.markdown_text, time.monotonic(), "chat.appendStream"))
+        if added:
+            msg.blocks = [*(msg.blocks or []), *added]
+        msg.history.append(MessageState(None, msg.blocks, msg.markdown_text, time.monotonic(), "chat.appendStream"))
         return {"ok": True, "channel": msg.channel, "ts": msg.ts}
 
     def _m_chat_stopStream(self, params: dict[str, Any], team: str) -> dict[str, Any]:
@@ -1009,7 +1066,10 @@ class FakeSlack:
         if len((msg.markdown_text or "") + text) > MARKDOWN_TEXT_LIMIT:
             return {"ok": False, "error": "msg_too_long"}
         msg.markdown_text = (msg.markdown_text or "") + text
-        msg.blocks = blocks
+        # Blocks streamed in chunks stay; the stop's chunks and ``blocks`` are appended after them.
+        appended = [*(msg.blocks or []), *self._chunk_blocks(params), *(blocks or [])]
+        msg.blocks = appended or None
+        blocks = msg.blocks
         meta = self._metadata(params)
         if meta is not None:
             msg.metadata = meta

@@ -186,6 +186,42 @@ async def test_native_streams_follow_slacks_rules() -> None:
         assert err.value.response.status_code == 429 and int(err.value.response.headers["Retry-After"]) >= 1
 
 
+async def test_stream_chunks_blocks_are_appended_and_stay_after_the_stop() -> None:
+    """slack_sdk 3.48's chunks: a blocks chunk adds blocks to the streaming message; nothing takes them away
+    (why the writer never streams a Stop button: it would stay on the finished answer)."""
+    async with FakeSlack() as slack:
+        client = client_for(slack)
+        parent = slack.add_message("D1", text="q")
+        stop_button = {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": "stop_answer", "text": {"type": "plain_text", "text": "Stop"}}
+            ],
+        }
+        started = await client.chat_startStream(
+            channel="D1",
+            thread_ts=parent.ts,
+            chunks=[{"type": "markdown_text", "text": "Hel"}, {"type": "blocks", "blocks": [stop_button]}],
+        )
+        ts = started["ts"]
+        await client.chat_appendStream(
+            channel="D1",
+            ts=ts,
+            chunks=[
+                {"type": "task_update", "id": "1", "title": "Computing variance", "status": "in_progress"},
+                {"type": "markdown_text", "text": "lo"},
+            ],
+        )
+        for bad in ([{"type": "blocks", "blocks": []}], [{"type": "blocks", "blocks": [{"type": "nope"}]}], [{"x": 1}]):
+            with pytest.raises(SlackApiError) as err:
+                await client.chat_appendStream(channel="D1", ts=ts, chunks=bad)
+            assert err.value.response["error"] == "invalid_chunks"
+        await client.chat_stopStream(channel="D1", ts=ts, blocks=[{"type": "divider"}])
+        msg = slack.messages["D1"][ts]
+        assert msg.visible == "Hello"
+        assert [b["type"] for b in msg.blocks or []] == ["actions", "divider"]  # the button is still there
+
+
 async def test_assistant_thread_methods() -> None:
     async with FakeSlack() as slack:
         client = client_for(slack)

@@ -1,0 +1,211 @@
+"""The delivery planner against the fake Slack: parts when the edit window is spent, finals by post + delete."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import AsyncIterator
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta
+from bot.render import AnswerWriter, BudgetLimit, SlackBudget, WriterSettings
+from bot.render.markdown import last_block_cut
+from tests.fakes.slack_server import FakeSlack
+
+PARAGRAPHS = [
+    "## Q3 variance\n\n",
+    "**Marketing** is over budget by **$42,300** (+12.4%), mostly paid social campaigns that ran longer.\n\n",
+    "- Paid social: +$30,100\n- Events: +$15,200\n- Agencies: −$3,000\n\n",
+    "| Department | Actual | Budget |\n|---|---:|---:|\n| Marketing | 412,300 | 370,000 |\n\n",
+    "Travel came in lower than planned and partly offset the overspend in the other lines.\n\n",
+    "Actual is `Actual`, reference is `Budget`; variance = actual − budget.",
+]
+ANSWER = "".join(PARAGRAPHS)
+
+
+def reassembles(parts: list[str], doc: str) -> bool:
+    pattern = r"\s*" + r"\s*".join(re.escape(p) for p in parts) + r"\s*"
+    return re.fullmatch(pattern, doc, flags=re.DOTALL) is not None
+
+
+async def deltas(
+    text: str, *, chunk: int = 5, delay: float = 0.01, end: AnalystEvent | None = None
+) -> AsyncIterator[AnalystEvent]:
+    for i in range(0, len(text), chunk):
+        yield TextDelta(text[i : i + chunk])
+        await asyncio.sleep(delay)
+    yield end if end is not None else Done(text)
+
+
+async def spent_budget(team: str, limit: int = 45, window: float = 6.0, deletes_spent: int = 40) -> SlackBudget:
+    """A budget whose chat.update window (and most of the chat.delete one) was spent a moment ago."""
+    budget = SlackBudget(
+        limits={"chat.update": BudgetLimit(limit, window), "chat.delete": BudgetLimit(45, window)},
+        min_interval=0.1,
+        post_rate=20.0,
+        post_burst=5,
+    )
+    now = time.monotonic()
+    await budget.scheduler(team, "chat.update").count_earlier([now - 0.5] * limit)
+    await budget.scheduler(team, "chat.delete").count_earlier([now - 0.5] * deletes_spent)
+    return budget
+
+
+async def test_spent_edit_window_posts_the_answer_in_parts_without_edits_or_deletes(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001")
+    parent = slack.add_message("D1", text="why is marketing over budget?")
+    settings = WriterSettings(placeholder_after=1.5, part_interval=0.15, feedback_buttons=True)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D1", thread_ts=parent.ts, settings=settings)
+    await writer.start()
+    outcome = await writer.write(deltas(ANSWER))
+    await budget.aclose()
+    assert outcome.state == "answered" and outcome.delivered
+    assert slack.calls_of("chat.update") == [] and slack.calls_of("chat.delete") == []
+    assert slack.ratelimited == 0
+    msgs = [slack.messages["D1"][ts] for ts in outcome.message_ts]
+    assert len(msgs) >= 3, "the answer went out in several parts while it was written"
+    assert [m.ts for m in slack.bot_messages("D1")] == outcome.message_ts  # nothing else was posted
+    assert all(m.thread_ts == parent.ts and len(m.history) == 1 for m in msgs)  # each part posted once, final
+    assert reassembles([m.visible for m in msgs], ANSWER)
+    # parts are whole blocks: the table and the list are never split across two messages
+    assert any("| Marketing | 412,300 | 370,000 |" in m.visible and "| Department" in m.visible for m in msgs)
+    assert any("- Paid social" in m.visible and "- Agencies" in m.visible for m in msgs)
+    # no Stop button on a part (nothing could take it away); 👍/👎 under the last one only
+    assert all(m.markdown_text is not None for m in msgs[:-1])
+    last_blocks = msgs[-1].blocks or []
+    assert [b["type"] for b in last_blocks] == ["markdown", "context_actions"]
+    assert outcome.time_to_first_text is not None and outcome.time_to_first_text < 1.0
+
+
+async def test_stop_while_in_parts_ends_the_thread_with_the_stopped_line(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001")
+    parent = slack.add_message("D2", text="question")
+    settings = WriterSettings(placeholder_after=1.5, part_interval=0.1)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D2", thread_ts=parent.ts, settings=settings)
+    partial = "".join(PARAGRAPHS[:3]) + "Travel came in"
+    end = Failed(FailureKind.CANCELLED, "Stopped.", partial_text=partial)
+    outcome = await writer.write(deltas(partial, end=end))
+    await budget.aclose()
+    assert outcome.state == "stopped" and outcome.delivered
+    texts = [slack.messages["D2"][ts].visible for ts in outcome.message_ts]
+    assert texts[-1].endswith("_Stopped._")
+    assert reassembles(texts, partial + "\n\n_Stopped._")
+    assert slack.calls_of("chat.update") == []
+
+
+async def test_final_ready_before_any_text_rides_on_the_first_post(slack: FakeSlack, client: AsyncWebClient) -> None:
+    budget = await spent_budget("T0001")
+    parent = slack.add_message("D3", text="question")
+    writer = AnswerWriter(
+        client, budget, team_id="T0001", channel="D3", thread_ts=parent.ts, settings=WriterSettings(placeholder_after=5)
+    )
+    outcome = await writer.write(deltas("Short answer.", chunk=50))
+    await budget.aclose()
+    assert [slack.messages["D3"][ts].visible for ts in outcome.message_ts] == ["Short answer."]
+    assert len(slack.calls_of("chat.postMessage")) == 1 and slack.calls_of("chat.update") == []
+
+
+async def test_a_final_the_edit_window_cannot_take_is_reposted_at_once(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """The live message's final would wait for the spent edit window: post it anew, delete the live one."""
+    budget = SlackBudget(
+        limits={"chat.update": BudgetLimit(3, 60.0), "chat.delete": BudgetLimit(45, 60.0)},
+        min_interval=0.1,
+        post_rate=20.0,
+        post_burst=5,
+    )
+    parent = slack.add_message("C1", text="question")
+    settings = WriterSettings(placeholder_after=0.0, repost_final_after=60.0, feedback_buttons=True)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="C1", thread_ts=parent.ts, settings=settings)
+    placeholder = await writer.start()
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        yield TextDelta("Thinking about the marketing line…")
+        await gate.wait()
+        yield Done(ANSWER)
+
+    task = asyncio.create_task(writer.write(events()))
+    await budget.scheduler("T0001", "chat.update").count_earlier([time.monotonic()] * 3)  # others spent it
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=20)  # not the 60 s of repost_final_after
+    await budget.aclose()
+    assert outcome.delivered and outcome.deletes == 1
+    assert slack.messages["C1"][placeholder].deleted
+    live = [m for m in slack.bot_messages("C1") if not m.deleted]
+    assert [m.ts for m in live] == outcome.message_ts and live[0].visible == ANSWER.strip()
+    assert live[0].history[0].blocks is not None and live[0].history[0].blocks[-1]["type"] == "context_actions"
+    assert slack.ratelimited == 0
+
+
+async def test_spent_edit_window_with_deletes_to_spare_reposts_one_live_message(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=0)
+    parent = slack.add_message("D4", text="why is marketing over budget?")
+    settings = WriterSettings(placeholder_after=1.5, repost_interval=0.15, feedback_buttons=True)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D4", thread_ts=parent.ts, settings=settings)
+    await writer.start()
+    outcome = await writer.write(deltas(ANSWER, delay=0.004))
+    await budget.aclose()
+    assert outcome.state == "answered" and outcome.delivered
+    assert slack.calls_of("chat.update") == [] and slack.ratelimited == 0
+    msgs = slack.bot_messages("D4")
+    live = [m for m in msgs if not m.deleted]
+    assert [m.ts for m in live] == outcome.message_ts and live[0].visible == ANSWER.strip()  # one message
+    replaced = [m for m in msgs if m.deleted]
+    assert len(replaced) >= 3, "the live message changed while the edit window was spent"
+    for m in replaced:  # each was a live message with the Stop button, showing a growing prefix
+        assert m.blocks is not None and any(b["type"] == "actions" for b in m.blocks)
+    shown = [m.visible for m in replaced]
+    assert all(len(a) <= len(b) for a, b in itertools.pairwise(shown))
+    assert outcome.deletes == len(replaced)
+
+
+def test_last_block_cut_keeps_tables_lists_and_code_whole() -> None:
+    text = "Intro paragraph.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n- one\n- tw"
+    cut = last_block_cut(text)
+    assert cut is not None and text[cut:] == "- tw"  # the last list item is still being written
+    assert last_block_cut("Intro paragraph.\n\n| a | b |\n|---|---|\n| 1 ") == len("Intro paragraph.\n\n")
+    assert last_block_cut("```\ncode\n\nmore code") is None  # inside an open code block: no cut
+    assert last_block_cut("Only one paragraph so far") is None
+    assert last_block_cut("## Title\n\nBody", min_chars=40) is None  # too little before the cut
+
+
+async def test_a_repost_whose_post_failed_ambiguously_is_found_not_posted_twice(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    budget = await spent_budget("T0001", deletes_spent=0)
+    parent = slack.add_message("D5", text="question")
+    settings = WriterSettings(placeholder_after=1.5, repost_interval=0.15, lookup_settle=0.0)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="D5", thread_ts=parent.ts, settings=settings)
+    await writer.start()
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        half = len(ANSWER) // 2
+        async for event in deltas(ANSWER[:half], end=TextDelta("")):
+            yield event
+        await gate.wait()
+        async for event in deltas(ANSWER[half:], end=Done(ANSWER)):
+            yield event
+
+    task = asyncio.create_task(writer.write(events()))
+    await slack.wait_for(lambda: len(slack.bot_messages("D5")) >= 1, timeout=10)
+    slack.inject("chat.postMessage", status=500, apply=True)  # the next post lands, the client sees a 500
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=20)
+    await budget.aclose()
+    assert outcome.delivered
+    failed = [c for c in slack.calls_of("chat.postMessage") if c.status == 500]
+    assert failed and slack.calls_of("conversations.replies")  # looked up, by its marker
+    live = [m for m in slack.bot_messages("D5") if not m.deleted]
+    assert [m.visible for m in live] == [ANSWER.strip()]  # one answer, once
