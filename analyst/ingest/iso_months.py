@@ -51,59 +51,67 @@ def iso_months(column: pd.Series) -> IsoMonths | None:
     chunked = arrow_strings(column)
     if chunked is None or chunked.null_count or len(chunked) == 0:
         return None
+    prefixes: list[np.ndarray] = []
+    for chunk in chunked.chunks:
+        if len(chunk):
+            found = _prefixes(chunk)
+            if found is None:
+                return None
+            prefixes.append(found)
     for multiplier in _MULTIPLIERS:
         try:
-            found = _month_keys(chunked, multiplier)
+            slot_key = _slot_months(prefixes, multiplier)
         except _SharedSlot:
             continue
-        if found is None:
+        if slot_key is None:
             return None
-        keys, present = found
+        present = sorted(set(slot_key.values()))
         code_type = np.min_scalar_type(-max(len(present), 1))
-        table = np.zeros((_LAST_YEAR - _FIRST_YEAR + 1) * 12, dtype=code_type)
-        table[present] = np.arange(len(present), dtype=code_type)
+        rank = {key: code for code, key in enumerate(present)}
+        slot_code = np.zeros(1 << _SLOT_BITS, dtype=code_type)
+        for slot, key in slot_key.items():
+            slot_code[slot] = rank[key]
+        # A second pass over the rows writes each one's code straight away (no per-row month numbers kept).
+        codes = np.empty(len(chunked), dtype=code_type)
+        start = 0
+        for chunk_prefixes in prefixes:
+            rows = len(chunk_prefixes)
+            np.take(slot_code, _slots(chunk_prefixes, multiplier), out=codes[start : start + rows])
+            start += rows
         labels = [f"{_FIRST_YEAR + k // 12}-{k % 12 + 1:02d}" for k in present]
-        return IsoMonths(np.take(table, keys), labels)
+        return IsoMonths(codes, labels)
     return None
 
 
-def _month_keys(chunked: pa.ChunkedArray, multiplier: np.uint64) -> tuple[np.ndarray, list[int]] | None:
-    """Each row's month as months since January 1900, and the distinct ones in calendar order; ``None`` when a
-    cell is not an ISO date in range. Raises :class:`_SharedSlot` when two prefixes share a slot."""
-    keys = np.empty(len(chunked), dtype=np.int32)
+def _slots(prefixes: np.ndarray, multiplier: np.uint64) -> np.ndarray:
+    slots = prefixes * multiplier
+    slots >>= _SHIFT
+    return slots.view(np.int64)  # below 2**_SLOT_BITS: the same numbers, as indices
+
+
+def _slot_months(prefixes: list[np.ndarray], multiplier: np.uint64) -> dict[int, int] | None:
+    """Each used slot's month (months since January 1900); ``None`` when a cell is not an ISO date in range.
+    Raises :class:`_SharedSlot` when two prefixes share a slot."""
     seen = np.zeros(1 << _SLOT_BITS, dtype=np.uint64)  # each slot's prefix; 0 for none (no prefix is 0)
-    slot_key = np.zeros(1 << _SLOT_BITS, dtype=np.int32)
-    present: set[int] = set()
-    start = 0
-    for chunk in chunked.chunks:
-        rows = len(chunk)
-        if rows == 0:
-            continue
-        prefixes = _prefixes(chunk)
-        if prefixes is None:
-            return None
-        slots = prefixes * multiplier
-        slots >>= _SHIFT
-        index = slots.view(np.int64)  # below 2**_SLOT_BITS: the same numbers, as indices
-        if not np.array_equal(np.take(seen, index), prefixes):
-            # A prefix not seen in the earlier chunks (or one sharing a slot with a prefix that was).
-            table = seen.copy()
-            table[index] = prefixes  # each slot keeps one of its rows' prefixes...
-            if not np.array_equal(np.take(table, index), prefixes):  # ...which is every row's, or two share it
-                raise _SharedSlot
-            new = np.flatnonzero(table != seen)
-            if seen[new].any():
-                raise _SharedSlot
-            for slot in new.tolist():
-                text = int(table[slot]).to_bytes(_PREFIX, "little")
-                if not _PREFIX_RE.fullmatch(text):
-                    return None
-                slot_key[slot] = (int(text[:4]) - _FIRST_YEAR) * 12 + int(text[5:7]) - 1
-                present.add(int(slot_key[slot]))
-            seen = table
-        np.take(slot_key, index, out=keys[start : start + rows])
-        start += rows
-    return keys, sorted(present)
+    slot_key: dict[int, int] = {}
+    for chunk_prefixes in prefixes:
+        index = _slots(chunk_prefixes, multiplier)
+        if np.array_equal(np.take(seen, index), chunk_prefixes):
+            continue  # every prefix of this chunk was seen in an earlier one
+        table = seen.copy()
+        table[index] = chunk_prefixes  # each slot keeps one of its rows' prefixes...
+        if not np.array_equal(np.take(table, index), chunk_prefixes):  # ...which is every row's, or two share it
+            raise _SharedSlot
+        new = np.flatnonzero(table != seen)
+        if seen[new].any():
+            raise _SharedSlot
+        for slot in new.tolist():
+            text = int(table[slot]).to_bytes(_PREFIX, "little")
+            if not _PREFIX_RE.fullmatch(text):
+                return None
+            slot_key[slot] = (int(text[:4]) - _FIRST_YEAR) * 12 + int(text[5:7]) - 1
+        seen = table
+    return slot_key
 
 
 def _prefixes(chunk: pa.Array) -> np.ndarray | None:
