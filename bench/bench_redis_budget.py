@@ -1,32 +1,34 @@
-"""The shared Slack budget's cost per call: one ``RedisWindow.take`` on a real loopback redis-server, side by side
-with the in-process window it replaces (the degraded local share), and the answer-limit check.
+"""What sharing state through Redis costs per call, on a real loopback redis-server, side by side with the
+in-process twins in the same run:
+
+- the Slack budget: one ``SharedWindow.acquire`` + ``complete`` (the pacing module's window seam, one round
+  trip each) against ``InProcessWindow``;
+- the answer limits: ``RedisLimits.admit`` and ``release`` (one script call each) against ``RunLimits``.
 
     python bench/bench_redis_budget.py [--calls 5000]
 
-Starts its own ``redis-server`` (Debian's package) on a free port. Target: Redis take p95 < 2 ms.
+Starts its own ``redis-server`` (Debian's package) on a free port. Target: p95 < 2 ms per budget call and per
+admit + release on loopback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
-from bot.limits import LimitSettings, RunLimits
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.redis_server import running_redis
+from bot.limits import Admission, LimitSettings, RunLimits
+from bot.render.pacing import BudgetLimit, InProcessWindow
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect
-from bot.state.window import Demand, RedisWindow, Urgency, _LocalWindow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bot.state.window import SharedWindow
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -35,69 +37,60 @@ def _percentiles(samples: list[float]) -> tuple[float, float, float]:
     return pick(0.5) * 1000, pick(0.95) * 1000, pick(0.99) * 1000
 
 
+async def _timed(calls: int, step: Callable[[int], Awaitable[object]]) -> tuple[float, float, float]:
+    samples = []
+    for i in range(calls):
+        start = time.perf_counter()
+        await step(i)
+        samples.append(time.perf_counter() - start)
+    return _percentiles(samples)
+
+
 async def _measure(calls: int, url: str) -> list[tuple[str, tuple[float, float, float]]]:
     client = connect(url)
-    window = RedisWindow(client, instance="bench")
-    await window.declare("T1", "chat.update", Demand(finals=3, firsts=5))
-    local = _LocalWindow(time.monotonic)
+    await client.ping()
     rows = []
-    for name, take in (
-        ("in-process window (baseline)", lambda i: _sync(local.take("T1", "chat.update", 10**9, 60.0))),
-        ("redis window, final", lambda i: window.take("T1", f"m{i % 3}", 10**9, Urgency.FINAL)),
-        ("redis window, progress (reads demand)", lambda i: window.take("T1", "chat.update", 10**9, Urgency.PROGRESS)),
+    limit = BudgetLimit(10**9, 60.0)
+    for name, window in (
+        ("in-process window acquire+complete (baseline)", InProcessWindow("T1", "chat.update", limit)),
+        ("redis window acquire+complete", SharedWindow(client, "T1", "chat.update", limit.limit, limit.window)),
     ):
-        samples = []
-        for i in range(calls):
-            start = time.perf_counter()
-            await take(i)
-            samples.append(time.perf_counter() - start)
-        rows.append((name, _percentiles(samples)))
-    for name, limits in (
-        ("in-process limits (baseline)", RunLimits(LimitSettings(0, 0, 0))),
-        ("redis limits admit+release", RedisLimits(client, LimitSettings(0, 0, 0))),
-    ):
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            admission = await limits.admit("T1", "U1")
-            await limits.release(admission)
-            samples.append(time.perf_counter() - start)
-        rows.append((name, _percentiles(samples)))
+
+        async def budget_call(i: int, window: Any = window) -> None:
+            token = await window.acquire(float(i), float(limit.limit))
+            await window.complete(token, float(i))
+
+        rows.append((name, await _timed(calls, budget_call)))
+    off = LimitSettings(0, 0, 0)  # limits off: every admit is admitted, so each one is released
+    for label, limits in (("in-process limits", RunLimits(off)), ("redis limits", RedisLimits(client, off))):
+        held: list[Admission] = []
+
+        async def admit(i: int, limits: Any = limits, held: list[Admission] = held) -> None:
+            held.append(await limits.admit("T1", "U1"))
+
+        async def release(i: int, limits: Any = limits, held: list[Admission] = held) -> None:
+            await limits.release(held[i])
+
+        async def both(i: int, limits: Any = limits) -> None:
+            await limits.release(await limits.admit("T1", "U1"))
+
+        suffix = " (baseline)" if label.startswith("in-process") else ""
+        rows.append((f"{label} admit{suffix}", await _timed(calls, admit)))
+        rows.append((f"{label} release{suffix}", await _timed(calls, release)))
+        rows.append((f"{label} admit+release{suffix}", await _timed(calls, both)))
     await client.aclose()
     return rows
-
-
-async def _sync(value: float) -> float:
-    return value
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (apt-get install redis-server)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            for _ in range(200):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            rows = asyncio.run(_measure(args.calls, f"redis://127.0.0.1:{port}/0"))
-        finally:
-            server.terminate()
-            server.wait()
-    print(f"{'per call':42} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({args.calls} calls each)")
+    with running_redis() as url:
+        rows = asyncio.run(_measure(args.calls, url))
+    print(f"{'per call':48} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   ({args.calls} calls each)")
     for name, (p50, p95, p99) in rows:
-        print(f"{name:42} {p50:8.3f} {p95:8.3f} {p99:8.3f}")
+        print(f"{name:48} {p50:8.3f} {p95:8.3f} {p99:8.3f}")
 
 
 if __name__ == "__main__":

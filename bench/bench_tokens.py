@@ -7,6 +7,9 @@ server received (characters / 4; tiktoken is not installed). Target: the two tot
 other.
 
     .venv/bin/python -m bench.bench_tokens            # from the repository root
+
+The ledgers are generated exports read by the real reader (``bench/ledger.py``); the model is the benchmarks'
+own fake (``bench/fake_openai.py``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from analyst.agent import AgentSettings, start_run
 from analyst.context import AnalysisContext
 from analyst.dataset import Dataset
 from analyst.events import Done, Failed, ToolStarted
+from bench.fake_openai import BenchOpenAI, calls, text
 from bench.ledger import ledger
-from tests.fakes.openai_server import FakeOpenAI, text, tool_call, tool_calls
 
 ANSWER = (
     "**Spending is 0.4% over budget**, driven by Marketing events and Engineering software.\n\n"
@@ -33,11 +36,11 @@ ANSWER = (
 
 
 async def one_question(dataset: Dataset) -> dict[str, object]:
-    async with FakeOpenAI() as fake:
+    async with BenchOpenAI() as fake:
         fake.script(
-            tool_calls(("describe_dataset", {}), ("variance_summary", {})),
-            tool_call("breakdown", {"by": ["Department"], "filters": None, "limit": None}),
-            tool_call("top_drivers", {"by": ["Department", "Account"], "n": 5, "filters": None}),
+            calls(("describe_dataset", {}), ("variance_summary", {})),
+            calls(("breakdown", {"by": ["Department"], "filters": None, "limit": None})),
+            calls(("top_drivers", {"by": ["Department", "Account"], "n": 5, "filters": None})),
             text(ANSWER, chunk=8),
         )
         with tempfile.TemporaryDirectory() as data_dir:
@@ -58,10 +61,10 @@ async def one_question(dataset: Dataset) -> dict[str, object]:
                 elif isinstance(event, Failed):
                     outcome = f"failed: {event.user_message}"
             seconds = time.perf_counter() - started
-        bodies = [len(json.dumps(r.json, ensure_ascii=False)) for r in fake.requests]
+        bodies = [len(json.dumps(r, ensure_ascii=False)) for r in fake.requests]
         outputs = [
             len(item["output"])
-            for item in fake.requests[-1].json.get("input", [])
+            for item in fake.requests[-1].get("input", [])
             if isinstance(item, dict) and item.get("type") == "function_call_output"
         ]
     return {

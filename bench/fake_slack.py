@@ -6,7 +6,10 @@ rolling window (``chat.update``/``chat.delete`` 50 per 60 s, ``chat.startStream`
 ``Retry-After``; native streams (``message_not_in_streaming_state`` after stop, ``streaming_state_conflict`` on
 ``chat.update`` of a live stream); message metadata and ``conversations.replies``/``history`` for the writer's
 exactly-once lookups. Every message keeps its states with the server time each was reached, which is what the
-benchmark measures. (The test suite has a fuller fake in ``tests/fakes``; benchmarks do not import tests.)
+benchmark measures, and when it first showed no Stop button (``done_at``: its final state). For a whole bot
+process (``bench_instances``) it also answers ``auth.test``, ``files.info``, ``users.info`` and
+``conversations.info``, and serves files added with :meth:`BenchSlack.add_file` to the bot token. (The test
+suite has a fuller fake in ``tests/fakes``; benchmarks do not import tests.)
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Message:
     streaming: bool = False
     deleted: bool = False
     states: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, method, visible)
+    done_at: float | None = None  # when it first showed no Stop button (a final state)
 
 
 def _visible(params: dict[str, Any]) -> str:
@@ -54,6 +58,14 @@ def _visible(params: dict[str, Any]) -> str:
         blocks = json.loads(blocks)
     texts = [str(b.get("text", "")) for b in blocks or [] if b.get("type") == "markdown"]
     return "\n".join(texts) if texts else str(params.get("text") or "")
+
+
+def _live(params: dict[str, Any]) -> bool:
+    """Whether the message still carries its Stop button (an ``actions`` block)."""
+    blocks = params.get("blocks")
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return any(b.get("type") == "actions" for b in blocks or [])
 
 
 def _stream_text(params: dict[str, Any]) -> str:
@@ -76,10 +88,12 @@ class BenchSlack:
         self._last_ts = 0.0
         self._runner: web.AppRunner | None = None
         self.api_url = ""
+        self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     async def __aenter__(self) -> BenchSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/files/{file_id}/{name}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -98,6 +112,24 @@ class BenchSlack:
         window = self._windows[method]
         for i in range(calls):
             window.append(now - over + over * (i + 0.5) / calls)
+
+    def add_file(self, content: bytes, name: str) -> dict[str, Any]:
+        """A file shared in Slack; returns its file object (its bytes are served with the bot token)."""
+        file_id = f"F{len(self.files) + 1:08d}"
+        base = self.api_url.removesuffix("/api/")
+        obj = {
+            "id": file_id, "name": name, "title": name, "mimetype": "text/csv", "filetype": "csv",
+            "size": len(content), "user": "U0BENCH", "url_private_download": f"{base}/files/{file_id}/{name}",
+            "mode": "hosted", "is_external": False,
+        }
+        self.files[file_id] = (obj, content)
+        return obj
+
+    async def _download(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if found is None or request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=404)
+        return web.Response(body=found[1], content_type="text/csv")
 
     def user_message(self, channel: str) -> Message:
         msg = Message(channel, self._next_ts(), None, bot=False, text="question")
@@ -151,11 +183,15 @@ class BenchSlack:
         msg = self.messages[str(params.get("channel"))].get(str(params.get("ts")))
         return None if msg is None or msg.deleted else msg
 
-    def _record(self, msg: Message, method: str, text: str) -> None:
+    def _record(self, msg: Message, method: str, text: str, *, live: bool = True) -> None:
         msg.text = text
         msg.states.append((time.monotonic(), method, text))
+        if not live and msg.done_at is None:
+            msg.done_at = msg.states[-1][0]
 
-    def _new(self, params: dict[str, Any], method: str, text: str, streaming: bool = False) -> dict[str, Any]:
+    def _new(
+        self, params: dict[str, Any], method: str, text: str, streaming: bool = False, live: bool = True
+    ) -> dict[str, Any]:
         channel = str(params["channel"])
         meta = params.get("metadata")
         msg = Message(
@@ -167,11 +203,11 @@ class BenchSlack:
             streaming=streaming,
         )
         self.messages[channel][msg.ts] = msg
-        self._record(msg, method, text)
+        self._record(msg, method, text, live=live)
         return {"ok": True, "channel": channel, "ts": msg.ts}
 
     def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._new(params, "chat.postMessage", _visible(params))
+        return self._new(params, "chat.postMessage", _visible(params), live=_live(params))
 
     def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         msg = self._find(params)
@@ -179,7 +215,7 @@ class BenchSlack:
             return {"ok": False, "error": "message_not_found"}
         if msg.streaming:
             return {"ok": False, "error": "streaming_state_conflict"}
-        self._record(msg, "chat.update", _visible(params))
+        self._record(msg, "chat.update", _visible(params), live=_live(params))
         return {"ok": True, "channel": msg.channel, "ts": msg.ts}
 
     def _m_chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -205,7 +241,7 @@ class BenchSlack:
         if msg is None or not msg.streaming:
             return {"ok": False, "error": "message_not_in_streaming_state"}
         msg.streaming = False
-        self._record(msg, "chat.stopStream", msg.text + _stream_text(params))
+        self._record(msg, "chat.stopStream", msg.text + _stream_text(params), live=False)
         return {"ok": True}
 
     def _ours(self, channel: str, oldest: float, thread: str | None) -> list[dict[str, Any]]:
@@ -223,3 +259,17 @@ class BenchSlack:
     def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
         oldest = float(params.get("oldest") or 0)
         return {"ok": True, "messages": self._ours(str(params["channel"]), oldest, None)}
+
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "team_id": self.team_id, "user_id": "U0BOT", "bot_id": "B0BOT", "user": "variance"}
+
+    def _m_files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self.files.get(str(params.get("file")))
+        return {"ok": True, "file": found[0]} if found else {"ok": False, "error": "file_not_found"}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "user": {"id": params.get("user"), "is_admin": False, "is_owner": False}}
+
+    def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel"))
+        return {"ok": True, "channel": {"id": channel, "is_im": channel.startswith("D")}}

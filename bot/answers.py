@@ -11,6 +11,7 @@ saying what went wrong (the file, the model, Slack) or that it was stopped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -269,7 +270,13 @@ def _start_run(
 
     settings = deps.settings.agent or AgentSettings()
     return start_run(
-        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+        question,
+        context,
+        conversation_id=conversation_id,
+        settings=settings,
+        speaker=speaker,
+        source=source,
+        sessions=deps.sessions,
     )
 
 
@@ -364,6 +371,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             stored = await _unless_stopped(control, work)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
+        await deps.overrides.pull(request.conversation_id, stored)  # made on another instance
         if request.wants_report:
             async with uploads.ReportChart(deps, request, stored) as chart:  # a file dropped alone in a DM
                 waiting = _waiting_status(writer, "", None)
@@ -382,7 +390,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
                 source=request.source_ts,
             )
             control.attach(run)
-            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request)), deps.metrics)
+            share = functools.partial(deps.overrides.push, request.conversation_id, stored)  # for every instance
+            noted = MeteredRun(NotedRun(run, stored.context, _note_entry(request), on_end=share), deps.metrics)
             outcome = await writer.write(uploads.with_charts(deps, request, aiter(noted), stored, writer))
     except _Stopped:
         outcome = await writer.write(_events(Failed(FailureKind.CANCELLED, STOPPED)))

@@ -85,6 +85,16 @@ def redact_url(url: str) -> str:
         return "(an unparseable URL)"
 
 
+def read_redis_url(env: Mapping[str, str], problems: list[str]) -> str | None:
+    """``REDIS_URL`` (state shared by several instances), or None; a malformed one is a problem."""
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if redis_url is not None:
+        redis_parts = urlsplit(redis_url)
+        if redis_parts.scheme not in {"redis", "rediss", "unix"} or not (redis_parts.hostname or redis_parts.path):
+            problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
+    return redis_url
+
+
 def default_instance_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -326,11 +336,7 @@ class Settings(SharedSettings):
             users=ids("VARIANCE_ALLOWED_USERS", "user IDs (U... or W...)"),
         )
 
-        redis_url = text("REDIS_URL") or None
-        if redis_url is not None:
-            redis_parts = urlsplit(redis_url)
-            if redis_parts.scheme not in {"redis", "rediss", "unix"} or not (redis_parts.hostname or redis_parts.path):
-                problems.append("REDIS_URL must be a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
+        redis_url = read_redis_url(env, problems)
         instance_id = text("VARIANCE_INSTANCE_ID") or default_instance_id()
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", instance_id):
             problems.append("VARIANCE_INSTANCE_ID may hold letters, digits, '.', '_' and '-' (at most 80)")

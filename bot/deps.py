@@ -21,6 +21,7 @@ from bot.conversations import ConversationStore, RunningAnswers
 from bot.files import WorkerPool
 from bot.limits import Limits, RunLimits
 from bot.metrics import Metrics
+from bot.overrides import LocalOverrides, SharedOverrides
 from bot.render import DEFAULT_LIMITS, BudgetLimit, SlackBudget
 from bot.state.local import LocalRegistry, LocalSources
 
@@ -69,6 +70,9 @@ class BotDeps:
     limits: Limits = field(default_factory=RunLimits)
     # Shared with other instances through Redis when REDIS_URL is set (bot.state); in-process twins otherwise.
     sources: Any = field(default_factory=LocalSources)
+    # Conversation memory (an analyst SessionStore with forget/purge, bot.state.memory); None: SQLite here.
+    sessions: Any = None
+    overrides: SharedOverrides = field(default_factory=LocalOverrides)
     registry: Any = field(default_factory=LocalRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     threads: AnswerThreads = field(default_factory=AnswerThreads)

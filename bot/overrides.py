@@ -3,17 +3,28 @@
 An override (the agent's ``set_account_type`` or ``set_column_roles``) belongs to the conversation that made it
 (:class:`~analyst.context.AnalysisContext`); every answer and report it affects ends with one line naming it:
 "With your overrides: Advertising counted as revenue. `/variance reset` clears them."
+
+With several instances (``REDIS_URL``) a conversation's overrides are shared (:mod:`bot.state.overrides`): an
+answer pulls them onto its context before it starts (:meth:`SharedOverrides.pull`), pushes them when its run ends
+(:class:`NotedRun`), and a reset (:func:`reset_overrides`) clears them for every instance. They travel as a small
+record (:func:`overrides_record`): the column roles and account types the user set, never any data.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from typing import Any, Literal
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import fields, replace
+from typing import Any, Literal, Protocol
 
 from analyst.context import AnalysisContext
-from analyst.events import AnalystEvent, Done, TextDelta
+from analyst.dataset import RoleOverrides
+from analyst.engine.options import AccountType, Materiality, MaterialityMode
+from analyst.events import AnalystEvent, Done, Failed, TextDelta
+from bot.conversations import StoredDataset
 from bot.runs import WrappedRun
+
+log = logging.getLogger("variance.bot")
 
 Entry = Literal["mention", "dm", "command"]
 
@@ -56,18 +67,115 @@ def with_note(markdown: str, context: AnalysisContext, entry: Entry) -> str:
 
 class NotedRun(WrappedRun):
     """An analyst run whose final text ends with the overrides line (as they stand when the run ends: an
-    override the run itself made counts)."""
+    override the run itself made counts). ``on_end`` (sharing the overrides) is awaited before the terminal
+    event, so a follow-up asked once the answer is final finds them."""
 
-    def __init__(self, run: Any, context: AnalysisContext, entry: Entry) -> None:
+    def __init__(
+        self,
+        run: Any,
+        context: AnalysisContext,
+        entry: Entry,
+        *,
+        on_end: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(run)
         self._context = context
         self._entry = entry
+        self._on_end = on_end
 
     async def _events(self) -> AsyncIterator[AnalystEvent]:
         async for event in self._run:
+            if isinstance(event, Done | Failed) and self._on_end is not None:
+                await self._on_end()
             if isinstance(event, Done) and event.final_text.strip():
                 note = overrides_note(self._context, self._entry)
                 if note is not None:
                     yield TextDelta(f"\n\n{note}")
                     event = replace(event, final_text=f"{event.final_text.rstrip()}\n\n{note}")
             yield event
+
+
+# ----------------------------------------------------------------- sharing overrides between instances
+Record = dict[str, Any]
+
+
+def overrides_record(context: AnalysisContext) -> Record:
+    """The conversation's overrides as plain data: column roles the user set, account types that differ from
+    the file's, materiality if changed. ``{}`` when there are none."""
+    record: Record = {}
+    if context.dataset is not context.base_dataset:
+        roles = context.dataset.roles
+        chosen = {
+            f.name: getattr(roles, f.name) for f in fields(RoleOverrides) if f.name in roles.overridden
+        }
+        if "dimensions" in chosen:
+            chosen["dimensions"] = list(chosen["dimensions"])
+        if chosen:
+            record["roles"] = chosen
+    base_types = context.base_options.account_types
+    types = {k: v.value for k, v in context.options.account_types.items() if base_types.get(k) != v}
+    if types:
+        record["types"] = types
+    if context.options.materiality != context.base_options.materiality:
+        m = context.options.materiality
+        record["materiality"] = [m.amount, m.percent, m.mode.value, m.auto_amount]
+    return record
+
+
+def apply_record(context: AnalysisContext, record: Record) -> None:
+    """Make ``context``'s overrides exactly ``record``'s (from another instance): reset, then set each one."""
+    context.reset()
+    roles = record.get("roles") or {}
+    if roles:
+        if "dimensions" in roles:
+            roles = {**roles, "dimensions": tuple(roles["dimensions"] or ())}
+        context.override_roles(RoleOverrides(**roles))
+    types = record.get("types") or {}
+    if types:
+        context.options = context.options.with_account_types({k: AccountType(v) for k, v in types.items()})
+    materiality = record.get("materiality")
+    if materiality:
+        amount, percent, mode, auto = materiality
+        chosen = Materiality(float(amount), float(percent), MaterialityMode(mode), bool(auto))
+        context.options = replace(context.options, materiality=chosen)
+
+
+class SharedOverrides(Protocol):
+    """Overrides shared by instances (``bot.state.overrides.RedisOverrides``), or not (:class:`LocalOverrides`).
+    A record belongs to the conversation *and* the file it was made on: a new file starts without overrides."""
+
+    async def pull(self, conversation_id: str, stored: StoredDataset) -> None: ...
+
+    async def push(self, conversation_id: str, stored: StoredDataset) -> None: ...
+
+    async def forget(self, place: str, user: str | None) -> None: ...
+
+    async def drop_files(self, file_ids: set[str]) -> None: ...
+
+
+class LocalOverrides:
+    """One instance: the context in this process's ``ConversationStore`` is the only copy."""
+
+    async def pull(self, conversation_id: str, stored: StoredDataset) -> None:
+        return None
+
+    async def push(self, conversation_id: str, stored: StoredDataset) -> None:
+        return None
+
+    async def forget(self, place: str, user: str | None) -> None:
+        return None
+
+    async def drop_files(self, file_ids: set[str]) -> None:
+        return None
+
+
+async def reset_overrides(deps: Any, conversation_id: str) -> list[str] | None:
+    """``/variance reset`` (or "reset"): drop the conversation's overrides here and for every instance; the
+    notes of what was dropped, or None when this instance has no dataset for the conversation."""
+    stored = deps.store.get(conversation_id)
+    if stored is None:
+        return None
+    await deps.overrides.pull(conversation_id, stored)
+    dropped = deps.store.reset_overrides(conversation_id)
+    await deps.overrides.push(conversation_id, stored)
+    return dropped

@@ -3,8 +3,12 @@
 - Conversation memory (questions, answers, tool results) lives in SQLite under the data folder
   (:mod:`analyst.memory`): private to the bot's user, purged after ``VARIANCE_RETENTION_DAYS`` at start and
   every hour (:func:`purge_loop`).
+- With ``REDIS_URL`` conversation memory lives in Redis instead (:mod:`bot.state.memory`, with a TTL of the
+  retention period), and the same forget, deletion and purge rules apply there (and to the SQLite file, which
+  may hold memory from before Redis).
 - Datasets (the tables read from files) and overrides live in memory only (:class:`ConversationStore`), dropped
-  after an idle time and an absolute age.
+  after an idle time and an absolute age; with ``REDIS_URL`` the file's *source* and the overrides' record are
+  shared (:mod:`bot.state.datasets`, :mod:`bot.state.overrides`) and deleted with them.
 - ``/variance forget`` (:func:`forget`): in a DM, everything from that DM; in a channel, the caller's turns in
   every conversation there and the datasets they brought or uploaded there, with their overrides.
 - A deleted message (:func:`drop_message`) drops the turn it produced and the datasets read from its files; a
@@ -77,8 +81,11 @@ async def forget(deps: BotDeps, team: str, channel: str, user: str) -> ForgetRep
     everything = channel.startswith("D")  # a DM with the bot is the caller's own place
     speaker = None if everything else user
     dropped = deps.store.forget(place, None if everything else user)
+    await deps.overrides.forget(place, None if everything else user)  # before the sources: it reads their owners
     await deps.sources.forget(place, None if everything else user)
     forgotten = await asyncio.to_thread(memory.forget_place, memory_path(deps), place, speaker=speaker)
+    if deps.sessions is not None:
+        forgotten += await deps.sessions.forget_place(place, speaker=speaker)
     report = ForgetReport(forgotten.conversations, forgotten.items, _dataset_names(dropped))
     log_line(
         "privacy",
@@ -99,7 +106,10 @@ async def drop_message(deps: BotDeps, team: str, channel: str, ts: str, file_ids
     dropped = deps.store.drop_files(file_ids) if file_ids else []
     if file_ids:
         await deps.sources.drop_files(file_ids)
+        await deps.overrides.drop_files(file_ids)
     forgotten = await asyncio.to_thread(memory.forget_source, memory_path(deps), channel_key(team, channel), ts)
+    if deps.sessions is not None:
+        forgotten += await deps.sessions.forget_source(channel_key(team, channel), ts)
     log_line(
         "privacy",
         action="message_deleted",
@@ -114,17 +124,21 @@ def drop_file(deps: BotDeps, team: str, file_id: str) -> None:
     """A file was deleted in Slack: every dataset read from it goes (with its overrides)."""
     dropped = deps.store.drop_files({file_id})
     deps.spawn(deps.sources.drop_files({file_id}), name="drop-file-sources")
+    deps.spawn(deps.overrides.drop_files({file_id}), name="drop-file-overrides")
     log_line("privacy", action="file_deleted", team=team, file=file_id, datasets=len(dropped))
 
 
 async def purge_expired(deps: Keeper) -> memory.Forgotten:
     """Delete conversation memory older than the retention period, and expired datasets."""
     deps.store.expire()
+    shared = getattr(deps, "sessions", None)
     try:
         purged = await asyncio.to_thread(memory.purge_older_than, memory_path(deps), retention_seconds(deps))
     except sqlite3.Error as error:  # housekeeping: the next round tries again
         log_line("error", where="retention", error=type(error).__name__)
-        return memory.Forgotten()
+        purged = memory.Forgotten()
+    if shared is not None:
+        purged += await shared.purge_older_than(retention_seconds(deps))
     if purged.items:
         log_line("privacy", action="retention", conversations=purged.conversations, items=purged.items)
     return purged

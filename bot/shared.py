@@ -24,6 +24,8 @@ from bot.logs import log_line
 from bot.state.claims import RedisClaims
 from bot.state.datasets import RedisSources
 from bot.state.limits import RedisLimits
+from bot.state.memory import RedisSessions
+from bot.state.overrides import RedisOverrides
 from bot.state.redis_client import connect, redacted
 from bot.state.registry import AnswerRecord, RedisRegistry
 from bot.state.window import SharedWindows
@@ -52,9 +54,19 @@ def connect_shared_state(deps: BotDeps) -> aioredis.Redis:
     deps.dedupe = RedisClaims(client)
     deps.limits = RedisLimits(client, settings.limits, lease_s=LIMIT_LEASE_S)
     deps.sources = RedisSources(client, ttl_seconds=settings.dataset_max_age_seconds)
+    # The agent's history and a conversation's overrides follow it to whichever instance answers.
+    from bot.retention import retention_seconds
+
+    deps.sessions = RedisSessions(client, ttl_seconds=retention_seconds(deps))
+    deps.overrides = RedisOverrides(client, ttl_seconds=settings.dataset_max_age_seconds)
     # One rolling window per workspace x method for all instances (the pacing module's window seam), and a 429
     # met by any instance pauses that method for all of them.
-    windows = SharedWindows(client)
+    # Each instance declares what its scheduler holds for finals and first texts, so another instance's
+    # progress edits never take the calls this one's finals wait for.
+    budget = deps.budget
+    windows = SharedWindows(
+        client, instance=settings.instance_id, demand=lambda team, method: budget.scheduler(team, method).reserved
+    )
     deps.budget.window_factory = windows
     on_ratelimited = getattr(deps.client, "on_ratelimited", False)
     if on_ratelimited is None:  # the metered client: tell the shared windows of every 429

@@ -1,5 +1,5 @@
-"""Fixtures every test folder shares: the fake OpenAI server, the analyst's settings pointing at it, and one pool
-of reader processes.
+"""Fixtures every test folder shares: the fake OpenAI server, the analyst's settings pointing at it, one pool
+of reader processes, and one real redis-server for the session (Debian's ``redis-server``).
 
 A folder's own ``conftest.py`` keeps only what is its own (its surface running against the fakes). Helpers live
 in importable modules (``tests/<folder>/helpers.py`` and the like), never in a conftest.
@@ -7,6 +7,7 @@ in importable modules (``tests/<folder>/helpers.py`` and the like), never in a c
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import pytest
 
 from bot.workers import WorkerPool
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.redis_server import redis_server_path, running_redis
 
 if TYPE_CHECKING:
     from analyst.agent import AgentSettings
@@ -62,3 +64,14 @@ def agent_settings(openai: FakeOpenAI, tmp_path: Path) -> AgentSettings:
         data_dir=tmp_path / "data",
         max_turns=6,
     )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on a free loopback port for the whole run (flush what a test needs clean)."""
+    if redis_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: .ci/run must install Debian's redis-server")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with running_redis() as url:
+        yield url

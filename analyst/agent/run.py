@@ -15,24 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import Path
 from typing import Any
 
-from agents import Agent, RunConfig, Runner, RunResultStreaming, SQLiteSession
+from agents import Agent, RunConfig, Runner, RunResultStreaming
 from agents.items import TResponseInputItem
-from agents.memory import SessionSettings
+from agents.memory import Session
 from agents.stream_events import RawResponsesStreamEvent, RunItemStreamEvent
 from openai.types.responses import ResponseTextDeltaEvent
 
-from analyst import memory
 from analyst.agent.analyst import build_agent, configure_tracing
 from analyst.agent.errors import classify, user_message
-from analyst.agent.session import ConversationSession
+from analyst.agent.session import SessionStore, SQLiteSessions
 from analyst.agent.settings import AgentSettings
 from analyst.agent.tools import is_error_output, tool_label
 from analyst.context import AnalysisContext
@@ -51,6 +47,8 @@ logger = logging.getLogger("analyst.agent")
 
 # How long closing a run may wait for the SDK's run task to wind down (it is already cancelled by then).
 _CLOSE_GRACE_SECONDS = 2.0
+# Closings of sessions whose run was cancelled while they opened (kept referenced until done).
+_ABANDONED: set[asyncio.Future[None]] = set()
 
 
 def start_run(
@@ -61,16 +59,24 @@ def start_run(
     settings: AgentSettings,
     speaker: str | None = None,
     source: str | None = None,
+    sessions: SessionStore | None = None,
 ) -> AnalystRun:
     """Start answering ``question`` about ``context``'s dataset; iterate the result for events.
 
     The model call begins on the first iteration. The conversation's history (bounded to
-    ``settings.history_items``) is kept in SQLite under ``settings.data_dir``, keyed by ``conversation_id``;
-    an empty ``conversation_id`` asks a one-off question with no memory. ``speaker`` (who asks) and ``source``
-    (the chat message asked in) label what this run stores, so it can be forgotten by person or by message.
+    ``settings.history_items``) is kept in ``sessions`` (default: SQLite under ``settings.data_dir``), keyed
+    by ``conversation_id``; an empty ``conversation_id`` asks a one-off question with no memory. ``speaker``
+    (who asks) and ``source`` (the chat message asked in) label what this run stores, so it can be forgotten
+    by person or by message.
     """
     return AnalystRun(
-        question, context, conversation_id=conversation_id, settings=settings, speaker=speaker, source=source
+        question,
+        context,
+        conversation_id=conversation_id,
+        settings=settings,
+        speaker=speaker,
+        source=source,
+        sessions=sessions,
     )
 
 
@@ -92,6 +98,7 @@ class AnalystRun:
         agent: Agent[AnalysisContext] | None = None,
         speaker: str | None = None,
         source: str | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.question = question
         self.speaker = speaker
@@ -101,7 +108,8 @@ class AnalystRun:
         self.settings = settings
         self._agent = agent
         self._result: RunResultStreaming | None = None
-        self._session: SQLiteSession | None = None
+        self._sessions = sessions if sessions is not None else SQLiteSessions(settings.session_db_path)
+        self._session: Session | None = None
         self._cancelled = False
         self._finished = False
         self._text: list[str] = []
@@ -245,17 +253,26 @@ class AnalystRun:
         )
         return self._result
 
-    async def _open_session(self) -> SQLiteSession:
-        # Opening creates the file and schema and takes the SDK's process-wide lock for that file: file I/O
-        # that may wait, so in a thread. A session opened after its run was cancelled is closed, not leaked.
+    async def _open_session(self) -> Session:
+        # Opening may wait on I/O (a file and its lock, a network store). A session opened after its run was
+        # cancelled is closed, not leaked.
         opening = asyncio.ensure_future(
-            asyncio.to_thread(_open_session, self.conversation_id, self.settings, self.speaker, self.source)
+            self._sessions.open(
+                self.conversation_id, speaker=self.speaker, source=self.source, limit=self.settings.history_items
+            )
         )
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
-            opening.add_done_callback(_close_abandoned_session)
+            opening.add_done_callback(self._close_abandoned)
             raise
+
+    def _close_abandoned(self, opening: asyncio.Future[Session]) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        closing = asyncio.ensure_future(self._sessions.close(opening.result(), keep=self.settings.history_items))
+        _ABANDONED.add(closing)
+        closing.add_done_callback(_ABANDONED.discard)
 
     async def _translate(self, result: RunResultStreaming) -> AsyncGenerator[AnalystEvent, None]:
         names: dict[str, str] = {}
@@ -303,77 +320,10 @@ class AnalystRun:
                     await asyncio.wait({task}, timeout=_CLOSE_GRACE_SECONDS)
         session, self._session = self._session, None
         if session is not None:
-            # In a thread (file I/O under the SDK's lock); shielded, so a cancellation here cannot leave the
-            # session open: the thread finishes on its own.
-            closing = asyncio.ensure_future(asyncio.to_thread(_prune_and_close, session, self.settings.history_items))
+            # Shielded, so a cancellation here cannot leave the session open: the closing finishes on its own.
+            closing = asyncio.ensure_future(self._sessions.close(session, keep=self.settings.history_items))
             with contextlib.suppress(Exception):
                 await asyncio.shield(closing)
-
-
-def _open_session(
-    conversation_id: str, settings: AgentSettings, speaker: str | None, source: str | None
-) -> SQLiteSession:
-    return ConversationSession(
-        conversation_id,
-        settings.session_db_path,
-        speaker=speaker,
-        source=source,
-        session_settings=SessionSettings(limit=settings.history_items),
-    )
-
-
-def _close_abandoned_session(opening: asyncio.Future[SQLiteSession]) -> None:
-    if opening.cancelled() or opening.exception() is not None:
-        return
-    session = opening.result()
-    asyncio.get_running_loop().run_in_executor(None, session.close)
-
-
-def _prune_and_close(session: SQLiteSession, keep: int) -> None:
-    """Worker-thread job: prune the conversation's stored history, then close the session."""
-    try:
-        prune_history(session, keep)
-    except sqlite3.Error as error:  # pruning is housekeeping: the next run prunes again
-        logger.warning("could not prune the history: %s", type(error).__name__)
-    finally:
-        session.close()
-
-
-def prune_history(session: SQLiteSession, keep: int) -> int:
-    """Delete the stored items that can never be replayed again; returns how many were deleted.
-
-    A run replays at most the newest ``keep`` items, from the first user message among them on
-    (:func:`_bounded_history`); everything before that is deleted, so the file stays bounded by the number
-    of conversations, not of questions. Blocking: call it in a worker thread.
-    """
-    if str(session.db_path) == ":memory:":
-        return 0
-    table = session.messages_table
-    with memory.connect(Path(session.db_path)) as conn:  # secure_delete: pruned text is overwritten
-        window = conn.execute(
-            f"SELECT id, message_data FROM {table} WHERE session_id = ? ORDER BY id DESC LIMIT ?",
-            (session.session_id, max(keep, 0)),
-        ).fetchall()[::-1]
-        if not window:
-            first_kept = None
-        else:
-            first_kept = next((row_id for row_id, data in window if _is_user_message(data)), window[-1][0] + 1)
-        if first_kept is None:  # keep == 0: nothing is ever replayed
-            cursor = conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session.session_id,))
-        else:
-            cursor = conn.execute(
-                f"DELETE FROM {table} WHERE session_id = ? AND id < ?", (session.session_id, first_kept)
-            )
-        conn.commit()
-        return cursor.rowcount
-
-
-def _is_user_message(data: str) -> bool:
-    try:
-        item = json.loads(data)
-    except (json.JSONDecodeError, TypeError):
-        return False
-    return isinstance(item, dict) and item.get("role") == "user"
 
 
 def _bounded_history(

@@ -17,7 +17,7 @@ from bot.answers import AnswerRequest, BotDeps, answer
 from bot.conversations import channel_key
 from bot.listeners.common import refusal, within_limits
 from bot.logs import log_line
-from bot.overrides import is_reset, reset_message
+from bot.overrides import is_reset, reset_message, reset_overrides
 from bot.retention import ForgetReport, forget
 from bot.textfilter import code_span, neutralise
 
@@ -103,7 +103,7 @@ async def handle_command(deps: BotDeps, command: dict[str, Any], respond: AsyncR
         await reply(refused)
         return
     if is_reset(text):
-        await reply(reset_message(deps.store.reset_overrides(channel_key(team, channel))))
+        await reply(reset_message(await reset_overrides(deps, channel_key(team, channel))))
         return
     await within_limits(deps, team, user, reply, lambda: answer_command(deps, command, respond))
 

@@ -25,7 +25,7 @@ from bot.listeners.common import (
     within_limits,
 )
 from bot.listeners.stop_words import is_stop_request, stop_from_thread
-from bot.overrides import is_reset, reset_message
+from bot.overrides import is_reset, reset_message, reset_overrides
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
@@ -49,7 +49,7 @@ async def handle_direct_message(
         )
         return
     if is_reset(question) and not event.get("files"):
-        dropped = deps.store.reset_overrides(dm_conversation_id(team, channel))
+        dropped = await reset_overrides(deps, dm_conversation_id(team, channel))
         await post_notice(deps, channel, thread_ts, reset_message(dropped))
         return
     await within_limits(deps, team, user, reply, lambda: answer_direct_message(deps, body, event, question))

@@ -31,7 +31,7 @@ from bot.listeners.common import (
 )
 from bot.listeners.stop_words import is_stop_request, stop_from_thread
 from bot.logs import log_line
-from bot.overrides import is_reset, reset_message
+from bot.overrides import is_reset, reset_message, reset_overrides
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 HELLO = (
@@ -75,7 +75,7 @@ async def handle_mention(deps: BotDeps, body: dict[str, Any], event: dict[str, A
         )
         return
     if is_reset(question) and not event.get("files"):
-        dropped = deps.store.reset_overrides(thread_conversation_id(team, channel, thread_ts))
+        dropped = await reset_overrides(deps, thread_conversation_id(team, channel, thread_ts))
         await post_notice(deps, channel, thread_ts, reset_message(dropped))
         return
     await within_limits(deps, team, user, reply, lambda: answer_mention(deps, body, event, question))

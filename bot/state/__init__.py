@@ -6,7 +6,10 @@ which it has:
 
 - :mod:`bot.state.claims`: claim an event id (or a message's channel + ts) once across instances.
 - :mod:`bot.state.limits`: per-user and per-workspace answer limits counted across instances.
-- :mod:`bot.state.window`: one rolling Slack budget per workspace x method, with priorities and a shared 429 pause.
+- :mod:`bot.state.window`: one rolling Slack budget per workspace x method (the pacing module's window seam),
+  with a shared 429 pause.
+- :mod:`bot.state.memory`: conversation memory (the Agents SDK's ``RedisSession``, attributed, with retention and
+  deletion); :mod:`bot.state.overrides`: a conversation's overrides; :mod:`bot.state.datasets`: dataset sources.
 - :mod:`bot.state.registry`: running answers with a lease and heartbeat; Stop reaches the owning instance;
   survivors adopt answers whose instance died.
 

@@ -2,7 +2,8 @@
 
 Running answers are members of sorted sets scored by their lease's end, so an answer whose instance died stops
 counting when its lease runs out (:meth:`RedisLimits.renew` extends the leases of this instance's answers). The
-per-minute rate is a sorted set of question times. One script decides and records atomically.
+per-minute rate is a sorted set of question times. One script decides and records atomically (one round trip),
+and one script releases (one round trip).
 
 When Redis cannot answer, the limits fall back to this process's own counts (``RunLimits``) with the same
 settings: a user can then run up to the per-user limit on each instance, never without limit.
@@ -46,6 +47,13 @@ redis.call('PEXPIRE', KEYS[3], 60000)
 return {0, 0}
 """
 
+# KEYS: user running zset, workspace running zset. ARGV: member. One round trip for both removals.
+_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _REASONS = {1: "user_rate", 2: "user_running", 3: "workspace_running"}
 
 
@@ -55,6 +63,7 @@ class RedisLimits:
         self._client = client
         self._lease_ms = int(lease_s * 1000)
         self._admit = client.register_script(_ADMIT)
+        self._release = client.register_script(_RELEASE)
         self._local = RunLimits(self.settings)
         self._held: dict[str, Admission] = {}
 
@@ -91,8 +100,7 @@ class RedisLimits:
         self._held.pop(member, None)
         user_key, all_key, _ = self._keys(admission.scope, admission.user)
         try:
-            await self._client.zrem(user_key, member)
-            await self._client.zrem(all_key, member)
+            await self._release(keys=[user_key, all_key], args=[member])
         except (RedisError, OSError, TimeoutError) as error:
             # The lease ends the count on its own.
             log.warning("answer limit not released in Redis: %s", type(error).__name__)

@@ -9,7 +9,8 @@
 
 The activity is acknowledged at once (Teams redelivers after ~15 s) and answered in a task of its own; a
 redelivered activity (same id) is answered once. The same per-user and per-tenant limits as the other surfaces
-apply (:mod:`bot.limits`).
+apply (:mod:`bot.limits`). With ``REDIS_URL`` (several instances) the dedupe, the limits and the conversation
+memory are shared (``bot.state``): a redelivery that reaches another instance is still answered once.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from analyst.context import AnalysisContext
-from bot.conversations import ConversationStore, Deduplicator, StoredDataset
+from bot.conversations import ConversationStore, StoredDataset
 from bot.files import FileRejected, ReadResult, WorkerPool, read_table, reader_failed
-from bot.limits import Admission, RunLimits
+from bot.limits import Admission, Limits
 from bot.logs import log_line
 from bot.teams.charts import bridge_chart_message
 from bot.teams.files import TeamsFile, attached_files, download, unsupported_message
@@ -67,18 +68,26 @@ def question_text(text: str | None) -> str:
     return " ".join(text.split())
 
 
+class Claims(Protocol):
+    """Claim a key once (an activity id): in this process, or across instances."""
+
+    async def claim(self, key: str) -> bool: ...
+
+
 @dataclass(slots=True)
 class TeamsDeps:
     settings: TeamsSettings
     store: ConversationStore
-    dedupe: Deduplicator
-    limits: RunLimits
+    dedupe: Claims  # Deduplicator, or bot.state.claims.RedisClaims with REDIS_URL
+    limits: Limits
     workers: WorkerPool
     ssl_context: ssl.SSLContext
     # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent
     latest_personal: dict[str, str] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     answered: int = 0
+    # Conversation memory (bot.state.memory.RedisSessions with REDIS_URL); None: SQLite in the data folder.
+    sessions: Any = None
     _http: aiohttp.ClientSession | None = None
 
     @property
@@ -165,7 +174,7 @@ def register(app: Any, deps: TeamsDeps) -> None:
 
     async def on_message(ctx):  # type: ignore[no-untyped-def]
         turn = turn_of(ctx.activity)
-        if turn.activity_id and not deps.dedupe.first_time(f"teams:{turn.conversation}:{turn.activity_id}"):
+        if turn.activity_id and not await deps.dedupe.claim(f"teams:{turn.conversation}:{turn.activity_id}"):
             log_line("request", surface="teams", activity=turn.activity_id, duplicate=True)
             return
         deps.spawn(answer(deps, ctx, turn), name="teams-answer")
@@ -333,7 +342,7 @@ def _start_run(deps: TeamsDeps, question: str, context: AnalysisContext, convers
     from analyst.agent import AgentSettings, start_run
 
     settings = deps.settings.agent or AgentSettings()
-    return start_run(question, context, conversation_id=conversation_id, settings=settings)
+    return start_run(question, context, conversation_id=conversation_id, settings=settings, sessions=deps.sessions)
 
 
 async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDataset:

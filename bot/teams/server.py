@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.config import ConfigError, conversation_store, worker_pool
@@ -27,7 +28,11 @@ from bot.conversations import Deduplicator
 from bot.files import WorkerPool
 from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
-from bot.retention import purge_expired, purge_loop
+from bot.retention import purge_expired, purge_loop, retention_seconds
+from bot.state.claims import RedisClaims
+from bot.state.limits import RedisLimits
+from bot.state.memory import RedisSessions
+from bot.state.redis_client import connect, redacted
 from bot.stop_signals import StopSignals
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
@@ -98,6 +103,7 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
     )
     owns_workers = workers is None
     purging: list[asyncio.Task[None]] = []
+    shared = connect_shared_state(deps) if settings.redis_url else None
     auth = InboundAuth(settings, lambda: deps.http)
     tokens = BotTokenSource(settings, lambda: deps.http)
     pacer = ConversationPacer()
@@ -162,6 +168,9 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
         # The Slack bot's retention on the same data folder: nothing past it is ever served, whichever bot runs.
         await purge_expired(deps)
         purging.append(asyncio.get_running_loop().create_task(purge_loop(deps), name="teams-retention"))
+        if isinstance(deps.limits, RedisLimits):
+            renewing = renew_loop(deps.limits)
+            purging.append(asyncio.get_running_loop().create_task(renewing, name="teams-limit-leases"))
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
@@ -170,12 +179,39 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
         await asyncio.gather(*purging, return_exceptions=True)
         await deps.close(shutdown_workers=owns_workers)
         await sdk.http_client.http.aclose()
+        if shared is not None:
+            await shared.aclose()
 
     web_app.router.add_post(MESSAGES_PATH, messages)
     web_app.router.add_get(HEALTH_PATH, healthz)
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return server
+
+
+LIMIT_LEASE_S = 120.0
+
+
+def connect_shared_state(deps: TeamsDeps) -> aioredis.Redis:
+    """Several instances (``REDIS_URL``): share the dedupe, the limits and the conversation memory (the same
+    ``bot.state`` pieces as the Slack bot's). Datasets stay per instance (a follow-up that reaches an instance
+    without the file is asked for it again), and so does pacing (an answer's calls all come from the instance
+    that runs it; two answers at once in one conversation on two instances may meet a 429, which is waited out
+    and the call sent again, so nothing is lost)."""
+    assert deps.settings.redis_url is not None
+    client = connect(deps.settings.redis_url)
+    deps.dedupe = RedisClaims(client)
+    deps.limits = RedisLimits(client, deps.settings.limits, lease_s=LIMIT_LEASE_S)
+    deps.sessions = RedisSessions(client, ttl_seconds=retention_seconds(deps))
+    log_line("shared_state", surface="teams", redis=redacted(deps.settings.redis_url))
+    return client
+
+
+async def renew_loop(limits: RedisLimits) -> None:
+    """Renew the leases of this instance's running answers' limit slots, until cancelled."""
+    while True:
+        await asyncio.sleep(LIMIT_LEASE_S / 4)
+        await limits.renew()
 
 
 def _response_of(result: Any) -> tuple[int, Any]:

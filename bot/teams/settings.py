@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from bot.config import ConfigError, SharedSettings, read_number
+from bot.config import ConfigError, SharedSettings, read_number, read_redis_url
 from bot.web.settings import is_loopback
 
 DEFAULT_OPENID_METADATA_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -47,6 +47,8 @@ class TeamsSettings(SharedSettings):
     login_endpoint: str = DEFAULT_LOGIN_ENDPOINT
     ca_files: tuple[str, ...] = ()
     chunk_interval_s: float = 1.5
+    # State shared by several instances (dedupe, limits, conversation memory); None: all in this process.
+    redis_url: str | None = None
 
     def __repr__(self) -> str:  # never show the password, even in a traceback
         return (
@@ -106,6 +108,7 @@ class TeamsSettings(SharedSettings):
                     ca_files.append(path)
 
         interval = read_number(env, problems, "VARIANCE_TEAMS_CHUNK_INTERVAL_S", 1.5, minimum=0.0)
+        redis_url = read_redis_url(env, problems)
         shared = SharedSettings.read(env, problems, agent="required" if load_agent else "skip")
 
         if problems:
@@ -118,5 +121,6 @@ class TeamsSettings(SharedSettings):
             login_endpoint=login,
             ca_files=tuple(ca_files),
             chunk_interval_s=interval,
+            redis_url=redis_url,
             **shared.shared_fields(),
         )

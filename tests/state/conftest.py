@@ -1,25 +1,13 @@
-"""One real redis-server for the state tests, flushed before each test."""
+"""A client of the session's real redis-server (``redis_url``, in ``tests/conftest.py``), flushed before each test."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from bot.state.redis_client import connect
-from tests.fakes.redis_server import redis_server_path, running_redis
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    if redis_server_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: .ci/run must install Debian's redis-server")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with running_redis() as url:
-        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from bot.state.claims import RedisClaims
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect, redacted
 from bot.state.registry import AnswerRecord, RedisRegistry
-from bot.state.window import Demand, RedisWindow, Urgency
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -84,62 +83,6 @@ async def test_limits_degrade_to_this_instance_when_redis_is_down() -> None:
     assert first.ok and not (await limits.admit("T1", "U1")).ok
     await limits.release(first)
     assert (await limits.admit("T1", "U1")).ok
-
-
-async def test_the_window_is_shared_by_instances(redis_client: aioredis.Redis, redis_url: str) -> None:
-    other = connect(redis_url)
-    try:
-        a, b = RedisWindow(redis_client, instance="a"), RedisWindow(other, instance="b")
-        waits = [await w.take("T1", "chat.update", 5, Urgency.FINAL) for w in (a, b, a, b, a, b)]
-        assert waits[:5] == [0.0] * 5 and 0 < waits[5] <= 60
-        assert await a.used("T1", "chat.update") == 5
-        # Another method has its own budget.
-        assert await b.take("T1", "chat.postMessage", 5, Urgency.FINAL) == 0.0
-    finally:
-        await other.aclose()
-
-
-async def test_finals_anywhere_hold_calls_back_from_progress_and_first_texts(redis_client: aioredis.Redis) -> None:
-    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
-    limit = 20  # first-text floor: 2
-    for _ in range(10):
-        assert await a.take("T1", "chat.update", limit, Urgency.FINAL) == 0.0
-    # Instance b waits with 9 finals and 5 first texts: 10 used + 9 + 5 >= 20 leaves nothing for progress.
-    await b.declare("T1", "chat.update", Demand(finals=9, firsts=5))
-    assert await a.take("T1", "chat.update", limit, Urgency.PROGRESS) > 0
-    # A first text may use what the finals leave: 10 used + 9 finals < 20.
-    assert await a.take("T1", "chat.update", limit, Urgency.FIRST) == 0.0
-    # Now 11 used + 9 finals = 20: first texts wait too, but finals may still go.
-    assert await a.take("T1", "chat.update", limit, Urgency.FIRST) > 0
-    assert await b.take("T1", "chat.update", limit, Urgency.FINAL) == 0.0
-    # b's demand is withdrawn: progress may go again.
-    await b.declare("T1", "chat.update", Demand())
-    assert await a.take("T1", "chat.update", limit, Urgency.PROGRESS) == 0.0
-
-
-async def test_first_texts_keep_a_floor_when_finals_want_everything(redis_client: aioredis.Redis) -> None:
-    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
-    await b.declare("T1", "chat.update", Demand(finals=100, firsts=0))
-    # limit 20, floor 2: finals may hold back at most 18 calls, so the first two first texts go.
-    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) == 0.0
-    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) == 0.0
-    assert await a.take("T1", "chat.update", 20, Urgency.FIRST) > 0
-
-
-async def test_a_429_pauses_the_method_for_every_instance(redis_client: aioredis.Redis) -> None:
-    a, b = RedisWindow(redis_client, instance="a"), RedisWindow(redis_client, instance="b")
-    await a.pause("T1", "chat.update", 30)
-    wait = await b.take("T1", "chat.update", 50, Urgency.FINAL)
-    assert 29 <= wait <= 30
-    await b.pause("T1", "chat.update", 1)  # a shorter pause never shortens the longer one
-    assert await a.take("T1", "chat.update", 50, Urgency.FINAL) > 29
-
-
-async def test_the_window_degrades_to_a_local_share_never_unlimited() -> None:
-    window = RedisWindow(connect(DEAD_REDIS), instance="a", degraded_share=0.5)
-    waits = [await window.take("T1", "chat.update", 10, Urgency.FINAL) for _ in range(6)]
-    assert waits[:5] == [0.0] * 5 and waits[5] > 0
-    assert window.degraded_calls == 6
 
 
 async def test_stop_reaches_the_instance_that_runs_the_answer(redis_client: aioredis.Redis, redis_url: str) -> None:

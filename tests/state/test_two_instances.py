@@ -24,6 +24,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.shared import ORPHANED
+from bot.state.redis_client import connect
 from tests.bot.bot_under_test import base_env, event_envelope, signed_headers
 from tests.bot.helpers import (
     SMALL_CSV,
@@ -42,6 +43,7 @@ from tests.fakes.slack_server import FakeSlack
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
+ME = "U0MEMORY"
 LONG_ANSWER = " ".join(f"Line {i}: marketing moved by {i}.00." for i in range(400))
 
 
@@ -357,3 +359,82 @@ async def test_sigterm_lets_a_running_answer_finish(cluster: Cluster) -> None:
         assert len(final) == 1 and "Step 59:" in (final_markdown(final[0]) or "")
     finally:
         await stop_instance(leaving)
+
+
+async def send_command(instance: Instance, slack: FakeSlack, text_: str, *, channel: str, user: str) -> str:
+    """``/variance TEXT`` through ``instance``; the ephemeral reply's text."""
+    url = slack.new_response_url()
+    form = {
+        "token": "legacy-verification-token", "team_id": TEAM, "team_domain": "finance", "channel_id": channel,
+        "channel_name": "directmessage", "user_id": user, "user_name": "controller", "command": "/variance",
+        "text": text_, "api_app_id": "A0VARIANCE", "is_enterprise_install": "false", "response_url": url,
+        "trigger_id": "7.1.abc",
+    }
+    assert await instance.post_signed(urlencode(form), content_type="application/x-www-form-urlencoded") == 200
+    await slack.wait_for(lambda: len(slack.responses[url]) == 1, timeout=30)
+    return str(slack.responses[url][0]["text"])
+
+
+def model_input(request: Any) -> str:
+    """Everything a request to the model carried as input (earlier turns included), as one text."""
+    return json.dumps(request.json.get("input", []))
+
+
+async def test_a_follow_up_on_the_other_instance_sees_the_earlier_turns_and_overrides(
+    cluster: Cluster, redis_url: str
+) -> None:
+    slack, openai = cluster.slack, cluster.openai
+    channel = "D0MEMORY"
+    # A person of its own: the questions-per-minute limit is counted across instances, and across this module.
+    slack.add_channel(channel, is_im=True)
+    file_obj, message = upload(slack, channel)
+    assert await cluster.a.send_event(dm_event(message.ts, files=[file_obj], channel=channel, user=ME)) == 200
+    await slack.wait_for(lambda: len(final_answers(slack, channel)) == 1, timeout=60)
+
+    # On instance a: a question that makes an override.
+    first = "treat Advertising as revenue please"
+    openai.script(
+        tool_call("set_account_type", {"assignments": [{"label": "Advertising", "type": "revenue"}]}),
+        text("Done: Advertising now counts as revenue."),
+    )
+    asked = slack.add_message(channel, text=first)
+    assert await cluster.a.send_event(dm_event(asked.ts, first, channel=channel, user=ME)) == 200
+    await slack.wait_for(lambda: len(final_answers(slack, channel)) == 2, timeout=60)
+    assert "Advertising counted as revenue" in (final_markdown(final_answers(slack, channel)[-1]) or "")
+
+    # The follow-up reaches instance b (own data folder, never saw the conversation).
+    openai.script(text("Marketing is 100 over in total."))
+    before = len(openai.requests)
+    follow = "and marketing overall?"
+    asked = slack.add_message(channel, text=follow)
+    assert await cluster.b.send_event(dm_event(asked.ts, follow, channel=channel, user=ME)) == 200
+    await slack.wait_for(lambda: len(final_answers(slack, channel)) == 3, timeout=60)
+    sent = model_input(openai.requests[before])
+    assert first in sent and "Done: Advertising now counts as revenue." in sent and follow in sent
+    # The override made on a shapes b's answer too, and says so.
+    assert "Advertising counted as revenue" in (final_markdown(final_answers(slack, channel)[-1]) or "")
+
+    # A reset through b clears the override for a as well.
+    assert "Cleared your overrides" in await send_command(cluster.b, slack, "reset", channel=channel, user=ME)
+    openai.script(text("Plain numbers again."))
+    asked = slack.add_message(channel, text="and now?")
+    assert await cluster.a.send_event(dm_event(asked.ts, "and now?", channel=channel, user=ME)) == 200
+    await slack.wait_for(lambda: len(final_answers(slack, channel)) == 4, timeout=60)
+    assert "overrides" not in (final_markdown(final_answers(slack, channel)[-1]) or "")
+
+    # /variance forget on a deletes the shared history: b's next question carries none of it.
+    client = connect(redis_url)
+    try:
+        assert await client.exists(f"va:session:{TEAM}:{channel}:messages")
+        receipt = await send_command(cluster.a, slack, "forget", channel=channel, user=ME)
+        assert "stored item" in receipt.replace("\u200b", "")
+        assert not await client.exists(f"va:session:{TEAM}:{channel}:messages")
+    finally:
+        await client.aclose()
+    openai.script(text("Starting fresh."))
+    before = len(openai.requests)
+    asked = slack.add_message(channel, files=[file_obj], text="what stands out?")
+    event = dm_event(asked.ts, "what stands out?", files=[file_obj], channel=channel, user=ME)
+    assert await cluster.b.send_event(event) == 200
+    await slack.wait_for(lambda: len(final_answers(slack, channel)) == 5, timeout=60)
+    assert first not in model_input(openai.requests[before]) and follow not in model_input(openai.requests[before])
