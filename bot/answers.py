@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -56,6 +56,8 @@ NO_DATASET = (
     "ERP or spreadsheet) and ask again, or send the file alone for a quick report."
 )
 STOPPED = "Stopped."
+# The grace of a shutdown ran out: the answer ends here and a survivor re-runs it into the same message.
+HANDED_OVER = "The bot is restarting: this answer continues here in a moment. If it doesn't, please ask again."
 INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
 UNDELIVERED = "Slack was not responding, so I couldn't answer this. Please ask again."
 
@@ -76,6 +78,11 @@ class AnswerRequest:
     user: str | None = None
     assistant_thread: bool = False  # a thread in Slack's assistant container (status, native stream)
     source_ts: str | None = None  # the user's message (its ts): a deleted message drops the turn it produced
+    # A re-run of an answer whose instance died (bot.shared): its id, its message (written in place), and how
+    # many times survivors adopted it.
+    answer_id: str | None = None
+    adopt_ts: str | None = None
+    adoptions: int = 0
 
     @property
     def wants_report(self) -> bool:
@@ -83,11 +90,17 @@ class AnswerRequest:
 
 
 class AnswerControl:
-    """The Stop button's handle for one answer: cancels the analyst run, or the file reading before it."""
+    """The Stop button's handle for one answer: cancels the analyst run, or the file reading before it; and
+    the shutdown's: :meth:`hand_over` ends the answer's task so a survivor re-runs it."""
 
-    def __init__(self) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.stopped = asyncio.Event()
         self._run: Any = None
+        self._task = task  # the answer's own task
+
+    def hand_over(self) -> None:
+        if self._task is not None:
+            self._task.cancel(HANDED_OVER)
 
     def attach(self, run: Any) -> None:
         self._run = run
@@ -291,7 +304,8 @@ BIG_FILE_BYTES = 1_000_000
 
 def writer_settings(request: AnswerRequest) -> WriterSettings:
     """How this answer is delivered (bot.render.modes): native streams in DMs' and assistant threads, status
-    in the assistant container, 👍/👎 under every finished answer."""
+    in the assistant container, 👍/👎 under every finished answer. A re-run into an orphan's message waits for
+    its final edit rather than repost it: the answer stays where the person saw it begin."""
     in_dm = request.entry == "dm" or request.channel.startswith("D")
     placeholder_after: float | None = None if request.assistant_thread else PLACEHOLDER_AFTER_S
     if request.new_file is not None and not request.assistant_thread:
@@ -305,15 +319,21 @@ def writer_settings(request: AnswerRequest) -> WriterSettings:
     # reference calls thread_ts optional, but whether a top-level DM message can stream is not verified (and
     # streamed messages are documented as replies to a user request), so a top-level DM answer is one edited
     # message instead (bot.render.planner); it streams natively once the person asks in a thread.
-    return WriterSettings(
+    settings = WriterSettings(
         placeholder_after=placeholder_after,
         native_stream=(in_dm or request.assistant_thread) and request.thread_ts is not None,
         feedback_buttons=True,
         assistant_status=request.assistant_thread,
     )
+    return replace(settings, repost_final_after=None) if request.adopt_ts is not None else settings
 
 
-def new_writer(deps: BotDeps, request: AnswerRequest, answer_id: str) -> AnswerWriter:
+def new_writer(
+    deps: BotDeps,
+    request: AnswerRequest,
+    answer_id: str,
+    on_first_message: Callable[[str, str], Awaitable[object]] | None = None,
+) -> AnswerWriter:
     return AnswerWriter(
         deps.client,
         deps.budget,
@@ -324,6 +344,72 @@ def new_writer(deps: BotDeps, request: AnswerRequest, answer_id: str) -> AnswerW
         settings=writer_settings(request),
         conversation_id=request.conversation_id,
         recipient_user_id=request.user,
+        on_first_message=on_first_message,
+        adopt_ts=request.adopt_ts,
+    )
+
+
+def dataset_source(request: AnswerRequest) -> SlackFile | None:
+    """The Slack file the answer's dataset comes from (a re-run reads it again): the new file, or the stored
+    dataset's (a stub: ``files.info`` completes it)."""
+    if request.new_file is not None:
+        return request.new_file
+    stored = request.stored
+    if stored is None or not stored.file_id:
+        return None
+    filetype = stored.filename.rsplit(".", 1)[-1].lower() if "." in stored.filename else ""
+    return SlackFile(stored.file_id, stored.filename, filetype, None, None, True)
+
+
+def answer_record(request: AnswerRequest, answer_id: str, instance: str) -> AnswerRecord:
+    """What the running-answers registry keeps of ``request``: enough to re-run it elsewhere, no file content."""
+    source = dataset_source(request)
+    return AnswerRecord(
+        answer_id=answer_id,
+        instance=instance,
+        team=request.team,
+        channel=request.channel,
+        conversation_id=request.conversation_id,
+        entry=request.entry,
+        user=request.user or "",
+        thread_ts=request.thread_ts,
+        message_ts=request.adopt_ts,
+        question=request.question,
+        source=asdict(source) if source is not None else None,
+        source_ts=request.source_ts,
+        assistant_thread=request.assistant_thread,
+        asked_at=time.time(),
+        adoptions=request.adoptions,
+    )
+
+
+def rerun_request(deps: BotDeps, record: AnswerRecord) -> AnswerRequest | None:
+    """The request that re-runs an orphaned answer here, into its message; None when it can't be re-run (no
+    dataset source known, or a record this version does not understand). The dataset is read again from its
+    source unless this instance holds that very file for the conversation already."""
+    if record.source is None or record.entry not in ("mention", "dm", "command", "assistant"):
+        return None
+    try:
+        source = SlackFile(**{k: record.source[k] for k in SlackFile.__dataclass_fields__})
+    except (KeyError, TypeError):
+        return None
+    stored = deps.store.get(record.conversation_id)
+    reuse = stored is not None and stored.file_id == source.id
+    return AnswerRequest(
+        entry=record.entry,  # type: ignore[arg-type]  # checked above
+        team=record.team,
+        channel=record.channel,
+        thread_ts=record.thread_ts,
+        conversation_id=record.conversation_id,
+        question=record.question,
+        new_file=None if reuse else source,
+        stored=stored if reuse else None,
+        user=record.user or None,
+        assistant_thread=record.assistant_thread,
+        source_ts=record.source_ts,
+        answer_id=record.answer_id,
+        adopt_ts=record.message_ts,
+        adoptions=record.adoptions,
     )
 
 
@@ -332,7 +418,7 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
 
     Returns how the answer ended, or ``None`` when Slack refused even the placeholder.
     """
-    answer_id = uuid.uuid4().hex[:16]
+    answer_id = request.answer_id or uuid.uuid4().hex[:16]
     log_entry = AnswerLog(
         entry=request.entry,
         team=request.team,
@@ -340,32 +426,29 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         event_id=request.event_id,
         answer_id=answer_id,
     )
-    writer = new_writer(deps, request, answer_id)
-    control = AnswerControl()
+    asked = time.monotonic()
+
+    async def placed(channel: str, ts: str) -> None:
+        """The first message exists: count the time to it, and record where it is before streaming on, so a
+        survivor finds it if this instance dies."""
+        deps.metrics.first_visible.observe(time.monotonic() - asked)
+        await deps.registry.placed(answer_id, ts)
+
+    writer = new_writer(deps, request, answer_id, placed)
+    control = AnswerControl(asyncio.current_task())
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
     deps.threads.add(request.team, request.channel, request.thread_ts, answer_id)
     reaction = _acknowledge(deps, request)
     deps.metrics.running.inc()
-    asked = time.monotonic()
-    record = AnswerRecord(
-        answer_id=answer_id,
-        instance=deps.settings.instance_id,
-        team=request.team,
-        channel=request.channel,
-        conversation_id=request.conversation_id,
-        entry=request.entry,
-        user=request.user or "",
-        thread_ts=request.thread_ts,
-        question=request.question,
-    )
+    record = answer_record(request, answer_id, deps.settings.instance_id)
+    # Handed over at shutdown only if a survivor can re-run it (a dataset to read, not re-run before).
+    can_hand_over = record.source is not None and record.adoptions == 0
     outcome: AnswerOutcome | None = None
-    placing: asyncio.Future[None] | None = None
     try:
-        await deps.registry.add(record)
+        await deps.registry.add(record, hand_over=control.hand_over if can_hand_over else None)
         label = f"Reading {request.new_file.name}…" if request.new_file is not None else None
         try:
             await writer.start(tool_label=label)
-            placing = asyncio.ensure_future(_record_placement(deps, writer, answer_id, asked))
         except DeliveryError as refused:
             log_entry.outcome = f"slack_refused:{refused.code}"
             if refused.code == "post_unconfirmed":  # it may have landed: find it later and end it
@@ -407,23 +490,23 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     except FileRejected as rejected:
         log_entry.outcome = f"rejected:{rejected.reason}"
         outcome = await _fail(writer, rejected.user_message)
-    except asyncio.CancelledError:
-        log_entry.outcome = "shutdown"
-        await asyncio.shield(_fail(writer, SHUTDOWN))
+    except asyncio.CancelledError as cancelled:
+        handed_over = bool(cancelled.args) and cancelled.args[0] == HANDED_OVER
+        log_entry.outcome = "handed_over" if handed_over else "shutdown"
+        outcome = await asyncio.shield(_fail(writer, HANDED_OVER if handed_over else SHUTDOWN))
         raise
     except Exception as error:
         log.exception("answer %s failed", answer_id)
         log_entry.outcome = f"error:{type(error).__name__}"
         outcome = await _fail(writer, INTERNAL_ERROR)
     finally:
-        if placing is not None:
-            placing.cancel()
         deps.running.remove(answer_id)
         deps.threads.remove(request.team, request.channel, request.thread_ts, answer_id)
         if reaction is not None:
             deps.spawn(reaction.remove(), name="reaction")
         deps.metrics.running.dec()
-        if log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered):
+        undelivered = log_entry.outcome == "shutdown" and (outcome is None or not outcome.delivered)
+        if log_entry.outcome == "handed_over" or undelivered:
             await asyncio.shield(deps.registry.release(answer_id))  # a survivor brings it to a final state now
         else:  # awaited directly: the in-process registry returns without yielding to the loop
             await deps.registry.remove(answer_id)
@@ -463,18 +546,6 @@ def _waiting_status(writer: AnswerWriter, what: str, after: str | None) -> Calla
 def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
-
-
-_PLACEMENT_POLL_S = 0.2
-
-
-async def _record_placement(deps: BotDeps, writer: AnswerWriter, answer_id: str, asked: float) -> None:
-    """Once the answer's first message exists (at start, or when its first text rides on the post): count the
-    time to it, and record its ts in the running-answers registry so a survivor can finish it."""
-    while not writer.message_ts:
-        await asyncio.sleep(_PLACEMENT_POLL_S)  # the writer has no hook for its first post; this is cheap
-    deps.metrics.first_visible.observe(time.monotonic() - asked)
-    await deps.registry.placed(answer_id, writer.message_ts[0])
 
 
 def _metric_outcome(outcome: str) -> str:

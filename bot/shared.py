@@ -4,23 +4,30 @@ the loops that keep it alive, the orphan sweep, and the graceful drain at shutdo
 - :func:`connect_shared_state` swaps ``BotDeps``' dedupe, limits, dataset sources, running-answer registry and
   the Slack budget's windows for their ``bot.state`` twins (the listeners and the writer never know which).
 - :func:`shared_state_loop` renews this instance's leases (running answers every few seconds, limit slots every
-  ``lease / 4``) and sweeps for orphans: answers whose instance died (lease ended) are claimed by one survivor
-  and their message is replaced with a clear note to ask again, within ``lease + sweep`` (about 30 s).
+  ``lease / 4``) and sweeps for orphans: answers whose instance died (lease ended) or handed them over. One
+  survivor adopts each (atomically) within ``lease + sweep`` (about 30 s) and :func:`finish_orphan` re-runs the
+  question into the same message; when it can't (no dataset source, already re-run once, orphaned too long, the
+  re-run not delivered) the message is replaced with a clear note to ask again.
 - :func:`drain` (SIGTERM): new events are refused already (``BotDeps.accepting``); running answers get
-  ``grace`` seconds to finish; the rest end with the restart note, and an answer whose note could not be
-  delivered is handed over (its lease released) so a survivor finishes it at its next sweep.
+  ``grace`` seconds to finish; those that can be re-run are then handed over (ended with a line saying the
+  answer continues, their lease released so a survivor re-runs them at its next sweep); the rest end with the
+  restart note, and one whose note could not be delivered is handed over all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 from slack_sdk.errors import SlackApiError
 
 from bot.logs import log_line
+from bot.render import AnswerWriter, DeliveryError
+from bot.render.delivery import SlackDoor
 from bot.state.claims import RedisClaims
 from bot.state.datasets import RedisSources
 from bot.state.limits import RedisLimits
@@ -40,9 +47,12 @@ HEARTBEAT_S = 5.0
 ANSWER_LEASE_S = 20.0
 SWEEP_S = 10.0
 LIMIT_LEASE_S = 120.0
+RERUN_WITHIN_S = 300.0  # an orphan left longer than this gets the note, not a re-run
+HANDOVER_WAIT_S = 10.0  # for the handed-over answers to write their last line at shutdown
+# The writer numbers an answer's messages 0, 1, 2, ... (its reposted finals 1000 and up: those are final already).
+MAX_CONTINUATION_PART = 1000
 ORPHANED = (
-    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. "
-    "Please ask again."
+    "The bot instance writing this answer stopped before it finished, so this answer is incomplete. Please ask again."
 )
 
 
@@ -104,33 +114,123 @@ async def shared_state_loop(deps: BotDeps) -> None:
 
 
 async def sweep_orphans(deps: BotDeps) -> int:
-    """Bring every orphaned answer this instance claims to a final state; how many it finished."""
-    finished = 0
-    for record in await deps.registry.orphans():
-        if await finish_orphan(deps, record):
-            finished += 1
-    return finished
+    """Adopt every orphaned answer this instance can claim and finish each in a task of its own (a re-run takes
+    as long as an answer); how many it adopted."""
+    adopted = await deps.registry.orphans()
+    for record in adopted:
+        deps.metrics.answers.labels(entry=record.entry, outcome="orphaned").inc()
+        deps.spawn(finish_orphan(deps, record), name="orphan")
+    return len(adopted)
+
+
+def may_rerun(record: AnswerRecord) -> bool:
+    """First adoption only (never a loop), and not long after it was left (a question from hours ago, answered
+    out of the blue, would confuse more than the note)."""
+    return record.adoptions == 1 and record.orphaned_ms <= RERUN_WITHIN_S * 1000
 
 
 async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
+    """Bring an adopted orphan to a final state: its question re-run into the same message, else the note.
+    True when the message ends with an answer or the note."""
+    try:
+        return await _rerun_or_note(deps, record)
+    except Exception as error:  # never left adopted and unfinished: the note, and the record goes
+        log_line("error", where="orphan", answer_id=record.answer_id, error=type(error).__name__)
+        try:
+            return await write_orphan_note(deps, record)
+        finally:
+            await deps.registry.remove(record.answer_id)
+
+
+async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
+    from bot.answers import answer, rerun_request
+
+    fields = {"answer_id": record.answer_id, "team": record.team, "channel": record.channel}
+    if record.message_ts is None:
+        try:
+            record.message_ts = await unrecorded_first_message(deps, record)
+        except DeliveryError as error:  # Slack can't tell whether it exists: re-running could post it twice
+            log_line("orphan", **fields, placed=None, error=error.code)
+            await deps.registry.remove(record.answer_id)
+            return False
+    await drop_continuations(deps, record)
+    request = rerun_request(deps, record) if may_rerun(record) else None
+    if request is not None:
+        log_line("orphan", **fields, rerun=True, adoptions=record.adoptions, placed=record.message_ts is not None)
+        outcome = await answer(deps, request)  # adds, renews and removes the record itself
+        if outcome is not None and outcome.delivered:
+            log_line("orphan", **fields, finished=True, state=outcome.state)
+            return True
+        shown = outcome.message_ts if outcome is not None else []
+        record.message_ts = record.message_ts or (shown[0] if shown else None)
+    try:
+        return await write_orphan_note(deps, record)
+    finally:
+        await deps.registry.remove(record.answer_id)
+
+
+def _door(deps: BotDeps, record: AnswerRecord) -> SlackDoor:
+    """The orphan's way into Slack, to find its messages by their marker (message metadata)."""
+    writer = AnswerWriter(
+        deps.client,
+        deps.budget,
+        team_id=record.team,
+        channel=record.channel,
+        thread_ts=record.thread_ts,
+        answer_id=record.answer_id,
+    )
+    return writer.door
+
+
+async def unrecorded_first_message(deps: BotDeps, record: AnswerRecord) -> str | None:
+    """An orphan with no message recorded: its first post may have landed just before its instance died. Look
+    for it by the answer's marker; raises :class:`DeliveryError` when Slack can't tell."""
+    return await _door(deps, record).find_posted(0, record.thread_ts, record.asked_at or time.time() - 3600)
+
+
+async def drop_continuations(deps: BotDeps, record: AnswerRecord) -> int:
+    """A long answer continues in more messages (replies under its first, each with the answer's marker and its
+    part number). The re-run or the note takes the first message, so a dead instance's continuations, left live,
+    are deleted; how many. Best effort: when Slack can't tell, they stay."""
+    if not record.message_ts:
+        return 0
+    from bot.answers import call_with_rate_retry
+
+    root = record.thread_ts or record.message_ts
+    try:
+        found = await _door(deps, record).our_messages(root, record.asked_at or time.time() - 3600)
+    except DeliveryError:
+        return 0
+    dropped = 0
+    for message in found:
+        part = ((message.get("metadata") or {}).get("event_payload") or {}).get("part")
+        ts = str(message.get("ts"))
+        if ts == record.message_ts or not isinstance(part, int) or not 0 < part < MAX_CONTINUATION_PART:
+            continue
+        try:
+            await call_with_rate_retry(partial(deps.client.chat_delete, channel=record.channel, ts=ts))
+            dropped += 1
+        except SlackApiError as error:
+            log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
+    return dropped
+
+
+async def write_orphan_note(deps: BotDeps, record: AnswerRecord) -> bool:
     """Replace an orphaned answer's message with the note to ask again: a final edit (``markdown_text`` only,
     as the writer's own finals), so no Stop button or progress mark is left on it."""
     from bot.answers import call_with_rate_retry
 
-    deps.metrics.answers.labels(entry=record.entry, outcome="orphaned").inc()
     if not record.message_ts:
         log_line("orphan", answer_id=record.answer_id, team=record.team, channel=record.channel, placed=False)
         return False
     ts = record.message_ts
     text = neutralise(ORPHANED)
     try:
-        await call_with_rate_retry(
-            lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text)
-        )
+        await call_with_rate_retry(lambda: deps.client.chat_update(channel=record.channel, ts=ts, markdown_text=text))
     except SlackApiError as error:
         log_line("orphan", answer_id=record.answer_id, channel=record.channel, error=error.response.get("error"))
         return False
-    log_line("orphan", answer_id=record.answer_id, team=record.team, channel=record.channel, finished=True)
+    log_line("orphan", answer_id=record.answer_id, team=record.team, channel=record.channel, finished=True, note=True)
     return True
 
 
@@ -146,3 +246,7 @@ async def drain(deps: BotDeps, grace_s: float) -> None:
             break
         # asyncio.wait, not gather: the deadline must not cancel the answers (they end with the restart note).
         await asyncio.wait(list(deps.tasks), timeout=left)
+    handed_over = deps.registry.hand_over_all()  # each ends saying it continues, its lease released
+    if handed_over and deps.tasks:
+        log_line("shutdown", handed_over=handed_over)
+        await asyncio.wait(list(deps.tasks), timeout=HANDOVER_WAIT_S)

@@ -154,11 +154,18 @@ def order_labels(labels: Sequence[str]) -> list[str]:
     return sorted(distinct, key=key)
 
 
+# A date written "2025-01-31" with a year 1900–2099 and a month 01–12 always has a month label (a valid date
+# through its format, any other day through the numeric-month pattern), so a sample of them needs no parse.
+_ISO_DATE_RE = re.compile(r"\s*(?:19|20)[0-9][0-9]-(?:0[1-9]|1[0-2])-[0-9][0-9]\s*")
+
+
 def looks_like_periods(sample: Sequence[object]) -> bool:
     """Most of a sample of distinct values read as months or dates."""
     values = [v for v in dict.fromkeys(sample) if v is not None and v == v and str(v).strip()]
     if not values:
         return False
+    if all(isinstance(v, str) and _ISO_DATE_RE.fullmatch(v) for v in values):
+        return True
     labels = labels_for_uniques(values)
     return sum(label is not None for label in labels) >= 0.9 * len(values)
 

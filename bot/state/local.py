@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.files import SlackFile
 from bot.state.registry import AnswerRecord
 
@@ -12,8 +14,11 @@ class LocalRegistry:
 
     instance = "local"
 
-    async def add(self, record: AnswerRecord) -> None:
+    async def add(self, record: AnswerRecord, *, hand_over: Callable[[], object] | None = None) -> None:
         return None
+
+    def hand_over_all(self) -> int:
+        return 0  # no instance to hand over to: the answers end with the restart note
 
     async def placed(self, answer_id: str, message_ts: str) -> None:
         return None

@@ -1,13 +1,15 @@
 """Running answers across instances: who runs each one, where its message is, and a lease that says it is alive.
 
-Each instance records the answers it runs (:meth:`RedisRegistry.add`, then :meth:`~RedisRegistry.placed` once
-the message exists) and renews their leases with :meth:`~RedisRegistry.heartbeat` (every few seconds). A Stop
-click that reaches any instance is published on one channel; the instance that runs the answer cancels it.
+Each instance records the answers it runs (:meth:`RedisRegistry.add`, then :meth:`~RedisRegistry.placed` the
+moment the message exists) and renews their leases with :meth:`~RedisRegistry.heartbeat` (every few seconds). A
+Stop click that reaches any instance is published on one channel; the instance that runs the answer cancels it.
 
-When an instance dies its leases run out. A survivor's :meth:`~RedisRegistry.orphans` finds answers whose lease
-ended, claims each one once (``SET NX``, so two survivors never both adopt it) and returns their records, so the
-caller can bring the message to a final state (re-run the question into the same message, or a clear note).
-Records expire on their own after a day, whatever happens.
+When an instance dies its leases run out; at shutdown it ends them at once (:meth:`~RedisRegistry.release`). A
+survivor's :meth:`~RedisRegistry.orphans` finds answers whose lease ended and claims each one in one atomic step
+(a Lua script: the lease must still be over; the record now names the survivor, counts one more adoption and
+gets a fresh lease that the survivor's heartbeat renews), so two survivors never both adopt it, and a survivor
+that dies while finishing one leaves it to the next. The caller brings the message to a final state: the
+question re-run into the same message (first adoption), else a clear note. Records expire after a day.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -31,7 +34,8 @@ STOP_CHANNEL = key("stop")
 
 @dataclass(slots=True)
 class AnswerRecord:
-    """What a survivor needs to finish an orphaned answer (no file contents; the question is the user's text)."""
+    """What a survivor needs to finish an orphaned answer: where it is, and what to re-run. No file contents:
+    the question is the user's text, ``source`` the Slack file's reference (id, name, type, private URL)."""
 
     answer_id: str
     instance: str
@@ -41,16 +45,56 @@ class AnswerRecord:
     entry: str
     user: str = ""
     thread_ts: str | None = None
-    message_ts: str | None = None  # the answer's message, once posted
+    message_ts: str | None = None  # the answer's first message, once posted
     question: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    source: dict[str, Any] | None = None  # the dataset's Slack file (bot.files.SlackFile fields); None: none known
+    source_ts: str | None = None  # the user's message that asked
+    assistant_thread: bool = False
+    asked_at: float = 0.0  # wall clock when it was asked (finding an unconfirmed first post)
+    adoptions: int = 0  # how many times survivors adopted it: a re-run only on the first
+    orphaned_ms: int = 0  # set on adoption: how long ago its previous owner's lease ended
 
     def dumps(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def loads(cls, text: str) -> AnswerRecord:
-        return cls(**json.loads(text))
+        """Tolerant of records written by an older or newer instance (a rolling deploy): unknown keys are
+        dropped, missing ones take their defaults."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        if not isinstance(record.extra, dict):  # Lua's cjson writes an empty object as []
+            record.extra = {}
+        return record
+
+
+# Adopt one orphan atomically: its lease must have ended (by Redis' clock); the record names the adopter, counts
+# the adoption, how long it was orphaned, and a fresh lease. Returns the record as JSON, or nil.
+_ADOPT = """
+local ended = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+if not ended or tonumber(ended) > now then return false end
+local text = redis.call('GET', KEYS[2])
+if not text then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return false
+end
+local ok, record = pcall(cjson.decode, text)
+if not ok or type(record) ~= 'table' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return false
+end
+record['instance'] = ARGV[2]
+record['adoptions'] = (tonumber(record['adoptions']) or 0) + 1
+record['orphaned_ms'] = now - tonumber(ended)
+local out = cjson.encode(record)
+redis.call('SET', KEYS[2], out, 'KEEPTTL')
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return out
+"""
 
 
 class RedisRegistry:
@@ -67,6 +111,7 @@ class RedisRegistry:
         self._lease_ms = int(lease_s * 1000)
         self._on_stop = on_stop
         self._local: dict[str, AnswerRecord] = {}
+        self._handovers: dict[str, Callable[[], object]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._leases = key("answers", "leases")
 
@@ -77,9 +122,20 @@ class RedisRegistry:
         seconds, micros = await self._client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
-    async def add(self, record: AnswerRecord) -> None:
+    async def add(self, record: AnswerRecord, *, hand_over: Callable[[], object] | None = None) -> None:
+        """Record an answer this instance runs; ``hand_over()`` (shutdown) ends it so a survivor can take it."""
         self._local[record.answer_id] = record
+        if hand_over is not None:
+            self._handovers[record.answer_id] = hand_over
         await self._write(record)
+
+    def hand_over_all(self) -> int:
+        """Ask every answer still running here to end and be handed over (the shutdown's grace is over)."""
+        handovers = list(self._handovers.values())
+        self._handovers.clear()
+        for hand_over in handovers:
+            hand_over()
+        return len(handovers)
 
     async def placed(self, answer_id: str, message_ts: str) -> None:
         record = self._local.get(answer_id)
@@ -99,6 +155,7 @@ class RedisRegistry:
 
     async def remove(self, answer_id: str) -> None:
         self._local.pop(answer_id, None)
+        self._handovers.pop(answer_id, None)
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.zrem(self._leases, answer_id)
@@ -110,8 +167,9 @@ class RedisRegistry:
     async def release(self, answer_id: str) -> None:
         """Hand an answer over (shutdown): end its lease now, so the next sweep of a survivor adopts it."""
         self._local.pop(answer_id, None)
+        self._handovers.pop(answer_id, None)
         try:
-            await self._client.zadd(self._leases, {answer_id: 0}, xx=True)
+            await self._client.zadd(self._leases, {answer_id: await self._now_ms()}, xx=True)
         except (RedisError, OSError, TimeoutError) as error:
             log.warning("running answer not handed over: %s", type(error).__name__)
 
@@ -178,7 +236,8 @@ class RedisRegistry:
             self._listener = None
 
     async def orphans(self) -> list[AnswerRecord]:
-        """Answers whose lease ran out (their instance died), each claimed by exactly one caller."""
+        """Answers whose lease ran out (their instance died or handed them over), each adopted by exactly one
+        caller. The adopter's heartbeat renews their leases until it removes them (or dies too)."""
         try:
             now = await self._now_ms()
             expired = await self._client.zrangebyscore(self._leases, "-inf", now)
@@ -190,11 +249,21 @@ class RedisRegistry:
             answer_id = str(raw_id)
             if answer_id in self._local:
                 continue
-            claimed = await self._client.set(key("adopt", answer_id), self.instance, nx=True, ex=RECORD_TTL_S)
-            if not claimed:
+            try:
+                text = await self._client.eval(
+                    _ADOPT, 2, self._leases, self._record_key(answer_id), answer_id, self.instance, self._lease_ms
+                )
+            except (RedisError, OSError, TimeoutError) as error:
+                log.warning("orphan not adopted: %s", type(error).__name__)
                 continue
-            text = await self._client.get(self._record_key(answer_id))
-            await self._client.zrem(self._leases, answer_id)
-            if text:
-                adopted.append(AnswerRecord.loads(str(text)))
+            if not text:
+                continue  # another survivor was first, or its owner renewed it after all
+            try:
+                record = AnswerRecord.loads(str(text))
+            except (TypeError, ValueError) as error:
+                log.warning("orphan record unreadable: %s", type(error).__name__)
+                await self.remove(answer_id)
+                continue
+            self._local[answer_id] = record  # renewed by this instance's heartbeat from now on
+            adopted.append(record)
         return adopted

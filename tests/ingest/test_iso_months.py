@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyst.engine import period_view
+from analyst.ingest import iso_months as iso_months_module
 from analyst.ingest import load_dataset, periods
 from analyst.ingest.iso_months import iso_months
 
@@ -58,6 +61,17 @@ def test_sliced_and_chunked_columns_are_read_from_their_own_rows() -> None:
     assert months is not None and [months.labels[c] for c in months.codes] == ["2025-02", "2025-03"]
 
 
+def test_months_sharing_a_slot_are_never_merged(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Four slots for 24 distinct months: every multiplier puts two of them in one slot.
+    monkeypatch.setattr(iso_months_module, "_SHIFT", np.uint64(62))
+    values = [f"{2024 + i // 12}-{i % 12 + 1:02d}-15" for i in range(24)]
+    assert fast_months(values) is None  # the general path answers, never a wrong month
+    # With a few months, some multiplier keeps them apart or none does: either way no month is wrong.
+    few = ["2025-01-15", "2025-02-15", "2025-01-31", "2024-12-01"] * 3
+    fast = fast_months(few)
+    assert fast is None or fast == general_months(few)
+
+
 iso_like = st.builds(
     lambda y, m, d: f"{y:04d}-{m:02d}-{d:02d}",
     st.integers(1890, 2110),
@@ -90,3 +104,10 @@ def test_a_ledger_of_iso_dates_sums_by_month() -> None:
         ("2025-01", 160.5, 150.0),
         ("2025-02", 990.0, 1_000.0),
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(iso_like, min_size=1, max_size=30))
+def test_a_sample_of_iso_dates_is_judged_periodic_as_its_labels_say(values: list[str]) -> None:
+    labels = periods.labels_for_uniques(list(dict.fromkeys(values)))
+    assert periods.looks_like_periods(values) == (sum(label is not None for label in labels) >= 0.9 * len(labels))

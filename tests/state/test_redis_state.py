@@ -100,24 +100,84 @@ async def test_stop_reaches_the_instance_that_runs_the_answer(redis_client: aior
         await other.aclose()
 
 
+async def _lease_ends(redis_client: aioredis.Redis, answer_id: str) -> None:
+    """Wait, on Redis' own clock, until ``answer_id``'s lease has run out."""
+    while (await redis_client.zscore("va:answers:leases", answer_id) or 0) > _redis_ms(await redis_client.time()):
+        await asyncio.sleep(0.02)
+
+
 async def test_a_survivor_adopts_an_orphaned_answer_exactly_once(redis_client: aioredis.Redis, redis_url: str) -> None:
     other = connect(redis_url)
     try:
         dying = RedisRegistry(redis_client, instance="dead", lease_s=0.2)
-        await dying.add(AnswerRecord("ans2", "dead", "T1", "C1", "T1:C1:1.0", "mention", question="why?"))
+        source = {
+            "id": "F1",
+            "name": "Q3 «budget».csv",
+            "filetype": "csv",
+            "size": None,
+            "download_url": None,
+            "needs_info": True,
+        }
+        await dying.add(
+            AnswerRecord(
+                "ans2", "dead", "T1", "C1", "T1:C1:1.0", "mention", question="why is “marketing” over?", source=source
+            )
+        )
         await dying.placed("ans2", "1700000000.000200")
         live = RedisRegistry(redis_client, instance="live")
         assert await live.orphans() == []  # lease still running
-        # The dying instance stops heartbeating: wait, on Redis' own clock, for its lease to run out.
-        while (await redis_client.zscore("va:answers:leases", "ans2") or 0) > _redis_ms(await redis_client.time()):
-            await asyncio.sleep(0.02)
+        await _lease_ends(redis_client, "ans2")  # the dying instance stops heartbeating
         survivors = [RedisRegistry(redis_client, instance="s1"), RedisRegistry(other, instance="s2")]
-        adopted = [await s.orphans() for s in survivors]
+        adopted = await asyncio.gather(*(s.orphans() for s in survivors))
         assert sorted(len(x) for x in adopted) == [0, 1]
         record = next(x for x in adopted if x)[0]
-        assert (record.message_ts, record.question, record.channel) == ("1700000000.000200", "why?", "C1")
+        assert (record.message_ts, record.question, record.channel) == (
+            "1700000000.000200",
+            "why is “marketing” over?",
+            "C1",
+        )
+        assert record.source == source and record.thread_ts is None and record.extra == {}
+        assert record.adoptions == 1 and record.instance in ("s1", "s2") and record.orphaned_ms >= 0
+        stored = await live.get("ans2")
+        assert stored is not None and stored.instance == record.instance and stored.adoptions == 1
+        # The adopter holds a fresh lease: nobody else adopts it while it works on it.
+        assert await live.orphans() == []
     finally:
         await other.aclose()
+
+
+async def test_an_adopter_that_dies_too_leaves_it_to_the_next_counting_adoptions(redis_client: aioredis.Redis) -> None:
+    dying = RedisRegistry(redis_client, instance="dead", lease_s=0.1)
+    await dying.add(AnswerRecord("ans4", "dead", "T1", "D1", "T1:D1", "dm", question="q"))
+    await _lease_ends(redis_client, "ans4")
+    first_adopter = RedisRegistry(redis_client, instance="s1", lease_s=0.1)
+    [adopted] = await first_adopter.orphans()
+    assert adopted.adoptions == 1
+    await _lease_ends(redis_client, "ans4")  # s1 dies too: no heartbeat
+    [again] = await RedisRegistry(redis_client, instance="s2").orphans()
+    assert again.adoptions == 2 and again.instance == "s2"
+
+
+async def test_a_released_answer_is_adopted_at_once(redis_client: aioredis.Redis) -> None:
+    leaving = RedisRegistry(redis_client, instance="leaving", lease_s=60)
+    handed: list[str] = []
+    await leaving.add(AnswerRecord("ans5", "leaving", "T1", "D1", "T1:D1", "dm"), hand_over=lambda: handed.append("x"))
+    survivor = RedisRegistry(redis_client, instance="survivor")
+    assert await survivor.orphans() == []
+    assert leaving.hand_over_all() == 1 and handed == ["x"]
+    await leaving.release("ans5")
+    [record] = await survivor.orphans()
+    assert record.answer_id == "ans5" and record.adoptions == 1 and record.orphaned_ms < 60_000
+    assert leaving.hand_over_all() == 0
+
+
+def test_records_from_other_versions_load() -> None:
+    newer = (
+        '{"answer_id":"a","instance":"i","team":"T","channel":"C","conversation_id":"T:C","entry":"dm",'
+        '"extra":[],"colour":"blue"}'
+    )
+    record = AnswerRecord.loads(newer)
+    assert record.extra == {} and record.adoptions == 0 and record.source is None
 
 
 async def test_heartbeats_keep_a_live_answer_from_being_adopted(redis_client: aioredis.Redis) -> None:
