@@ -333,6 +333,7 @@ def new_writer(
     request: AnswerRequest,
     answer_id: str,
     on_first_message: Callable[[str, str], Awaitable[object]] | None = None,
+    on_message_moved: Callable[[str, str], Awaitable[object]] | None = None,
 ) -> AnswerWriter:
     return AnswerWriter(
         deps.client,
@@ -345,6 +346,7 @@ def new_writer(
         conversation_id=request.conversation_id,
         recipient_user_id=request.user,
         on_first_message=on_first_message,
+        on_message_moved=on_message_moved,
         adopt_ts=request.adopt_ts,
     )
 
@@ -434,7 +436,11 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
         deps.metrics.first_visible.observe(time.monotonic() - asked)
         await deps.registry.placed(answer_id, ts)
 
-    writer = new_writer(deps, request, answer_id, placed)
+    async def moved(_channel: str, ts: str) -> None:
+        """A new message took the answer's place (a repost): the record follows it."""
+        await deps.registry.placed(answer_id, ts)
+
+    writer = new_writer(deps, request, answer_id, placed, moved)
     control = AnswerControl(asyncio.current_task())
     deps.running.add(answer_id, control, owner=(request.team, request.user or ""))
     deps.threads.add(request.team, request.channel, request.thread_ts, answer_id)

@@ -179,6 +179,7 @@ class FinalDelivery(Overflow):
         if feedback:
             self._feedback_msg = new
         self._msgs[0] = new
+        await self._message_moved(ts)
         if not await self._delete(msg.ts):
             # The placeholder stays: turn it into a pointer rather than leave it saying "Analyzing".
             self._msgs.insert(0, msg)

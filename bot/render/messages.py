@@ -152,6 +152,7 @@ class MessageOps:
     _clock: Callable[[], float]
     _scheduler: UpdateScheduler[Render]
     _on_first_message: Callable[[str, str], Awaitable[object]] | None
+    _on_message_moved: Callable[[str, str], Awaitable[object]] | None
     _stream: NativeStream | None
     _stream_starting: asyncio.Task[bool] | None
     _placeholder_timer: asyncio.Task[None] | None
@@ -347,6 +348,14 @@ class MessageOps:
                 await callback(self.channel, ts)
             except Exception:
                 logger.exception("answer %s: on_first_message failed", self.answer_id)
+
+    async def _message_moved(self, ts: str) -> None:
+        """Tell ``on_message_moved`` that ``ts`` now holds the answer; its failure never stops the answer."""
+        if self._on_message_moved is not None:
+            try:
+                await self._on_message_moved(self.channel, ts)
+            except Exception:
+                logger.exception("answer %s: on_message_moved failed", self.answer_id)
 
     def _content(self, render: Render) -> dict[str, Any]:
         """A message's content fields for chat.postMessage / chat.update."""

@@ -62,6 +62,7 @@ class Overflow(MessageOps):
             return
         new = Msg(ts)
         self._msgs[0] = new
+        await self._message_moved(ts)
         if msg.slot is not None:
             msg.slot.close()
         slot = self._open_slot(new)

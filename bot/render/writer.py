@@ -97,12 +97,17 @@ class AnswerWriter(FinalDelivery):
         conversation_id: str = "",
         recipient_user_id: str | None = None,
         on_first_message: Callable[[str, str], Awaitable[object]] | None = None,
+        on_message_moved: Callable[[str, str], Awaitable[object]] | None = None,
         adopt_ts: str | None = None,
     ) -> None:
         self.budget = budget
         # Awaited with (channel, ts) the moment the answer's first message exists (placeholder, first post or
         # native stream), before the writer streams on: whoever must find the message later records it now.
         self._on_first_message = on_first_message
+        # Awaited with (channel, ts) each time a new message takes the first one's place (a repost of the live
+        # text, a placeholder replaced by its first text, a final reposted): the record of where the answer is
+        # must follow it, or a survivor would finish a deleted message.
+        self._on_message_moved = on_message_moved
         # An earlier message of this answer (same answer_id) to write into instead of posting a first one: a
         # re-run of an answer whose instance died ends in the message the person already sees.
         self._adopt_ts = adopt_ts

@@ -238,7 +238,14 @@ async def test_a_placeholders_first_text_the_edit_window_cannot_serve_is_posted_
     placeholder deleted after it, while the answer is still streaming; the final is the whole answer once."""
     budget = await spent_budget("T0001", deletes_spent=0)
     settings = WriterSettings(placeholder_after=0.0, feedback_buttons=True)
-    writer = AnswerWriter(client, budget, team_id="T0001", channel="D6", settings=settings)
+    moved: list[tuple[str, str]] = []
+
+    async def on_message_moved(channel: str, ts: str) -> None:
+        moved.append((channel, ts))
+
+    writer = AnswerWriter(
+        client, budget, team_id="T0001", channel="D6", settings=settings, on_message_moved=on_message_moved
+    )
     placeholder = await writer.start(tool_label="Reading q3.csv…")
     assert "Reading q3.csv" in slack.messages["D6"][placeholder].visible
     gate = asyncio.Event()
@@ -265,6 +272,9 @@ async def test_a_placeholders_first_text_the_edit_window_cannot_serve_is_posted_
     assert [m.ts for m in shown] == outcome.message_ts and shown[0].visible == ANSWER.strip()  # exactly once
     assert stop_button_value(shown[0]) is None
     assert slack.ratelimited == 0
+    # Whoever records where the answer is (the running-answers registry) was told of the message that replaced
+    # the placeholder, so it never points at a deleted one.
+    assert moved and moved[0] == ("D6", live.ts) and moved[-1] == ("D6", shown[0].ts)
 
 
 async def test_stop_after_the_placeholder_was_replaced_ends_the_new_message(
