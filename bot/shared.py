@@ -30,7 +30,7 @@ from bot.render import AnswerWriter, DeliveryError
 from bot.render.delivery import SlackDoor
 from bot.state.claims import RedisClaims
 from bot.state.datasets import RedisSources
-from bot.state.limits import RedisLimits
+from bot.state.limits import LIMIT_LEASE_S, RedisLimits
 from bot.state.memory import RedisSessions
 from bot.state.overrides import RedisOverrides
 from bot.state.redis_client import connect, redacted
@@ -46,7 +46,6 @@ log = logging.getLogger("variance.bot")
 HEARTBEAT_S = 5.0
 ANSWER_LEASE_S = 20.0
 SWEEP_S = 10.0
-LIMIT_LEASE_S = 120.0
 RERUN_WITHIN_S = 300.0  # an orphan left longer than this gets the note, not a re-run
 HANDOVER_WAIT_S = 10.0  # for the handed-over answers to write their last line at shutdown
 # The writer numbers an answer's messages 0, 1, 2, ... (its reposted finals 1000 and up: those are final already).

@@ -57,8 +57,14 @@ return 1
 _REASONS = {1: "user_rate", 2: "user_running", 3: "workspace_running"}
 
 
+# How long a running answer's limit slot outlives its instance's last renewal (renew every lease / 4).
+LIMIT_LEASE_S = 120.0
+
+
 class RedisLimits:
-    def __init__(self, client: aioredis.Redis, settings: LimitSettings | None = None, *, lease_s: float = 120.0):
+    def __init__(
+        self, client: aioredis.Redis, settings: LimitSettings | None = None, *, lease_s: float = LIMIT_LEASE_S
+    ):
         self.settings = settings or LimitSettings()
         self._client = client
         self._lease_ms = int(lease_s * 1000)

@@ -30,7 +30,7 @@ from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
 from bot.retention import purge_expired, purge_loop, retention_seconds
 from bot.state.claims import RedisClaims
-from bot.state.limits import RedisLimits
+from bot.state.limits import LIMIT_LEASE_S, RedisLimits
 from bot.state.memory import RedisSessions
 from bot.state.redis_client import connect, redacted
 from bot.stop_signals import StopSignals
@@ -187,9 +187,6 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
     web_app.on_startup.append(on_startup)
     web_app.on_cleanup.append(on_cleanup)
     return server
-
-
-LIMIT_LEASE_S = 120.0
 
 
 def connect_shared_state(deps: TeamsDeps) -> aioredis.Redis:
