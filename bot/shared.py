@@ -73,9 +73,7 @@ def connect_shared_state(deps: BotDeps) -> aioredis.Redis:
     # Each instance declares what its scheduler holds for finals and first texts, so another instance's
     # progress edits never take the calls this one's finals wait for.
     budget = deps.budget
-    windows = SharedWindows(
-        client, instance=settings.instance_id, demand=lambda team, method: budget.scheduler(team, method).reserved
-    )
+    windows = SharedWindows(client, instance=settings.instance_id, demand=budget.demand)
     deps.budget.window_factory = windows
     on_ratelimited = getattr(deps.client, "on_ratelimited", False)
     if on_ratelimited is None:  # the metered client: tell the shared windows of every 429

@@ -41,8 +41,9 @@ class FinalDelivery(Overflow):
         return self._finalising
 
     async def _run_finalise(self, doc: str, state: FinalState) -> AnswerOutcome:
-        if self._placeholder_timer is not None:
-            self._placeholder_timer.cancel()
+        for timer in (self._placeholder_timer, self._first_text_timer):
+            if timer is not None:
+                timer.cancel()
         try:
             return await self._deliver_final(doc, state)
         finally:

@@ -82,6 +82,9 @@ class WriterSettings:
     # complete blocks as final-from-birth messages, one every part_interval, the rest with the final (see
     # bot.render.planner). 0: always an edited message.
     live_edit_room: int = 3
+    # A placeholder's first text queued as an edit that the chat.update window has not served this long (every
+    # unit held for finals) is posted anew after all, the placeholder deleted after it (bot.render.planner).
+    first_text_patience: float = 0.75
     part_interval: float = 1.8
     # How often a live message is replaced when it goes live by reposts (each costs a post and a delete).
     repost_interval: float = 1.5
@@ -156,6 +159,7 @@ class MessageOps:
     _stream: NativeStream | None
     _stream_starting: asyncio.Task[bool] | None
     _placeholder_timer: asyncio.Task[None] | None
+    _first_text_timer: asyncio.Task[None] | None
     _status_slot: Slot[str] | None
     _feedback_msg: Msg | None
     _msgs: list[Msg]

@@ -26,7 +26,14 @@ from typing import Any
 
 from bot.render.delivery import Classified, DeliveryError, FailureClass, classify_slack_error
 from bot.render.scheduler import Clock, Priority, Sleep, Slot, SlotStats, UpdateScheduler
-from bot.render.windows import DEFAULT_LIMITS, BudgetLimit, InProcessWindow, RollingWindow, WindowFactory
+from bot.render.windows import (
+    DEFAULT_LIMITS,
+    PLACEHOLDER_UNITS,
+    BudgetLimit,
+    InProcessWindow,
+    RollingWindow,
+    WindowFactory,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -78,6 +85,7 @@ class SlackBudget:
     _live_streams: dict[str, int] = field(default_factory=dict, init=False)
     _live_parts: dict[str, int] = field(default_factory=dict, init=False)
     _reactions: dict[str, int] = field(default_factory=dict, init=False)
+    _claim_locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
     # Posts a workspace's answers in parts may make per second together (Slack also caps a workspace's posts).
     parts_posts_per_second: float = 5.0
 
@@ -138,6 +146,30 @@ class SlackBudget:
     def live_in(self, team_id: str, how: str) -> int:
         """Answers live ``how`` in this workspace now."""
         return self._live_parts.get(f"{team_id}:{how}", 0)
+
+    async def claim_placeholder(self, team_id: str, keep: int) -> bool:
+        """Whether a placeholder may be posted now: the ``chat.update`` window can pay for its first text and
+        its final with ``keep`` units left beyond every reservation (every instance's, with a shared window).
+        If so it counts as held (:meth:`placeholder_units`) until :meth:`live_ended` ``(team_id,
+        "placeholders")``, when its slot holds the reservations. This process's claims go one at a time, so
+        two answers deciding at once can't both take the last room."""
+        lock = self._claim_locks.setdefault(team_id, asyncio.Lock())
+        async with lock:
+            updates = self.scheduler(team_id, "chat.update")
+            claimed = await updates.claim_room(PLACEHOLDER_UNITS, keep, held=self.placeholder_units(team_id))
+            if claimed:
+                self.live_started(team_id, "placeholders")
+            return claimed
+
+    def placeholder_units(self, team_id: str) -> int:
+        """``chat.update`` units held by placeholders decided and not yet posted (each: first text and final)."""
+        return PLACEHOLDER_UNITS * self.live_in(team_id, "placeholders")
+
+    def demand(self, team_id: str, method: str) -> int:
+        """Units of (workspace, method) this process holds now for finals, first texts and placeholders about
+        to be posted: what it declares to the other instances sharing the window."""
+        held = self.placeholder_units(team_id) if method == "chat.update" else 0
+        return self.scheduler(team_id, method).reserved + held
 
     def part_interval(self, team_id: str, base: float) -> float:
         """How often one answer in parts may post: ``base``, stretched so that all of the workspace's answers

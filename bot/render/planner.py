@@ -58,6 +58,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.render.windows import PLACEHOLDER_UNITS
+
 if TYPE_CHECKING:
     from bot.render.pacing import SlackBudget
 
@@ -91,11 +93,11 @@ async def roll_now(budget: SlackBudget, team_id: str) -> bool:
 
 async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
     """Whether a placeholder may be posted for an answer whose text is slow to come: the edit window can pay
-    for its first text and its final beyond what every live message holds for both. Otherwise the answer
-    stays acknowledged by the 👀 reaction (or the assistant status) and its first text rides on the post."""
-    updates = budget.scheduler(team_id, "chat.update")
-    posting = 2 * budget.live_in(team_id, "placeholders")  # decided, not yet holding their reservations
-    return await updates.room_beyond_all_reservations() - posting >= max(live_edit_room, 2)
+    for its first text and its final beyond what every live message holds for both (claimed at once, for every
+    instance). Otherwise the answer stays acknowledged by the 👀 reaction (or the assistant status) and its
+    first text rides on the post. When True the placeholder counts as held until the writer's
+    ``live_ended(team_id, "placeholders")``."""
+    return await budget.claim_placeholder(team_id, max(live_edit_room, PLACEHOLDER_UNITS))
 
 
 async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:

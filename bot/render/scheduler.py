@@ -284,6 +284,16 @@ class UpdateScheduler(Generic[P]):
         """Units of the window neither counted nor held for a live message's final or first visible text."""
         return self.limit - await self.used() - self.reserved
 
+    async def claim_room(self, units: int, keep: int, *, held: int = 0) -> bool:
+        """Whether a new live message may hold ``units`` more of the window: ``keep`` units stay free beyond
+        every reservation and the ``held`` units this process decided on but has not reserved in a slot yet.
+        A window shared by instances (``claim``) decides for all of them at once and counts the units as this
+        instance's demand from that moment, so two instances can't both take the last room."""
+        claim = getattr(self._window_log, "claim", None)
+        if claim is not None:
+            return bool(await claim(units, keep, mine=self.reserved + held))
+        return self.limit - await self.used() - self.reserved - held >= keep
+
     async def final_room(self) -> int:
         """Units left once every final queued now has gone out (negative: some finals wait for the window)."""
         finals = sum(1 for s in self._slots.values() if s.pending and s._priority == Priority.FINAL)
@@ -346,6 +356,11 @@ class UpdateScheduler(Generic[P]):
         # Calls count from when they complete (no earlier than Slack saw them) and while in flight, so
         # network jitter can't make our window look emptier than Slack's.
         used = counted
+        # With a window shared by instances, ``counted`` includes the others' demand (their finals and first
+        # texts): it holds back progress, but a final competes for the calls alone (its unit is demand too)
+        # and first texts keep ``first_text_floor`` units whatever every instance's finals hold.
+        others = int(getattr(self._window_log, "others_seen", 0))
+        calls = counted - others
         finals_reserved, firsts_reserved = self._reservations()
         progress_ready_at = self._progress_ready_at(now)
         best: Slot[P] | None = None
@@ -361,9 +376,9 @@ class UpdateScheduler(Generic[P]):
             # A final spends its own reservation, a first text what the finals' reservations leave (first
             # texts share theirs by fairness), anything else only what all reservations leave.
             if slot._priority == Priority.FINAL:
-                needed = used
+                needed = calls
             elif slot._priority == Priority.FIRST_VISIBLE:
-                needed = used + finals_reserved
+                needed = calls + min(finals_reserved + others, self.limit - self.first_text_floor)
             else:
                 needed = used + finals_reserved + firsts_reserved
                 if progress_ready_at > now:
@@ -402,7 +417,8 @@ class UpdateScheduler(Generic[P]):
                 counted, free_at = await self._window_log.usage(now)
             slot, wake = self._pick(now, counted, free_at)
             if slot is not None:
-                token = await self._window_log.acquire(now, self.limit)
+                reserved = slot._priority >= Priority.FIRST_VISIBLE
+                token = await self._window_log.acquire(now, self.limit, reserved=reserved)
                 if token is not None:
                     self._start_send(slot, now, token)
                     continue

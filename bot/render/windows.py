@@ -35,8 +35,11 @@ class RollingWindow(Protocol):
         """(calls counted now, when the oldest of them leaves the window; ``inf`` when none)."""
         ...
 
-    async def acquire(self, now: float, limit: float) -> object | None:
-        """Count one call starting now if fewer than ``limit`` are counted; its token, or None."""
+    async def acquire(self, now: float, limit: float, *, reserved: bool = False) -> object | None:
+        """Count one call starting now if fewer than ``limit`` are counted; its token, or None.
+
+        ``reserved``: the call spends a unit its process holds (a final or a first text); a window shared by
+        instances then does not hold it back for the other instances' demand (that demand is theirs alike)."""
         ...
 
     async def complete(self, token: object, now: float) -> None:
@@ -62,7 +65,7 @@ class InProcessWindow:
         oldest = min(self._stamps.values(), default=math.inf)
         return len(self._stamps), oldest + self.window
 
-    async def acquire(self, now: float, limit: float) -> object | None:
+    async def acquire(self, now: float, limit: float, *, reserved: bool = False) -> object | None:
         self._prune(now)
         if len(self._stamps) >= limit:
             return None
@@ -74,6 +77,9 @@ class InProcessWindow:
         if isinstance(token, int) and token in self._stamps:
             self._stamps[token] = max(self._stamps[token], now)
 
+
+# What a placeholder will cost the edit window: its first text and its final.
+PLACEHOLDER_UNITS = 2
 
 WindowFactory = Callable[[str, str, BudgetLimit], RollingWindow]
 

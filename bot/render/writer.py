@@ -142,6 +142,7 @@ class AnswerWriter(FinalDelivery):
         self._last_shown: Render | None = None
         self._orphans: list[Msg] = []  # replaced live messages that could not be deleted yet
         self._placeholder_timer: asyncio.Task[None] | None = None
+        self._first_text_timer: asyncio.Task[None] | None = None  # a placeholder's first text waits for its edit
         self._status_slot: Slot[str] | None = None
         self._feedback_msg: Msg | None = None  # the message that ends with 👍/👎
         self._clock = clock
@@ -349,8 +350,7 @@ class AnswerWriter(FinalDelivery):
                 self._begin_live(force=True)
                 return
             if await placeholder_fits(self.budget, self.team_id, self.settings.live_edit_room):
-                # Counted as held until its slot holds the reservations (placeholders decided at once).
-                self.budget.live_started(self.team_id, "placeholders")
+                # Counted as held (by the claim) until its slot holds the reservations.
                 try:
                     self._begin_live(force=True)
                     await self._settle_going_live()
@@ -491,6 +491,22 @@ class AnswerWriter(FinalDelivery):
         self._last_live = render
         first = render.has_text and self._first_text_at is None
         slot.submit(render, Priority.FIRST_VISIBLE if first else Priority.INTERMEDIATE)
+        if first:
+            self._first_text_timer = asyncio.ensure_future(self._first_text_overdue(placeholder))
+
+    async def _first_text_overdue(self, placeholder: Msg) -> None:
+        """The placeholder's first text was queued as an edit: if the window has not served it within
+        ``first_text_patience`` (every unit held for finals, which can wait for their edits or be reposted), it
+        is posted anew after all and the placeholder deleted, while the delete window keeps room for others'
+        reposts (:func:`~bot.render.planner.roll_now`, checked by the repost itself)."""
+        await self.budget.sleep(self.settings.first_text_patience)
+        slot = placeholder.slot
+        if slot is None or not slot.reserving_first or self._finalising is not None:
+            return
+        rolling = self._roll_task is not None and not self._roll_task.done()
+        if rolling or not self._msgs or self._msgs[0] is not placeholder:
+            return
+        self._roll_task = asyncio.ensure_future(self._roll(placeholder))
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

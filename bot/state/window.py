@@ -31,9 +31,11 @@ log = logging.getLogger("variance.state")
 # expire unless renewed (a dead instance's demand vanishes).
 # KEYS: calls zset, pause key, demand hash, demand expiry zset.
 # ARGV: window_ms, limit (or -1 for none), member (empty: only count), instance, its demand, demand ttl ms,
-#       cap on the other instances' demand counted.
+#       cap on the other instances' demand counted, reserved (1: the call spends a unit its instance declared).
 # Returns {counted, ms until the oldest call leaves the window (-1: none), taken (1/0), ms the pause has left,
-#          the other instances' demand (capped)}. A call is taken only while counted + others' demand < limit.
+#          the other instances' demand (capped)}. A call is taken only while counted + others' demand < limit,
+#          or, for a reserved call (a final or a first text, itself part of some instance's demand), while
+#          counted < limit.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -63,7 +65,9 @@ for i = 1, #demand, 2 do
 end
 others = math.min(others, tonumber(ARGV[7]))
 local taken = 0
-if ARGV[3] ~= '' and paused == 0 and (limit < 0 or used + others < limit) then
+local held = others
+if ARGV[8] == '1' then held = 0 end
+if ARGV[3] ~= '' and paused == 0 and (limit < 0 or used + held < limit) then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], window)
   used = used + 1
@@ -73,6 +77,41 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local free = -1
 if oldest[2] ~= nil then free = math.max(0, tonumber(oldest[2]) + window - now) end
 return {used, free, taken, paused, others}
+"""
+
+# A new live message's units (a placeholder's first text and final), claimed for all instances at once.
+# KEYS: calls zset, pause key, demand hash, demand expiry zset.
+# ARGV: window_ms, limit, instance, its demand now, units claimed, units that must stay free, demand ttl ms.
+# Returns 1 (claimed: the units are added to this instance's declared demand at once) or 0. Checked against every
+# instance's whole demand (uncapped): two instances deciding at the same moment can't both spend the last room.
+_CLAIM = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+  redis.call('HDEL', KEYS[3], gone)
+  redis.call('ZREM', KEYS[4], gone)
+end
+local me, mine, units = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local others = 0
+local demand = redis.call('HGETALL', KEYS[3])
+for i = 1, #demand, 2 do
+  if demand[i] ~= me then others = others + tonumber(demand[i + 1]) end
+end
+local paused = redis.call('PTTL', KEYS[2])
+local room = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1]) - others - mine
+local claimed = 0
+if paused <= 0 and room >= tonumber(ARGV[6]) then
+  mine = mine + units
+  claimed = 1
+end
+if mine > 0 then
+  redis.call('HSET', KEYS[3], me, mine)
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), me)
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[7]))
+  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
+end
+return claimed
 """
 
 # KEYS: calls zset. ARGV: window_ms, member. A finished call counts from when it returned (XX: if still counted).
@@ -121,9 +160,11 @@ class SharedWindow:
         self._demand = demand
         self._others_cap = limit - limit // 4
         self._acquire = client.register_script(_ACQUIRE)
+        self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
         self._local: dict[str, float] = {}  # degraded mode: token -> when it counts from (local clock)
         self.degraded_calls = 0
+        self.others_seen = 0  # the other instances' demand (capped) counted in the last usage()
 
     def _local_usage(self, now: float) -> tuple[int, float]:
         for token in [t for t, at in self._local.items() if at <= now - self.window]:
@@ -133,7 +174,7 @@ class SharedWindow:
         hidden = self._limit - max(1, int(self._limit * self._share))
         return len(self._local) + hidden, oldest + self.window
 
-    def _args(self, bound: int, member: str) -> list[int | str]:
+    def _args(self, bound: int, member: str, reserved: bool = False) -> list[int | str]:
         mine = 0
         if self._demand is not None:
             try:
@@ -141,14 +182,16 @@ class SharedWindow:
             except (KeyError, LookupError):  # the scheduler is not there yet
                 mine = 0
         ttl_ms = int(self.DEMAND_TTL_S * 1000)
-        return [self._window_ms, bound, member, self._instance, mine, ttl_ms, self._others_cap]
+        return [self._window_ms, bound, member, self._instance, mine, ttl_ms, self._others_cap, int(reserved)]
 
     async def usage(self, now: float) -> tuple[int, float]:
         try:
             used, free_ms, _, paused_ms, others = await self._acquire(keys=self._keys, args=self._args(-1, ""))
         except (RedisError, OSError, TimeoutError) as error:
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
+            self.others_seen = 0
             return self._local_usage(now)
+        self.others_seen = int(others)
         if int(paused_ms) > 0:  # another instance met a 429: the window is full until the pause ends
             return max(int(used), self._limit), now + int(paused_ms) / 1000.0
         free_at = float("inf") if int(free_ms) < 0 else now + int(free_ms) / 1000.0
@@ -157,11 +200,11 @@ class SharedWindow:
             free_at = min(free_at, now + self.DEMAND_RECHECK_S)
         return counted, free_at
 
-    async def acquire(self, now: float, limit: float) -> object | None:
+    async def acquire(self, now: float, limit: float, *, reserved: bool = False) -> object | None:
         member = uuid.uuid4().hex
         bound = -1 if limit == float("inf") else int(limit)
         try:
-            _, _, taken, _, _ = await self._acquire(keys=self._keys, args=self._args(bound, member))
+            _, _, taken, _, _ = await self._acquire(keys=self._keys, args=self._args(bound, member, reserved))
         except (RedisError, OSError, TimeoutError) as error:
             self.degraded_calls += 1
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
@@ -172,6 +215,21 @@ class SharedWindow:
             self._local[token] = now
             return token
         return member if int(taken) else None
+
+    async def claim(self, units: int, keep: int, *, mine: int) -> bool:
+        """Whether ``units`` more can be held for a new live message with ``keep`` units left free beyond every
+        instance's demand (``mine``: this instance's own now, without the new units); if so they are declared
+        as this instance's demand at once, atomically with the check. When Redis cannot answer, the local
+        share decides (see :meth:`usage`)."""
+        try:
+            args: list[int | str] = [
+                self._window_ms, self._limit, self._instance, mine, units, keep, int(self.DEMAND_TTL_S * 1000)
+            ]
+            return bool(int(await self._claim(keys=self._keys, args=args)))
+        except (RedisError, OSError, TimeoutError) as error:
+            log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
+            counted, _ = self._local_usage(asyncio.get_running_loop().time())
+            return self._limit - counted - mine >= keep
 
     async def complete(self, token: object, now: float) -> None:
         if not isinstance(token, str):

@@ -353,3 +353,44 @@ async def test_no_placeholder_when_the_edit_window_cannot_pay_for_its_first_text
     assert first.history[0].visible.startswith("## Q3 variance")  # no placeholder before it
     [final] = [m for m in slack.bot_messages("D9") if not m.deleted]  # an edit of it, or a post replacing it
     assert outcome.delivered and final.visible == ANSWER.strip() and slack.ratelimited == 0
+
+
+async def test_a_placeholders_first_text_the_edit_window_does_not_serve_in_time_is_reposted(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """The first text was queued as an edit (the window looked free), but no edit goes out for a while (a 429
+    met by another answer paused them): after ``first_text_patience`` it is posted anew, the placeholder
+    deleted, instead of the placeholder saying only "⏳" until the pause ends."""
+    budget = SlackBudget(
+        limits={"chat.update": BudgetLimit(45, 60.0), "chat.delete": BudgetLimit(45, 60.0)},
+        min_interval=0.1,
+        post_rate=20.0,
+        post_burst=5,
+    )
+    parent = slack.add_message("C2", text="question")
+    settings = WriterSettings(placeholder_after=0.0, first_text_patience=0.2, repost_final_after=60.0)
+    writer = AnswerWriter(client, budget, team_id="T0001", channel="C2", thread_ts=parent.ts, settings=settings)
+    placeholder = await writer.start()
+    budget.scheduler("T0001", "chat.update").pause(3.0)
+    gate = asyncio.Event()
+
+    async def events() -> AsyncIterator[AnalystEvent]:
+        yield TextDelta(PARAGRAPHS[1])
+        await gate.wait()
+        yield Done(ANSWER)
+
+    task = asyncio.create_task(writer.write(events()))
+
+    def reposted() -> FakeMessage | None:
+        shown = [m for m in slack.bot_messages("C2") if m.ts != placeholder and "Marketing" in m.visible]
+        return shown[0] if shown else None
+
+    await slack.wait_for(lambda: reposted() is not None and slack.messages["C2"][placeholder].deleted, timeout=10)
+    first = reposted()
+    assert first is not None and first.history[0].method == "chat.postMessage"
+    assert slack.calls_of("chat.update") == []  # nothing was edited: the pause holds every edit
+    gate.set()
+    outcome = await asyncio.wait_for(task, timeout=20)
+    await budget.aclose()
+    assert outcome.delivered and outcome.message_ts == [first.ts]
+    assert slack.messages["C2"][first.ts].visible.startswith("## Q3 variance") and slack.ratelimited == 0
