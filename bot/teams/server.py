@@ -29,6 +29,7 @@ from bot.files import WorkerPool
 from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
 from bot.retention import purge_expired, purge_loop, retention_seconds
+from bot.state.call_log import SharedCallLog
 from bot.state.claims import RedisClaims
 from bot.state.limits import LIMIT_LEASE_S, RedisLimits
 from bot.state.memory import RedisSessions
@@ -36,7 +37,14 @@ from bot.state.redis_client import connect, redacted
 from bot.stop_signals import StopSignals
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
-from bot.teams.pacing import ConversationPacer, ThrottleMiddleware
+from bot.teams.pacing import (
+    JITTER_MARGIN_S,
+    TEAMS_LIMITS,
+    ConversationPacer,
+    Pacer,
+    SharedConversationPacer,
+    ThrottleMiddleware,
+)
 from bot.teams.sdk import build_app
 from bot.teams.settings import TeamsSettings
 
@@ -74,7 +82,7 @@ class TeamsServer:
     sdk: Any  # microsoft_teams.apps.App
     auth: InboundAuth
     tokens: BotTokenSource
-    pacer: ConversationPacer
+    pacer: Pacer
     web_app: web.Application
     rejected: int = 0
 
@@ -106,7 +114,10 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
     shared = connect_shared_state(deps) if settings.redis_url else None
     auth = InboundAuth(settings, lambda: deps.http)
     tokens = BotTokenSource(settings, lambda: deps.http)
-    pacer = ConversationPacer()
+    pacer: Pacer = ConversationPacer()
+    if shared is not None:
+        calls = SharedCallLog(shared, f"teams:{settings.app_id}", TEAMS_LIMITS, margin_s=JITTER_MARGIN_S)
+        pacer = SharedConversationPacer(calls)
     adapter = AiohttpAdapter()
     sdk = build_app(
         settings, token=tokens, throttle=ThrottleMiddleware(pacer), adapter=adapter, ssl_context=ssl_context
