@@ -329,6 +329,7 @@ async def _personal(
             stored = await reload_file(deps, turn.conversation_id, shared)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
+        await _pull_overrides(deps, turn.conversation_id, stored, shared)
         if wants_report:
             summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
             text, card = report_card(summary, stored.filename)
@@ -337,7 +338,6 @@ async def _personal(
                 return "report:undelivered"
             return "report" if await _send_report_chart(ctx, stored) else "report:no_chart"
         writer.status("Looking at the numbers…")
-        await _pull_overrides(deps, turn.conversation_id, stored, shared)
         run = _start_run(deps, turn.question, stored.context, turn.conversation_id)
         result = await writer.write(run)
         # An override the run made (an account type, a column role) holds on every instance from now on.
@@ -384,13 +384,17 @@ async def _pull_overrides(
 ) -> None:
     """Bring the context to the overrides another instance recorded for this file, if they differ."""
     source = shared or await deps.sources.source_for(conversation_id)
-    if source is None or source.file.unique_id != stored.file_id:
+    if source is not None and source.file.unique_id == stored.file_id:
+        _apply_overrides(stored, source.overrides)
+
+
+def _apply_overrides(stored: StoredDataset, record: dict[str, Any]) -> None:
+    if record == overrides_record(stored.context):
         return
-    if source.overrides != overrides_record(stored.context):
-        try:
-            apply_record(stored.context, source.overrides)
-        except (ValueError, TypeError, KeyError) as error:  # e.g. a column this read of the file does not have
-            log.warning("shared overrides not applied: %s", type(error).__name__)
+    try:
+        apply_record(stored.context, record)
+    except (ValueError, TypeError, KeyError) as error:  # e.g. a column this read of the file does not have
+        log.warning("shared overrides not applied: %s", type(error).__name__)
 
 
 async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDataset:
@@ -418,11 +422,7 @@ async def reload_file(deps: TeamsDeps, conversation_id: str, source: TeamsSource
         raise FileRejected(LINK_EXPIRED.format(name=file.name), reason="link_expired") from rejected
     stored = await _read(deps, conversation_id, file, content)
     stored.loaded_at -= source.age_s  # the dataset's age cap counts from when the file was shared
-    if source.overrides:
-        try:
-            apply_record(stored.context, source.overrides)
-        except (ValueError, TypeError, KeyError) as error:
-            log.warning("shared overrides not applied: %s", type(error).__name__)
+    _apply_overrides(stored, source.overrides)
     log_line("dataset", surface="teams", action="reloaded", bytes=len(content), age_s=round(source.age_s, 1))
     return stored
 

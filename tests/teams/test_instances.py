@@ -209,3 +209,29 @@ async def test_a_group_mention_on_the_other_instance_uses_the_file_sent_in_the_o
     assert facts["Budget"] == "145,000.00" and facts["Actual"] == "156,250.00"
     assert facts["Variance"] == "+11,250.00 (+7.8%)"
     assert len(teams.file_requests) == 2 and model.requests == []
+
+
+async def test_an_override_made_on_one_instance_holds_on_the_other(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot]
+) -> None:
+    a, b = pair
+    url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    assignments = {"assignments": [{"label": "Digital Advertising", "type": "revenue"}]}
+    model.script(tool_call("set_account_type", assignments), text("Done."))
+    files = [("marketing_july.csv", url)]
+    asked = teams.message("count advertising as revenue", conversation=CHAT, files=files)
+    assert await teams.deliver(a.url, asked) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+
+    model.script(tool_call("variance_summary", {}), text("Profit is 13,750.00 below plan."))
+    assert await teams.deliver(b.url, teams.message("how is profit?", conversation=CHAT)) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 2)
+    await b.deps.idle(timeout=20)
+    outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
+    summary = json.loads(outputs[-1])  # the earlier one is a's set_account_type, from the shared memory
+    # Advertising as revenue: revenue 23,750.00 vs 25,000.00 (-1,250.00), costs 132,500.00 vs 120,000.00
+    # (+12,500.00), so profit is -1,250.00 - 12,500.00 = -13,750.00 against plan.
+    assert summary["net_impact"] == -13750.0
+    parts = {p["account_type"]: p["variance"] for p in summary["headline"]["parts"]}
+    assert parts == {"revenue": -1250.0, "expense": 12500.0}
