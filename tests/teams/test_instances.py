@@ -27,11 +27,11 @@ CHAT = "a:personal-shared"
 # 80,000.00 = 145,000.00, actual 52,500.00 + 23,750.00 + 80,000.00 = 156,250.00, so spending is 11,250.00
 # (7.76%) over budget, which costs profit 11,250.00: Events & Conferences +12,500.00, Advertising -1,250.00.
 SMALL_EXPORT = (
-    "Month,Department,Account,Account Type,Budget,Actual\n"
-    '2025-07,Marketing,Events & Conferences,Expense,"$40,000.00","$52,500.00"\n'
-    '2025-07,Marketing,Digital Advertising,Expense,"$25,000.00","$23,750.00"\n'
-    '2025-07,Sales,Salaries & Wages,Expense,"$80,000.00","$80,000.00"\n'
-).encode()
+    b"Month,Department,Account,Account Type,Budget,Actual\n"
+    b'2025-07,Marketing,Events & Conferences,Expense,"$40,000.00","$52,500.00"\n'
+    b'2025-07,Marketing,Digital Advertising,Expense,"$25,000.00","$23,750.00"\n'
+    b'2025-07,Sales,Salaries & Wages,Expense,"$80,000.00","$80,000.00"\n'
+)
 
 
 @pytest.fixture
