@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import sys
@@ -42,7 +41,7 @@ from bot.logs import JsonAccessLogger, configure_logging, log_line, register_sec
 from bot.metrics import MeteredWebClient, Metrics
 from bot.retention import purge_expired, purge_loop
 from bot.shared import connect_shared_state, drain, shared_state_loop
-from bot.stop_signals import StopSignals
+from bot.stop_signals import StopSignals, cancel_and_wait
 from bot.workers import WorkerPool
 
 EVENTS_PATH = "/slack/events"
@@ -160,12 +159,7 @@ def create_app(
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
-        for key_ in (_PURGE_KEY, _SHARED_KEY):
-            loop_task = web_app.get(key_)
-            if loop_task is not None:
-                loop_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loop_task
+        await cancel_and_wait([web_app.get(_PURGE_KEY), web_app.get(_SHARED_KEY)])
         await deps.close(shutdown_workers=owns_workers)
         await deps.registry.aclose()
         if redis is not None:

@@ -37,7 +37,6 @@ The clock and the sleep are injectable so the logic can be tested in virtual tim
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import math
@@ -49,6 +48,7 @@ from typing import Generic, TypeVar
 
 from bot.render.delivery import Classified, DeliveryError, FailureClass, classify_slack_error
 from bot.render.windows import BudgetLimit, InProcessWindow, RollingWindow
+from bot.stop_signals import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +233,11 @@ class UpdateScheduler(Generic[P]):
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._closed = False
         self.ratelimited = 0  # 429s seen, for logs
         self.sent = 0
+
+    CLOSE_WAIT_S = 5.0
 
     # -- public
 
@@ -303,17 +306,16 @@ class UpdateScheduler(Generic[P]):
         self._wake()
 
     async def aclose(self) -> None:
+        """Close every slot and stop the loop and the calls in flight; returns within about ``CLOSE_WAIT_S``."""
+        self._closed = True
         for slot in list(self._slots.values()):
             slot.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._sends):
-            task.cancel()
-        if self._sends:
-            await asyncio.gather(*self._sends, return_exceptions=True)
+        tasks = [t for t in (self._task, *self._sends) if t is not None]
+        self._task = None
+        # The loop also ends by itself at its next look (closed): a cancellation that a window's backend turned
+        # into a timeout (asyncio.timeout racing the cancel) must not keep the process from exiting.
+        self._event.set()
+        await cancel_and_wait(tasks, timeout=self.CLOSE_WAIT_S)
 
     # -- internals
 
@@ -327,6 +329,8 @@ class UpdateScheduler(Generic[P]):
         self._event.set()
 
     def _ensure_running(self) -> None:
+        if self._closed:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"scheduler:{self.name}")
 
@@ -389,7 +393,7 @@ class UpdateScheduler(Generic[P]):
         return now + (1.0 - self._progress_tokens) * self.window / self.limit
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             self._event.clear()
             now = self.clock()
             if now < self._paused_until or self._in_flight >= self.max_in_flight:

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.state.redis_client import key
+from bot.stop_signals import cancel_and_wait
 
 log = logging.getLogger("variance.state")
 
@@ -231,8 +232,7 @@ class RedisRegistry:
 
     async def aclose(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+            await cancel_and_wait([self._listener])
             self._listener = None
 
     async def orphans(self) -> list[AnswerRecord]:

@@ -35,7 +35,7 @@ from bot.state.limits import LIMIT_LEASE_S, RedisLimits
 from bot.state.memory import RedisSessions
 from bot.state.redis_client import connect, redacted
 from bot.state.teams_datasets import RedisTeamsSources
-from bot.stop_signals import StopSignals
+from bot.stop_signals import StopSignals, cancel_and_wait
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
 from bot.teams.pacing import (
@@ -186,9 +186,7 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
         await deps.workers.warm_up()
 
     async def on_cleanup(web_app: web.Application) -> None:
-        for task in purging:
-            task.cancel()
-        await asyncio.gather(*purging, return_exceptions=True)
+        await cancel_and_wait(purging)
         await deps.close(shutdown_workers=owns_workers)
         await sdk.http_client.http.aclose()
         if shared is not None:
