@@ -227,6 +227,7 @@ class SharedConversationPacer:
         self._retry_s = retry_s
         self._down_until = 0.0
         self._unshared: dict[str, list[SharedCall]] = {}  # calls made while Redis could not answer
+        self._horizon = max(window for _, window in limits) + margin_s
         self.stats = self._local.stats
         self.degraded_calls = 0
 
@@ -240,8 +241,9 @@ class SharedConversationPacer:
         if not calls:
             return
         now = self._clock()
-        recent = [(uuid.uuid4().hex, now - call.local[0]) for call in calls]
-        await self._shared.record(key, recent)
+        recent = [(uuid.uuid4().hex, now - call.local[0]) for call in calls if now - call.local[0] < self._horizon]
+        if recent:
+            await self._shared.record(key, recent)
 
     async def acquire(self, key: str) -> SharedCall:
         """Wait until one more call to ``key`` fits every window for all instances, and count it as in flight."""
@@ -261,7 +263,10 @@ class SharedConversationPacer:
             await self._sleep(wait)
         self.degraded_calls += 1
         call = SharedCall(key, None, await self._local.acquire(key))
-        self._unshared.setdefault(key, []).append(call)
+        now = self._clock()
+        # Only calls still inside the longest window matter to the other instances.
+        kept = [c for c in self._unshared.get(key, ()) if now - c.local[0] < self._horizon]
+        self._unshared[key] = [*kept, call]
         return call
 
     async def release(self, entry: SharedCall) -> None:
