@@ -239,8 +239,10 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
             new_file = next((f for f in reversed(turn.files) if f.is_table), None)
             stored = deps.store.get(turn.conversation_id)
             shared = None
-            if new_file is None and stored is None and turn.question:
-                shared = await deps.sources.source_for(turn.conversation_id)  # read on another instance
+            if new_file is None and turn.question:  # the file may have been read, or replaced, on another instance
+                shared = await deps.sources.source_for(turn.conversation_id)
+                if stored is not None and shared is not None and shared.file.unique_id != stored.file_id:
+                    stored = None  # a newer file was sent through another instance: read that one
             if new_file is None and stored is None and shared is None:
                 await _send(ctx, NO_DATASET)
                 outcome = "no_dataset"
@@ -252,9 +254,9 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
             new_file = None
             source_id = deps.latest_personal.get(turn.user_key) or await deps.sources.latest_for(turn.user_key)
             source = deps.store.get(source_id) if source_id else None
-            shared = None
-            if source is None and source_id:
-                shared = await deps.sources.source_for(source_id)  # sent to another instance
+            shared = await deps.sources.source_for(source_id) if source_id else None  # sent to another instance?
+            if source is not None and shared is not None and shared.file.unique_id != source.file_id:
+                source = None  # a newer file was sent through another instance: read that one
             if source is None and shared is None:
                 await _send(ctx, NO_FILE_FOR_GROUP)
                 outcome = "no_dataset"

@@ -235,3 +235,29 @@ async def test_an_override_made_on_one_instance_holds_on_the_other(
     assert summary["net_impact"] == -13750.0
     parts = {p["account_type"]: p["variance"] for p in summary["headline"]["parts"]}
     assert parts == {"revenue": -1250.0, "expense": 12500.0}
+
+
+async def test_a_newer_file_sent_through_the_other_instance_replaces_the_cached_one(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
+) -> None:
+    a, b = pair
+    old_url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
+    new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    model.script(text("Noted."), text("Noted again."))
+    first = teams.message("look at this", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
+    assert await teams.deliver(a.url, first) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+    second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
+    assert await teams.deliver(b.url, second) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 2)
+    await b.deps.idle(timeout=20)
+
+    # a still holds the first file; the follow-up it gets is about the newer one.
+    model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
+    assert await teams.deliver(a.url, teams.message("how are we doing?", conversation=CHAT)) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 3)
+    await a.deps.idle(timeout=20)
+    outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
+    assert json.loads(outputs[-1])["totals"]["reference"] == 145000.0
+    assert a.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
