@@ -3,7 +3,9 @@ in-process twins in the same run:
 
 - the Slack budget: one ``SharedWindow.acquire`` + ``complete`` (the pacing module's window seam, one round
   trip each) against ``InProcessWindow``;
-- the answer limits: ``RedisLimits.admit`` and ``release`` (one script call each) against ``RunLimits``.
+- the answer limits: ``RedisLimits.admit`` and ``release`` (one script call each) against ``RunLimits``;
+- Teams' per-conversation pacing: one ``SharedConversationPacer.acquire`` + ``release`` (one script call each, the
+  conversation's log growing to ``--calls`` entries, past Teams' 1,800 an hour) against ``ConversationPacer``.
 
     python bench/bench_redis_budget.py [--calls 5000]
 
@@ -26,9 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.redis_server import running_redis
 from bot.limits import Admission, LimitSettings, RunLimits
 from bot.render.pacing import BudgetLimit, InProcessWindow
+from bot.state.call_log import SharedCallLog
 from bot.state.limits import RedisLimits
 from bot.state.redis_client import connect
 from bot.state.window import SharedWindow
+from bot.teams.pacing import ConversationPacer, SharedConversationPacer
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -78,6 +82,20 @@ async def _measure(calls: int, url: str) -> list[tuple[str, tuple[float, float, 
         rows.append((f"{label} admit{suffix}", await _timed(calls, admit)))
         rows.append((f"{label} release{suffix}", await _timed(calls, release)))
         rows.append((f"{label} admit+release{suffix}", await _timed(calls, both)))
+    wide = ((10**9, 1.0), (10**9, 3600.0))  # never waits: the figure is the pacer's own cost
+    pacers: list[tuple[str, Any]] = [
+        ("in-process teams pacer acquire+release (baseline)", ConversationPacer(wide)),
+        (
+            "redis teams pacer acquire+release",
+            SharedConversationPacer(SharedCallLog(client, "bench", wide, margin_s=0.15), wide),
+        ),
+    ]
+    for name, pacer in pacers:
+
+        async def paced_call(i: int, pacer: Any = pacer) -> None:
+            await pacer.release(await pacer.acquire("19:bench"))
+
+        rows.append((name, await _timed(calls, paced_call)))
     await client.aclose()
     return rows
 

@@ -10,6 +10,8 @@ which it has:
   with a shared 429 pause.
 - :mod:`bot.state.memory`: conversation memory (the Agents SDK's ``RedisSession``, attributed, with retention and
   deletion); :mod:`bot.state.overrides`: a conversation's overrides; :mod:`bot.state.datasets`: dataset sources.
+- :mod:`bot.state.call_log`: Teams' per-conversation call windows and 429 pause, for every instance;
+  :mod:`bot.state.teams_datasets`: a Teams conversation's dataset source.
 - :mod:`bot.state.registry`: running answers with a lease and heartbeat; Stop reaches the owning instance;
   survivors adopt answers whose instance died.
 

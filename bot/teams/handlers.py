@@ -9,8 +9,11 @@
 
 The activity is acknowledged at once (Teams redelivers after ~15 s) and answered in a task of its own; a
 redelivered activity (same id) is answered once. The same per-user and per-tenant limits as the other surfaces
-apply (:mod:`bot.limits`). With ``REDIS_URL`` (several instances) the dedupe, the limits and the conversation
-memory are shared (``bot.state``): a redelivery that reaches another instance is still answered once.
+apply (:mod:`bot.limits`). With ``REDIS_URL`` (several instances) the dedupe, the limits, the conversation
+memory and each conversation's dataset *source* are shared (``bot.state``): a redelivery that reaches another
+instance is still answered once, and a follow-up that reaches an instance which never read the file downloads
+it again from the link Teams gave (:func:`reload_file`); once that short-lived link has expired, the user is
+asked to send the file again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from bot.conversations import ConversationStore, StoredDataset
 from bot.files import FileRejected, ReadResult, WorkerPool, read_table, reader_failed
 from bot.limits import Admission, Limits
 from bot.logs import log_line
+from bot.overrides import apply_record, overrides_record
+from bot.state.teams_datasets import LocalTeamsSources, TeamsSource
 from bot.teams.charts import bridge_chart_message
 from bot.teams.files import TeamsFile, attached_files, download, unsupported_message
 from bot.teams.jobs import report_summary
@@ -55,6 +60,11 @@ NO_DATASET = (
 NO_FILE_FOR_GROUP = (
     "I don't have a file from you yet. Send me the budget-vs-actual CSV or XLSX in a 1:1 chat with me, then "
     "mention me here again. (Files shared in group chats are stored in SharePoint, which I can't read.)"
+)
+# A follow-up on an instance that never read the file, after Teams' download link for it has expired.
+LINK_EXPIRED = (
+    "The link Teams gave me to {name} has expired (Teams' file links only last a short while), so I can't read "
+    "the file again. Send {name} here once more and ask your question."
 )
 INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
 _AT = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
@@ -88,6 +98,8 @@ class TeamsDeps:
     answered: int = 0
     # Conversation memory (bot.state.memory.RedisSessions with REDIS_URL); None: SQLite in the data folder.
     sessions: Any = None
+    # Each conversation's dataset source (bot.state.teams_datasets.RedisTeamsSources with REDIS_URL).
+    sources: Any = field(default_factory=LocalTeamsSources)
     _http: aiohttp.ClientSession | None = None
 
     @property
@@ -226,7 +238,12 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
                 return
             new_file = next((f for f in reversed(turn.files) if f.is_table), None)
             stored = deps.store.get(turn.conversation_id)
-            if new_file is None and stored is None:
+            shared = None
+            if new_file is None and turn.question:  # the file may have been read, or replaced, on another instance
+                shared = await deps.sources.source_for(turn.conversation_id)
+                if stored is not None and shared is not None and shared.file.unique_id != stored.file_id:
+                    stored = None  # a newer file was sent through another instance: read that one
+            if new_file is None and stored is None and shared is None:
                 await _send(ctx, NO_DATASET)
                 outcome = "no_dataset"
                 return
@@ -235,13 +252,16 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
                 return
         else:
             new_file = None
-            source_id = deps.latest_personal.get(turn.user_key)
+            source_id = deps.latest_personal.get(turn.user_key) or await deps.sources.latest_for(turn.user_key)
             source = deps.store.get(source_id) if source_id else None
-            if source is None:
+            shared = await deps.sources.source_for(source_id) if source_id else None  # sent to another instance?
+            if source is not None and shared is not None and shared.file.unique_id != source.file_id:
+                source = None  # a newer file was sent through another instance: read that one
+            if source is None and shared is None:
                 await _send(ctx, NO_FILE_FOR_GROUP)
                 outcome = "no_dataset"
                 return
-            stored = deps.store.adopt(turn.conversation_id, source)
+            stored = deps.store.adopt(turn.conversation_id, source) if source is not None else None
         admission = await deps.limits.admit(turn.tenant, turn.user)
         if not admission.ok:
             await _send(ctx, admission.message)
@@ -249,9 +269,18 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
             return
         wants_report = command in {"", "report"}
         if turn.kind == "personal":
-            outcome = await _personal(deps, ctx, turn, new_file, stored, wants_report)
+            outcome = await _personal(deps, ctx, turn, new_file, stored, wants_report, shared)
+        elif stored is None:
+            assert shared is not None and source_id is not None
+            try:
+                source = await reload_file(deps, source_id, shared)
+            except FileRejected as rejected:
+                await _send(ctx, rejected.user_message)
+                outcome = f"rejected:{rejected.reason}"
+                return
+            deps.latest_personal[turn.user_key] = source_id
+            outcome = await _group(deps, ctx, turn, deps.store.adopt(turn.conversation_id, source), wants_report)
         else:
-            assert stored is not None
             outcome = await _group(deps, ctx, turn, stored, wants_report)
     except asyncio.CancelledError:
         outcome = "shutdown"
@@ -282,6 +311,7 @@ async def _personal(
     new_file: TeamsFile | None,
     stored: StoredDataset | None,
     wants_report: bool,
+    shared: TeamsSource | None = None,
 ) -> str:
     from microsoft_teams.apps import HttpStream
 
@@ -296,8 +326,12 @@ async def _personal(
             writer.status(f"Reading {new_file.name}…")
             stored = await load_file(deps, turn, new_file)
             deps.latest_personal[turn.user_key] = turn.conversation_id
+        elif stored is None and shared is not None:
+            writer.status(f"Reading {shared.file.name} again…")
+            stored = await reload_file(deps, turn.conversation_id, shared)
         if stored is None:
             raise FileRejected(NO_DATASET, reason="no_dataset")
+        await _pull_overrides(deps, turn.conversation_id, stored, shared)
         if wants_report:
             summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
             text, card = report_card(summary, stored.filename)
@@ -308,6 +342,8 @@ async def _personal(
         writer.status("Looking at the numbers…")
         run = _start_run(deps, turn.question, stored.context, turn.conversation_id)
         result = await writer.write(run)
+        # An override the run made (an account type, a column role) holds on every instance from now on.
+        await deps.sources.note_overrides(turn.conversation_id, stored.file_id, overrides_record(stored.context))
         return "answered" if result.delivered else "answered:undelivered"
     except FileRejected as rejected:
         await writer.finish(rejected.user_message)
@@ -345,18 +381,64 @@ def _start_run(deps: TeamsDeps, question: str, context: AnalysisContext, convers
     return start_run(question, context, conversation_id=conversation_id, settings=settings, sessions=deps.sessions)
 
 
+async def _pull_overrides(
+    deps: TeamsDeps, conversation_id: str, stored: StoredDataset, shared: TeamsSource | None
+) -> None:
+    """Bring the context to the overrides another instance recorded for this file, if they differ."""
+    source = shared or await deps.sources.source_for(conversation_id)
+    if source is not None and source.file.unique_id == stored.file_id:
+        _apply_overrides(stored, source.overrides)
+
+
+def _apply_overrides(stored: StoredDataset, record: dict[str, Any]) -> None:
+    if record == overrides_record(stored.context):
+        return
+    try:
+        apply_record(stored.context, record)
+    except (ValueError, TypeError, KeyError) as error:  # e.g. a column this read of the file does not have
+        log.warning("shared overrides not applied: %s", type(error).__name__)
+
+
 async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDataset:
-    """Download and read ``file`` in a worker; keep it as the conversation's dataset. Raises FileRejected."""
+    """Download and read ``file`` in a worker; keep it as the conversation's dataset (and share its source
+    with the other instances). Raises FileRejected."""
     settings = deps.settings
     content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=settings.max_file_bytes)
+    stored = await _read(deps, turn.conversation_id, file, content)
+    source = TeamsSource(file=file, size=len(content), owner=turn.user_key, shared_at=time.time())
+    await deps.sources.remember(turn.conversation_id, source)
+    return stored
+
+
+async def reload_file(deps: TeamsDeps, conversation_id: str, source: TeamsSource) -> StoredDataset:
+    """Read again a file another instance read (a follow-up that reached this one), with the conversation's
+    overrides on it; its age counts from when it was shared. Raises FileRejected (:data:`LINK_EXPIRED` once
+    Teams' download link no longer works)."""
+    file = source.file
     try:
-        result: ReadResult = await deps.workers.run(read_table, content, file.name, settings.max_file_bytes, False)
+        content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=deps.settings.max_file_bytes)
+    except FileRejected as rejected:
+        if rejected.reason not in {"http_401", "http_403", "http_404", "http_410"}:
+            raise
+        await deps.sources.forget(conversation_id)
+        raise FileRejected(LINK_EXPIRED.format(name=file.name), reason="link_expired") from rejected
+    stored = await _read(deps, conversation_id, file, content)
+    stored.loaded_at -= source.age_s  # the dataset's age cap counts from when the file was shared
+    _apply_overrides(stored, source.overrides)
+    log_line("dataset", surface="teams", action="reloaded", bytes=len(content), age_s=round(source.age_s, 1))
+    return stored
+
+
+async def _read(deps: TeamsDeps, conversation_id: str, file: TeamsFile, content: bytes) -> StoredDataset:
+    max_bytes = deps.settings.max_file_bytes
+    try:
+        result: ReadResult = await deps.workers.run(read_table, content, file.name, max_bytes, False)
     except WorkerFailed as error:  # over the time or memory limit, or lost: the reader was replaced
         raise reader_failed(error, file.name) from error
     if result.dataset is None:
         raise FileRejected(result.error or f"I couldn't read {file.name}.", reason="unreadable")
     return deps.store.put(
-        turn.conversation_id,
+        conversation_id,
         result.dataset,
         file_id=file.unique_id,
         filename=file.name,

@@ -14,6 +14,15 @@ before then.
 the SDK makes to ``.../v3/conversations/{id}/activities`` is paced, and a 429 is retried here after the wait,
 never by the SDK (its own retries ignore ``Retry-After``). A 429 means Teams did not take the activity, so
 sending it again cannot post it twice.
+
+With ``REDIS_URL`` (several instances), :class:`SharedConversationPacer` keeps the same windows and the same
+in-flight rule for every instance at once: each conversation's call log and its 429 pause live in Redis
+(:class:`bot.state.call_log.SharedCallLog`, one atomic script per call), so two instances answering in one
+conversation together stay under Teams' limits. When Redis is slow (0.5 s timeout) or down, an instance paces
+each conversation by itself against a conservative local share, half of every window (3/1 s, 4/2 s, 30/30 s,
+900/h: two instances together cannot pass the limits), never unlimited; its own recent calls are in that local
+log too. It tries Redis again after :data:`REDIS_RETRY_S`, and first adds the calls it made meanwhile to the
+shared log, so the other instances count them.
 """
 
 from __future__ import annotations
@@ -24,12 +33,15 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+
+from bot.state.call_log import REDIS_ERRORS, SharedCallLog
 
 log = logging.getLogger("variance.teams")
 
@@ -40,6 +52,9 @@ JITTER_MARGIN_S = 0.15
 MAX_BACKOFF_S = 30.0
 # How long one call may keep waiting for its conversation (429s and pacing together) before giving up.
 MAX_WAIT_S = 600.0
+# The share of every window an instance uses on its own while Redis can't answer, and how soon it tries again.
+DEGRADED_SHARE = 0.5
+REDIS_RETRY_S = 5.0
 
 _CONVERSATION = re.compile(r"/v3/conversations/([^/?#]+)")
 
@@ -141,6 +156,140 @@ class ConversationPacer:
     def succeeded(self, key: str) -> None:
         self._state(key).strikes = 0
 
+    def note(self, key: str) -> list[float]:
+        """Log a call to ``key`` made now without waiting (another log decided it fits); as :meth:`acquire`."""
+        state = self._state(key)
+        entry = [self._clock(), 0.0]
+        state.calls.append(entry)
+        while len(state.calls) > self._keep and state.calls[0][1]:
+            state.calls.popleft()
+        return entry
+
+    # The face the middleware uses (:class:`Pacer`): the shared pacer's calls go to Redis.
+    async def release(self, entry: list[float]) -> None:
+        self.completed(entry)
+
+    async def pause(self, key: str, retry_after_s: float | None) -> float:
+        return self.throttled(key, retry_after_s)
+
+
+class Pacer(Protocol):
+    """What :class:`ThrottleMiddleware` needs: :class:`ConversationPacer` or :class:`SharedConversationPacer`."""
+
+    stats: PacerStats
+
+    async def acquire(self, key: str) -> Any: ...
+
+    async def release(self, entry: Any) -> None: ...
+
+    async def pause(self, key: str, retry_after_s: float | None) -> float: ...
+
+    def succeeded(self, key: str) -> None: ...
+
+
+def local_share(limits: tuple[tuple[int, float], ...], share: float) -> tuple[tuple[int, float], ...]:
+    """``limits`` with each count cut to ``share`` of it (at least one call per window)."""
+    return tuple((max(1, int(count * share)), window) for count, window in limits)
+
+
+@dataclass(slots=True)
+class SharedCall:
+    """One call logged by :class:`SharedConversationPacer`: in Redis as ``member`` (``None``: Redis could not
+    answer), and in the local log as ``local``."""
+
+    key: str
+    member: str | None
+    local: list[float]
+
+
+class SharedConversationPacer:
+    """:class:`ConversationPacer` over a :class:`~bot.state.call_log.SharedCallLog`: the windows and the 429
+    pause of each conversation are every instance's. Falls back to a local share of the windows when Redis
+    can't answer (see the module docstring)."""
+
+    def __init__(
+        self,
+        log: SharedCallLog,
+        limits: tuple[tuple[int, float], ...] = TEAMS_LIMITS,
+        *,
+        margin_s: float = JITTER_MARGIN_S,
+        degraded_share: float = DEGRADED_SHARE,
+        retry_s: float = REDIS_RETRY_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._shared = log
+        self._local = ConversationPacer(
+            local_share(limits, degraded_share), margin_s=margin_s, clock=clock, sleep=sleep
+        )
+        self._clock = clock
+        self._sleep = sleep
+        self._retry_s = retry_s
+        self._down_until = 0.0
+        self._unshared: dict[str, list[SharedCall]] = {}  # calls made while Redis could not answer
+        self._horizon = max(window for _, window in limits) + margin_s
+        self.stats = self._local.stats
+        self.degraded_calls = 0
+
+    def _redis_failed(self, what: str, error: BaseException) -> None:
+        if self._down_until <= self._clock():
+            log.warning("teams pacing fell back to a local share (%s): %s", what, type(error).__name__)
+        self._down_until = self._clock() + self._retry_s
+
+    async def _share_unshared(self, key: str) -> None:
+        calls = self._unshared.pop(key, None)
+        if not calls:
+            return
+        now = self._clock()
+        recent = [(uuid.uuid4().hex, now - call.local[0]) for call in calls if now - call.local[0] < self._horizon]
+        if recent:
+            await self._shared.record(key, recent)
+
+    async def acquire(self, key: str) -> SharedCall:
+        """Wait until one more call to ``key`` fits every window for all instances, and count it as in flight."""
+        started = self._clock()
+        member = uuid.uuid4().hex
+        while self._clock() >= self._down_until:
+            try:
+                await self._share_unshared(key)
+                wait = await self._shared.acquire(key, member)
+            except REDIS_ERRORS as error:
+                self._redis_failed("acquire", error)
+                break
+            if wait == 0:
+                self.stats.calls += 1
+                self.stats.waited_s += self._clock() - started
+                return SharedCall(key, member, self._local.note(key))
+            await self._sleep(wait)
+        self.degraded_calls += 1
+        call = SharedCall(key, None, await self._local.acquire(key))
+        now = self._clock()
+        # Only calls still inside the longest window matter to the other instances.
+        kept = [c for c in self._unshared.get(key, ()) if now - c.local[0] < self._horizon]
+        self._unshared[key] = [*kept, call]
+        return call
+
+    async def release(self, entry: SharedCall) -> None:
+        self._local.completed(entry.local)
+        if entry.member is None:
+            return
+        try:
+            await self._shared.complete(entry.key, entry.member)
+        except REDIS_ERRORS as error:  # it stays in flight there until the log gives up on it
+            self._redis_failed("complete", error)
+
+    async def pause(self, key: str, retry_after_s: float | None) -> float:
+        """A 429: no instance calls ``key`` until ``retry_after_s`` (or the backoff) has passed."""
+        wait = self._local.throttled(key, retry_after_s)
+        try:
+            await self._shared.pause(key, wait)
+        except REDIS_ERRORS as error:
+            self._redis_failed("pause", error)
+        return wait
+
+    def succeeded(self, key: str) -> None:
+        self._local.succeeded(key)
+
 
 def retry_after_seconds(headers: httpx.Headers | dict[str, str]) -> float | None:
     """``Retry-After`` as seconds (a number or an HTTP date, at most ``MAX_WAIT_S``); ``None`` when absent or
@@ -170,7 +319,7 @@ def conversation_of(url: str) -> str | None:
 class ThrottleMiddleware:
     """Teams SDK HTTP middleware: pace every call to a conversation; wait out and resend on 429."""
 
-    def __init__(self, pacer: ConversationPacer, *, max_wait_s: float = MAX_WAIT_S) -> None:
+    def __init__(self, pacer: Pacer, *, max_wait_s: float = MAX_WAIT_S) -> None:
         self.pacer = pacer
         self._max_wait = max_wait_s
 
@@ -184,17 +333,17 @@ class ThrottleMiddleware:
             try:
                 response = await next()
             except httpx.HTTPStatusError as error:
-                self.pacer.completed(entry)
+                await self.pacer.release(entry)
                 if error.response.status_code != 429:
                     raise
-                wait = self.pacer.throttled(key, retry_after_seconds(error.response.headers))
+                wait = await self.pacer.pause(key, retry_after_seconds(error.response.headers))
                 log.info("teams throttled a conversation; waiting %.1f s", wait)
                 if time.monotonic() + wait > deadline:
                     raise
                 continue
             except BaseException:
-                self.pacer.completed(entry)
+                await asyncio.shield(self.pacer.release(entry))
                 raise
-            self.pacer.completed(entry)
+            await self.pacer.release(entry)
             self.pacer.succeeded(key)
             return response

@@ -29,14 +29,23 @@ from bot.files import WorkerPool
 from bot.limits import RunLimits
 from bot.logs import configure_logging, log_line
 from bot.retention import purge_expired, purge_loop, retention_seconds
+from bot.state.call_log import SharedCallLog
 from bot.state.claims import RedisClaims
 from bot.state.limits import LIMIT_LEASE_S, RedisLimits
 from bot.state.memory import RedisSessions
 from bot.state.redis_client import connect, redacted
+from bot.state.teams_datasets import RedisTeamsSources
 from bot.stop_signals import StopSignals, cancel_and_wait
 from bot.teams.auth import BotTokenSource, InboundAuth, TokenError, Unauthorized, trust_context
 from bot.teams.handlers import TeamsDeps, register
-from bot.teams.pacing import ConversationPacer, ThrottleMiddleware
+from bot.teams.pacing import (
+    JITTER_MARGIN_S,
+    TEAMS_LIMITS,
+    ConversationPacer,
+    Pacer,
+    SharedConversationPacer,
+    ThrottleMiddleware,
+)
 from bot.teams.sdk import build_app
 from bot.teams.settings import TeamsSettings
 
@@ -74,7 +83,7 @@ class TeamsServer:
     sdk: Any  # microsoft_teams.apps.App
     auth: InboundAuth
     tokens: BotTokenSource
-    pacer: ConversationPacer
+    pacer: Pacer
     web_app: web.Application
     rejected: int = 0
 
@@ -106,7 +115,10 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
     shared = connect_shared_state(deps) if settings.redis_url else None
     auth = InboundAuth(settings, lambda: deps.http)
     tokens = BotTokenSource(settings, lambda: deps.http)
-    pacer = ConversationPacer()
+    pacer: Pacer = ConversationPacer()
+    if shared is not None:
+        calls = SharedCallLog(shared, f"teams:{settings.app_id}", TEAMS_LIMITS, margin_s=JITTER_MARGIN_S)
+        pacer = SharedConversationPacer(calls)
     adapter = AiohttpAdapter()
     sdk = build_app(
         settings, token=tokens, throttle=ThrottleMiddleware(pacer), adapter=adapter, ssl_context=ssl_context
@@ -189,15 +201,16 @@ def create_teams_app(settings: TeamsSettings, *, workers: WorkerPool | None = No
 
 def connect_shared_state(deps: TeamsDeps) -> aioredis.Redis:
     """Several instances (``REDIS_URL``): share the dedupe, the limits and the conversation memory (the same
-    ``bot.state`` pieces as the Slack bot's). Datasets stay per instance (a follow-up that reaches an instance
-    without the file is asked for it again), and so does pacing (an answer's calls all come from the instance
-    that runs it; two answers at once in one conversation on two instances may meet a 429, which is waited out
-    and the call sent again, so nothing is lost)."""
+    ``bot.state`` pieces as the Slack bot's), and each conversation's dataset source (a follow-up that reaches an
+    instance without the file reads it again from Teams' link). :func:`create_teams_app` shares the pacing too
+    (:class:`bot.teams.pacing.SharedConversationPacer`): one call log and one 429 pause per conversation."""
     assert deps.settings.redis_url is not None
     client = connect(deps.settings.redis_url)
     deps.dedupe = RedisClaims(client)
     deps.limits = RedisLimits(client, deps.settings.limits, lease_s=LIMIT_LEASE_S)
     deps.sessions = RedisSessions(client, ttl_seconds=retention_seconds(deps))
+    source_ttl = min(deps.settings.dataset_max_age_seconds, retention_seconds(deps))
+    deps.sources = RedisTeamsSources(client, ttl_seconds=source_ttl)
     log_line("shared_state", surface="teams", redis=redacted(deps.settings.redis_url))
     return client
 

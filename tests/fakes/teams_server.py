@@ -15,7 +15,8 @@ It speaks the real protocols the bot uses, with Teams' real limits:
   A call during a ``Retry-After`` pause is counted in :attr:`FakeTeams.ignored_retry_after`. An activity larger
   than Teams' limit (:data:`MAX_ACTIVITY_BYTES`, ~256 KB) is refused with ``413 MessageSizeTooBig``.
 - A file host over HTTPS with a certificate from a test CA made at start (:attr:`FakeTeams.ca_file`), serving
-  what :meth:`FakeTeams.host_file` registers at pre-signed-looking URLs (no Authorization header expected).
+  what :meth:`FakeTeams.host_file` registers at pre-signed-looking URLs (no Authorization header expected); a
+  link made to expire (:meth:`FakeTeams.expire_file`) is answered ``401 Access denied`` as SharePoint does.
 
 Run as a program (``python tests/fakes/teams_server.py``), it also starts the fake OpenAI server and adds a small
 control API (``/_control/...``) so that a separate process (the benchmark) can deliver activities and read what the
@@ -189,6 +190,7 @@ class FakeTeams:
         self._conversations: dict[str, _Conversation] = {}
         self._forced: dict[str, deque[float | None]] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
+        self._expired: set[str] = set()
         self._changed = asyncio.Condition()
         self._runners: list[web.AppRunner] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-teams-")
@@ -268,6 +270,10 @@ class FakeTeams:
         token = uuid.uuid4().hex
         self._files[token] = (content, content_type)
         return f"https://127.0.0.1:{self.file_port}/download/{token}?name={name}"
+
+    def expire_file(self, url: str) -> None:
+        """``url``'s pre-signed link has expired: the file host answers 401 as SharePoint does."""
+        self._expired.add(url.rsplit("/", 1)[-1].split("?", 1)[0])
 
     def force_429(self, conversation: str, *, times: int = 1, retry_after: float | None = 1.0) -> None:
         """The next ``times`` calls to ``conversation`` get 429 (with ``Retry-After``, or none when ``None``)."""
@@ -509,6 +515,11 @@ class FakeTeams:
 
     async def _download(self, request: web.Request) -> web.Response:
         self.file_requests.append({"authorization": request.headers.get("Authorization")})
+        if request.match_info["name"] in self._expired:
+            return web.json_response(
+                {"error": {"code": "-2147024891, System.UnauthorizedAccessException", "message": "Access denied."}},
+                status=401,
+            )
         entry = self._files.get(request.match_info["name"])
         if entry is None:
             return web.Response(status=404, text="not found")
