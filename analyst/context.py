@@ -9,6 +9,7 @@ and :meth:`override_notes` lists them, so every answer or report they shape can 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from analyst.charts.outbox import ChartOutbox
@@ -61,26 +62,35 @@ class AnalysisContext:
 
     def override_notes(self) -> list[str]:
         """One short line per override in effect ("Advertising counted as revenue", "actual column: Spend")."""
-        notes: list[str] = []
         roles = self.dataset.roles
-        if self.dataset is not self.base_dataset:
-            for role in roles.overridden:
-                value = getattr(roles, role, None)
-                if role == "dimensions":
-                    shown = ", ".join(_short(d) for d in roles.dimensions[:4])
-                    more = len(roles.dimensions) - 4
-                    notes.append(f"dimensions: {shown or 'none'}" + (f" (+{more})" if more > 0 else ""))
-                elif value:
-                    notes.append(f"{role.replace('_', ' ')} column: {_short(value)}")
+        chosen = {r: getattr(roles, r, None) for r in roles.overridden} if self.dataset is not self.base_dataset else {}
         base_types = self.base_options.account_types
-        changed = [(k, v) for k, v in self.options.account_types.items() if base_types.get(k) != v]
-        for label, kind in changed[:_NOTES_SHOWN]:
-            notes.append(f"{_short(label)} counted as {_TYPE_WORDS.get(kind, str(kind))}")
-        if len(changed) > _NOTES_SHOWN:
-            notes.append(f"{len(changed) - _NOTES_SHOWN} more account types set")
-        if self.options.materiality != self.base_options.materiality:
-            notes.append("materiality changed")
-        return notes
+        changed = {k: v for k, v in self.options.account_types.items() if base_types.get(k) != v}
+        return describe_overrides(chosen, changed, self.options.materiality != self.base_options.materiality)
+
+
+def describe_overrides(
+    roles: Mapping[str, object], account_types: Mapping[str, AccountType], materiality_changed: bool
+) -> list[str]:
+    """The notes of :meth:`AnalysisContext.override_notes` for overrides given as data: the column ``roles`` the
+    user set, the ``account_types`` that differ from the file's, and whether materiality was changed."""
+    notes: list[str] = []
+    for role, value in roles.items():
+        if role == "dimensions":
+            dims = [str(d) for d in value or ()] if isinstance(value, list | tuple) else []
+            shown = ", ".join(_short(d) for d in dims[:4])
+            more = len(dims) - 4
+            notes.append(f"dimensions: {shown or 'none'}" + (f" (+{more})" if more > 0 else ""))
+        elif value:
+            notes.append(f"{role.replace('_', ' ')} column: {_short(value)}")
+    changed = list(account_types.items())
+    for label, kind in changed[:_NOTES_SHOWN]:
+        notes.append(f"{_short(label)} counted as {_TYPE_WORDS.get(kind, str(kind))}")
+    if len(changed) > _NOTES_SHOWN:
+        notes.append(f"{len(changed) - _NOTES_SHOWN} more account types set")
+    if materiality_changed:
+        notes.append("materiality changed")
+    return notes
 
 
 def _short(value: object) -> str:

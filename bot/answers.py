@@ -431,9 +431,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
     asked = time.monotonic()
 
     async def placed(channel: str, ts: str) -> None:
-        """The first message exists: count the time to it, and record where it is before streaming on, so a
-        survivor finds it if this instance dies."""
-        deps.metrics.first_visible.observe(time.monotonic() - asked)
+        """The first message exists: record where it is before streaming on, so a survivor finds it if this
+        instance dies."""
         await deps.registry.placed(answer_id, ts)
 
     async def moved(_channel: str, ts: str) -> None:
@@ -518,6 +517,8 @@ async def answer(deps: BotDeps, request: AnswerRequest) -> AnswerOutcome | None:
             await deps.registry.remove(answer_id)
         if outcome is not None:
             deps.metrics.final.observe(time.monotonic() - asked)
+            if outcome.first_text_at is not None:  # the answer's text, not a placeholder (writer: monotonic)
+                deps.metrics.first_visible.observe(outcome.first_text_at - asked)
             if log_entry.outcome == "unknown":
                 log_entry.outcome = outcome.state if outcome.delivered else f"{outcome.state}:undelivered"
             log_entry.edits = outcome.edits

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import fields, replace
 from typing import Any, Literal, Protocol
 
-from analyst.context import AnalysisContext
+from analyst.context import AnalysisContext, describe_overrides
 from analyst.dataset import RoleOverrides
 from analyst.engine.options import AccountType, Materiality, MaterialityMode
 from analyst.events import AnalystEvent, Done, Failed, TextDelta
@@ -152,6 +152,11 @@ class SharedOverrides(Protocol):
 
     async def drop_files(self, file_ids: set[str]) -> None: ...
 
+    async def clear(self, conversation_id: str) -> Record | None:
+        """Record "no overrides" for the conversation's file for every instance; the overrides it had (``{}``:
+        none), or None when no instance recorded a file for it."""
+        ...
+
 
 class LocalOverrides:
     """One instance: the context in this process's ``ConversationStore`` is the only copy."""
@@ -168,13 +173,32 @@ class LocalOverrides:
     async def drop_files(self, file_ids: set[str]) -> None:
         return None
 
+    async def clear(self, conversation_id: str) -> Record | None:
+        return None
+
+
+def record_notes(record: Record) -> list[str]:
+    """The notes naming the overrides in a shared record (as :meth:`AnalysisContext.override_notes` would)."""
+    types: dict[str, AccountType] = {}
+    for label, value in (record.get("types") or {}).items():
+        try:
+            types[str(label)] = AccountType(value)
+        except ValueError:
+            continue
+    return describe_overrides(record.get("roles") or {}, types, bool(record.get("materiality")))
+
 
 async def reset_overrides(deps: Any, conversation_id: str) -> list[str] | None:
     """``/variance reset`` (or "reset"): drop the conversation's overrides here and for every instance; the
-    notes of what was dropped, or None when this instance has no dataset for the conversation."""
+    notes of what was dropped, or None when no instance has a dataset for the conversation. An instance without
+    its own copy of the file clears the shared record all the same."""
     stored = deps.store.get(conversation_id)
     if stored is None:
-        return None
+        cleared = await deps.overrides.clear(conversation_id)
+        if cleared is not None:
+            return record_notes(cleared)
+        # A file read on another instance, where no override was ever recorded: nothing to clear.
+        return None if await deps.sources.file_for(conversation_id) is None else []
     await deps.overrides.pull(conversation_id, stored)
     dropped = deps.store.reset_overrides(conversation_id)
     await deps.overrides.push(conversation_id, stored)

@@ -153,6 +153,9 @@ async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
     await drop_continuations(deps, record)
     request = rerun_request(deps, record) if may_rerun(record) else None
     if request is not None:
+        drop_turn = getattr(deps.sessions, "drop_turn", None)
+        if drop_turn is not None and record.source_ts:  # what the dead run stored: the re-run stores it again
+            await drop_turn(record.conversation_id, record.source_ts)
         log_line("orphan", **fields, rerun=True, adoptions=record.adoptions, placed=record.message_ts is not None)
         outcome = await answer(deps, request)  # adds, renews and removes the record itself
         if outcome is not None and outcome.delivered:

@@ -308,6 +308,7 @@ class FinalDelivery(Overflow):
             retries=sum(s.retries for s in stats) + self.door.counters.post_retries,
             slack_error=error,
             time_to_first_text=first,
+            first_text_at=self._first_text_at,
             final_text=doc,
         )
 

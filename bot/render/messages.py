@@ -111,6 +111,7 @@ class AnswerOutcome:
     retries: int = 0
     slack_error: str | None = None
     time_to_first_text: float | None = None  # first delta → first edit showing text delivered
+    first_text_at: float | None = None  # when Slack first showed the answer's text (the writer's clock)
     time_to_final: float | None = None  # terminal event → final text delivered
     final_text: str = ""  # the document the thread shows
 

@@ -137,6 +137,17 @@ class RedisSessions:
         """Delete the turn a chat message (``source``) produced in a place."""
         return await self._forget(place, speaker=None, source=source)
 
+    async def drop_turn(self, conversation_id: str, source: str) -> int:
+        """Delete what the question ``source`` stored in the conversation so far (a dead instance's unfinished
+        turn, before a survivor re-runs that question: the history then holds it once). No deletion mark: the
+        re-run stores its turn as usual. How many items went."""
+        try:
+            dropped = await self._filter_one(session_keys(conversation_id)[1], "", source, "")
+        except _ERRORS as error:
+            log.warning("unfinished turn not dropped: %s", type(error).__name__)
+            return 0
+        return dropped.items
+
     async def purge_older_than(self, seconds: float, *, now: float | None = None) -> Forgotten:
         """Delete every stored item older than ``seconds`` (conversations left empty go)."""
         cutoff = (time.time() if now is None else now) - seconds

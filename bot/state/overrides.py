@@ -59,6 +59,23 @@ class RedisOverrides:
         except _ERRORS as error:
             log.warning("shared overrides not written: %s", type(error).__name__)
 
+    async def clear(self, conversation_id: str) -> dict[str, object] | None:
+        """Record "no overrides" on the conversation's file for every instance (an instance without a copy of
+        the dataset resets it all the same); the overrides it had, or None when none was recorded or Redis
+        cannot answer."""
+        name = key("overrides", conversation_id)
+        try:
+            text = await self._client.get(name)
+            shared = json.loads(str(text)) if text else None
+            if not isinstance(shared, dict) or not shared.get("file"):
+                return None
+            before = shared.get("overrides")
+            await self._client.set(name, json.dumps({"file": shared["file"], "overrides": {}}), keepttl=True)
+        except (*_ERRORS, ValueError) as error:
+            log.warning("shared overrides not cleared: %s", type(error).__name__)
+            return None
+        return before if isinstance(before, dict) else {}
+
     async def forget(self, place: str, user: str | None) -> None:
         """Drop the records of a place (``team:channel`` and its threads): all of them, or those of the
         conversations whose dataset ``user`` brought (read before the dataset sources are forgotten)."""

@@ -345,7 +345,7 @@ async def kill(instance: Instance) -> None:
     await asyncio.wait_for(instance.process.wait(), timeout=30)
 
 
-async def test_an_instance_killed_mid_answer_is_re_run_into_the_same_message(cluster: Cluster) -> None:
+async def test_an_instance_killed_mid_answer_is_re_run_into_the_same_message(cluster: Cluster, redis_url: str) -> None:
     slack, openai = cluster.slack, cluster.openai
     channel = "D0KILL"
     slack.add_channel(channel, is_im=True)
@@ -378,6 +378,14 @@ async def test_an_instance_killed_mid_answer_is_re_run_into_the_same_message(clu
         assert RERUN_ANSWER in (final_markdown(final) or "")
         assert "Line 1:" not in (final_markdown(final) or "") and ORPHANED not in (final_markdown(final) or "")
         assert answers_in(slack, channel)[0].ts == first
+        # The conversation's history holds the question once (what the dead run stored went before the re-run).
+        client = connect(redis_url)
+        try:
+            stored = await client.lrange(f"va:session:{TEAM}:{channel}:messages", 0, -1)
+        finally:
+            await client.aclose()
+        assert sum("walk me through every line" in item for item in stored) == 1
+        assert sum(RERUN_ANSWER in item for item in stored) == 1 and not any("Line 1:" in item for item in stored)
     finally:
         await stop_instance(victim)
 
