@@ -39,7 +39,7 @@ from bot.state.window import SharedWindows
 from bot.textfilter import neutralise
 
 if TYPE_CHECKING:
-    from bot.answers import BotDeps
+    from bot.deps import BotDeps
 
 log = logging.getLogger("variance.bot")
 
@@ -140,7 +140,8 @@ async def finish_orphan(deps: BotDeps, record: AnswerRecord) -> bool:
 
 
 async def _rerun_or_note(deps: BotDeps, record: AnswerRecord) -> bool:
-    from bot.answers import answer, rerun_request
+    from bot.answers import answer
+    from bot.requests import rerun_request
 
     fields = {"answer_id": record.answer_id, "team": record.team, "channel": record.channel}
     if record.message_ts is None:
@@ -194,7 +195,7 @@ async def drop_continuations(deps: BotDeps, record: AnswerRecord) -> int:
     are deleted; how many. Best effort: when Slack can't tell, they stay."""
     if not record.message_ts:
         return 0
-    from bot.answers import call_with_rate_retry
+    from bot.notices import call_with_rate_retry
 
     root = record.thread_ts or record.message_ts
     try:
@@ -218,7 +219,7 @@ async def drop_continuations(deps: BotDeps, record: AnswerRecord) -> int:
 async def write_orphan_note(deps: BotDeps, record: AnswerRecord) -> bool:
     """Replace an orphaned answer's message with the note to ask again: a final edit (``markdown_text`` only,
     as the writer's own finals), so no Stop button or progress mark is left on it."""
-    from bot.answers import call_with_rate_retry
+    from bot.notices import call_with_rate_retry
 
     if not record.message_ts:
         log_line("orphan", answer_id=record.answer_id, team=record.team, channel=record.channel, placed=False)

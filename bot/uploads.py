@@ -5,7 +5,7 @@ both Tier 4) and goes through the workspace's Slack budget like every other call
 ``files.upload`` window per upload, retried by the scheduler on 429 (after ``Retry-After``) and on transient
 failures. Uploads run as their own tasks: the answer's text never waits for a chart.
 
-Hooks (called from :mod:`bot.answers`):
+Hooks (called from :mod:`bot.answers` and :mod:`bot.requests`):
 
 - :func:`report_chart`: a file dropped alone in a DM gets the bridge chart after its report;
 - :func:`with_charts`: wraps a run's events; when the agent's ``make_chart`` tool finishes, its chart is
@@ -31,9 +31,10 @@ from bot.textfilter import code_span
 
 if TYPE_CHECKING:
     from analyst.charts import Chart
-    from bot.answers import AnswerRequest, BotDeps
     from bot.conversations import StoredDataset
+    from bot.deps import BotDeps
     from bot.render import AnswerWriter
+    from bot.requests import AnswerRequest
 
 log = logging.getLogger("variance.bot.uploads")
 

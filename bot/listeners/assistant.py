@@ -28,7 +28,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import NO_DATASET, AnswerRequest, answer, post_notice
+from bot.answers import NO_DATASET, answer
 from bot.conversations import StoredDataset, channel_key, thread_conversation_id
 from bot.deps import BotDeps
 from bot.files import SlackFile, table_files, unsupported_message
@@ -44,7 +44,9 @@ from bot.listeners.common import (
 from bot.listeners.direct_messages import handle_direct_message
 from bot.listeners.stop_words import is_stop_request, stop_from_thread
 from bot.logs import log_line
+from bot.notices import post_notice
 from bot.overrides import is_reset, reset_message, reset_overrides
+from bot.requests import AnswerRequest
 from bot.textfilter import neutralise
 
 GREETING = (

@@ -13,11 +13,13 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import AnswerRequest, BotDeps, answer
+from bot.answers import answer
 from bot.conversations import channel_key
+from bot.deps import BotDeps
 from bot.listeners.common import refusal, within_limits
 from bot.logs import log_line
 from bot.overrides import is_reset, reset_message, reset_overrides
+from bot.requests import AnswerRequest
 from bot.retention import ForgetReport, forget
 from bot.textfilter import code_span, neutralise
 

@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import call_with_rate_retry, post_notice
 from bot.deps import BotDeps
 from bot.logs import log_line
+from bot.notices import call_with_rate_retry, post_notice
 from bot.textfilter import neutralise
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.answers import BotDeps
+from bot.deps import BotDeps
 from bot.listeners.common import team_of
 from bot.retention import drop_file, drop_message
 

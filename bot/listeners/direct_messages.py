@@ -12,8 +12,9 @@ from typing import Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 
-from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
+from bot.answers import NO_DATASET, answer
 from bot.conversations import dm_conversation_id
+from bot.deps import BotDeps
 from bot.files import table_files, unsupported_message
 from bot.listeners.common import (
     ephemeral_reply,
@@ -25,7 +26,9 @@ from bot.listeners.common import (
     within_limits,
 )
 from bot.listeners.stop_words import is_stop_request, stop_from_thread
+from bot.notices import post_notice
 from bot.overrides import is_reset, reset_message, reset_overrides
+from bot.requests import AnswerRequest
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 

@@ -17,8 +17,9 @@ import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
-from bot.answers import NO_DATASET, AnswerRequest, BotDeps, answer, post_notice
+from bot.answers import NO_DATASET, answer
 from bot.conversations import channel_key, thread_conversation_id
+from bot.deps import BotDeps
 from bot.files import SlackFile, table_files, unsupported_message
 from bot.listeners.common import (
     ephemeral_reply,
@@ -31,7 +32,9 @@ from bot.listeners.common import (
 )
 from bot.listeners.stop_words import is_stop_request, stop_from_thread
 from bot.logs import log_line
+from bot.notices import post_notice
 from bot.overrides import is_reset, reset_message, reset_overrides
+from bot.requests import AnswerRequest
 
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 HELLO = (

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.answers import AnswerControl, _Stopped, _unless_stopped
+from bot.answer_control import AnswerControl, Stopped, unless_stopped
 
 
 class Work:
@@ -32,15 +32,15 @@ class Work:
 async def test_the_work_result_is_returned() -> None:
     work = Work()
     work.release.set()
-    assert await _unless_stopped(AnswerControl(), work()) == "dataset"
+    assert await unless_stopped(AnswerControl(), work()) == "dataset"
 
 
 async def test_stop_cancels_the_work() -> None:
     work, control = Work(), AnswerControl()
-    caller = asyncio.create_task(_unless_stopped(control, work()))
+    caller = asyncio.create_task(unless_stopped(control, work()))
     await work.started.wait()
     control.cancel()
-    with pytest.raises(_Stopped):
+    with pytest.raises(Stopped):
         await caller
     assert work.cancelled and not work.finished
 
@@ -49,7 +49,7 @@ async def test_cancelling_the_caller_cancels_the_work() -> None:
     # Shutdown cancels the answer task; the file reading must not go on after the HTTP session and the
     # worker pool are closed.
     work = Work()
-    caller = asyncio.create_task(_unless_stopped(AnswerControl(), work()))
+    caller = asyncio.create_task(unless_stopped(AnswerControl(), work()))
     await work.started.wait()
     caller.cancel("shutdown")
     with pytest.raises(asyncio.CancelledError):

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.answers import SHUTDOWN
+from bot.deps import SHUTDOWN
 from tests.bot.bot_under_test import SIGNING_SECRET, base_env, event_envelope, signed_headers
 from tests.bot.helpers import DM, SMALL_CSV, answers_in, dm_event, final_answers, final_markdown
 from tests.fakes.openai_server import FakeOpenAI, text

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.answers import SHUTDOWN
 from bot.config import Settings
+from bot.deps import SHUTDOWN
 from bot.listeners.actions import ALREADY_FINISHED
 from bot.workers import WorkerPool
 from tests.bot.bot_under_test import BotUnderTest, base_env, start_bot

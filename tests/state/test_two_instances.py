@@ -25,7 +25,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.answers import HANDED_OVER
+from bot.answer_control import HANDED_OVER
 from bot.files import SlackFile
 from bot.render import AnswerWriter, SlackBudget, WriterSettings
 from bot.shared import ORPHANED
