@@ -36,7 +36,8 @@ from slack_sdk.errors import SlackApiError
 from bot.render.delivery import STREAM_CONFLICT, DeliveryError, SlackDoor, classify_slack_error
 from bot.render.modes import NativeStream
 from bot.render.pacing import SlackBudget
-from bot.render.scheduler import Slot, UpdateScheduler
+from bot.render.scheduler import UpdateScheduler
+from bot.render.slots import Slot
 
 logger = logging.getLogger("bot.render.writer")
 

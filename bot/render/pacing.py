@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.render.delivery import Classified, DeliveryError, FailureClass, classify_slack_error
-from bot.render.scheduler import Clock, Priority, Sleep, Slot, SlotStats, UpdateScheduler
+from bot.render.scheduler import Clock, Sleep, UpdateScheduler
+from bot.render.slots import Priority, Slot, SlotStats
 from bot.render.windows import (
     DEFAULT_LIMITS,
     PLACEHOLDER_UNITS,
