@@ -5,15 +5,16 @@
 - :mod:`bot.render.windows`: how one (workspace, method) window is counted (:class:`RollingWindow`, in this
   process or shared through Redis) and the default limits.
 - :mod:`bot.render.scheduler`: the priority queue that spends one window (:class:`UpdateScheduler`: finals
-  first, first texts never starved, coalescing, 429 and retries).
+  first, first texts never starved, coalescing, 429 and retries); :mod:`bot.render.slots`: one live message's
+  place in it (:class:`Slot`, :class:`Priority`).
 - :mod:`bot.render.pacing`: :class:`SlackBudget`, one scheduler per ``(team_id, method)`` plus per-channel post
   pacing, native-stream admission and answers in parts; create one per process and share it.
 - :mod:`bot.render.planner`: which budget carries an answer's next visible change (stream, edits, parts; a
   final by edit or by post + delete).
 - :mod:`bot.render.modes`: the native stream behind the live-mode interface.
-- :mod:`bot.render.messages`, :mod:`bot.render.parts`, :mod:`bot.render.finals`, :mod:`bot.render.writer`:
-  the answer writer in layers: rendering and calls; overflow and parts; the final state; the state machine
-  (:class:`AnswerWriter`).
+- :mod:`bot.render.messages`, :mod:`bot.render.parts`, :mod:`bot.render.finals`, :mod:`bot.render.going_live`,
+  :mod:`bot.render.writer`: the answer writer in layers: rendering and calls; overflow and parts; the final
+  state; the first message and a placeholder's first text; the state machine (:class:`AnswerWriter`).
 - :mod:`bot.render.acknowledge`: the :eyes: reaction on a question while its answer runs.
 - :mod:`bot.render.markdown`: clean split points for long Markdown.
 """

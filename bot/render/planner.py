@@ -4,7 +4,7 @@ Slack counts every method on its own, per app and workspace, so a writer that on
 (``chat.update``, Tier 3, about 50 a minute for the whole workspace) where it could have several. The planner
 spends them in this order (every decision reads the workspace's shared windows, :mod:`bot.render.pacing`):
 
-**Going live** (the answer's first text, :meth:`bot.render.writer.AnswerWriter._go_live`):
+**Going live** (the answer's first text, :meth:`bot.render.going_live.GoingLive._go_live`):
 
 1. A *native stream* where one may start (a reply in a thread of a DM or an assistant thread, admitted by the
    Tier-2 start/stop windows): ``chat.startStream`` carries the first text, ``chat.appendStream`` (Tier 4) the
