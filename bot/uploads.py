@@ -24,6 +24,7 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from analyst.agent.tool_names import MAKE_CHART
 from analyst.engine import AnalysisError
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, ToolFinished, ToolStarted
 from bot.render import BudgetLimit, DeliveryError
@@ -144,7 +145,7 @@ async def with_charts(
     """Pass the run's events through; upload each chart the agent drew into the answer's thread, in a task."""
     try:
         async for event in events:
-            if isinstance(event, ToolFinished) and event.name == "make_chart" and event.ok:
+            if isinstance(event, ToolFinished) and event.name == MAKE_CHART and event.ok:
                 chart = stored.context.charts.take(event.call_id)
                 if chart is not None:
                     thread = request.thread_ts or (writer.message_ts[0] if writer.message_ts else None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from analyst.agent.tool_names import MAKE_CHART
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
 from bot.logs import log_line
@@ -151,7 +152,7 @@ class _Answer:
             )
         elif isinstance(event, ToolFinished):
             await self._write({"tool_name": neutralise(event.name), "status": "finished"}, event="tool")
-            if event.name == "make_chart" and event.ok:
+            if event.name == MAKE_CHART and event.ok:
                 # The agent's chart (drawn in the tool's thread) goes to the page inline, under the answer.
                 chart = self.state.charts.take_from_outbox(self.context, event.call_id)
                 if chart is not None:
