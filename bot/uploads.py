@@ -24,7 +24,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from analyst.agent.tool_names import MAKE_CHART
 from analyst.engine import AnalysisError
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, ToolFinished, ToolStarted
 from bot.render import BudgetLimit, DeliveryError
@@ -143,6 +142,8 @@ async def with_charts(
     writer: AnswerWriter,
 ) -> AsyncIterator[AnalystEvent]:
     """Pass the run's events through; upload each chart the agent drew into the answer's thread, in a task."""
+    from analyst.agent.tool_names import MAKE_CHART  # the run has loaded the agent already
+
     try:
         async for event in events:
             if isinstance(event, ToolFinished) and event.name == MAKE_CHART and event.ok:

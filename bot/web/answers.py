@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from analyst.agent.tool_names import MAKE_CHART
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
 from bot.logs import log_line
@@ -152,6 +151,8 @@ class _Answer:
             )
         elif isinstance(event, ToolFinished):
             await self._write({"tool_name": neutralise(event.name), "status": "finished"}, event="tool")
+            from analyst.agent.tool_names import MAKE_CHART  # loaded with the run already
+
             if event.name == MAKE_CHART and event.ok:
                 # The agent's chart (drawn in the tool's thread) goes to the page inline, under the answer.
                 chart = self.state.charts.take_from_outbox(self.context, event.call_id)
