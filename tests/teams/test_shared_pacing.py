@@ -154,3 +154,39 @@ async def test_a_slow_redis_falls_back_then_shares_what_was_sent_meanwhile() -> 
         assert await patient.zcard(key("pace", "teams:bot", "19:chat")) == 2
         for each in (client, admin, patient):
             await each.aclose()
+
+
+class BlinkingLog(SharedCallLog):
+    """The real shared log, but Redis times out on the first ``acquire`` and on the first ``record``."""
+
+    failures: dict[str, int]  # what times out next, and how often
+
+    def _blink(self, what: str) -> None:
+        if self.failures[what]:
+            self.failures[what] -= 1
+            raise TimeoutError(f"{what} timed out")
+
+    async def acquire(self, conversation: str, member: str) -> float:
+        self._blink("acquire")
+        return await super().acquire(conversation, member)
+
+    async def record(self, conversation: str, calls: Sequence[tuple[str, float]]) -> None:
+        self._blink("record")
+        await super().record(conversation, calls)
+
+
+async def test_calls_made_without_redis_are_kept_until_the_shared_log_has_them(redis_client: aioredis.Redis) -> None:
+    limits = ((20, 1.0), (40, 30.0))  # no call waits here: only what is counted matters
+    log = BlinkingLog(redis_client, "teams:bot", limits, margin_s=MARGIN_S)
+    log.failures = {"acquire": 1, "record": 1}
+    pacer = SharedConversationPacer(log, limits, margin_s=MARGIN_S, retry_s=0.0)
+    for _ in range(3):
+        entry = await pacer.acquire("19:chat")
+        await pacer.release(entry)
+    # 1st: acquire timed out (local); 2nd: adding the 1st to the shared log timed out (local); 3rd: both added
+    # to the shared log, then counted there itself. Every instance sees the three calls.
+    assert pacer.degraded_calls == 2
+    assert await redis_client.zcard(key("pace", "teams:bot", "19:chat")) == 3
+    entry = await pacer.acquire("19:chat")  # nothing is added twice
+    await pacer.release(entry)
+    assert await redis_client.zcard(key("pace", "teams:bot", "19:chat")) == 4
