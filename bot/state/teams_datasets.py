@@ -166,6 +166,11 @@ class RedisTeamsSources:
 
     async def latest_for(self, user_key: str) -> str | None:
         """The 1:1 chat holding the newest file ``user_key`` sent (on any instance)."""
+        newest = await self.newest_chat(user_key)
+        return newest[0] if newest else None
+
+    async def newest_chat(self, user_key: str) -> tuple[str, float] | None:
+        """The 1:1 chat holding the newest file ``user_key`` sent (on any instance), and when it was shared."""
         try:
             text = await self._client.get(self._latest(user_key))
         except REDIS_ERRORS as error:
@@ -177,9 +182,12 @@ class RedisTeamsSources:
             held = json.loads(str(text))
         except ValueError:
             held = None
-        # {"conversation", "file_id", "shared_at"}; a bare conversation id was written before the order was kept.
-        conversation_id = held.get("conversation") if isinstance(held, dict) else str(text)
-        return str(conversation_id) if conversation_id else None
+        if not isinstance(held, dict):  # a bare conversation id, written before the order was kept
+            return str(text), 0.0
+        try:
+            return str(held["conversation"]), float(held["shared_at"])
+        except (KeyError, TypeError, ValueError):
+            return None
 
     async def note_overrides(
         self, conversation_id: str, file_id: str, record: dict[str, Any], *, basis: TeamsSource | None = None
@@ -234,6 +242,9 @@ class LocalTeamsSources:
         return None
 
     async def latest_for(self, user_key: str) -> str | None:
+        return None
+
+    async def newest_chat(self, user_key: str) -> tuple[str, float] | None:
         return None
 
     async def note_overrides(

@@ -100,8 +100,8 @@ class TeamsDeps:
     limits: Limits
     workers: WorkerPool
     ssl_context: ssl.SSLContext
-    # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent
-    latest_personal: dict[str, str] = field(default_factory=dict)
+    # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent here, and when they sent it
+    latest_personal: dict[str, tuple[str, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     answered: int = 0
     # Conversation memory (bot.state.memory.RedisSessions with REDIS_URL); None: SQLite in the data folder.
@@ -272,7 +272,7 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
                 return
         else:
             new_file = None
-            source_id = deps.latest_personal.get(turn.user_key) or await deps.sources.latest_for(turn.user_key)
+            source_id = await _newest_chat(deps, turn.user_key)
             source = deps.store.get(source_id) if source_id else None
             shared = await deps.sources.source_for(source_id) if source_id else None  # sent to another instance?
             if source is not None and shared is not None and _replaces(shared, source):
@@ -298,7 +298,7 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
                 await _send(ctx, rejected.user_message)
                 outcome = f"rejected:{rejected.reason}"
                 return
-            deps.latest_personal[turn.user_key] = source_id
+            deps.latest_personal[turn.user_key] = (source_id, shared.shared_at)
             stored = deps.store.adopt(turn.conversation_id, source)
             outcome = await _group(deps, ctx, turn, stored, wants_report, shared)
         else:
@@ -346,7 +346,7 @@ async def _personal(
         if new_file is not None:
             writer.status(f"Reading {new_file.name}…")
             stored = await load_file(deps, turn, new_file)
-            deps.latest_personal[turn.user_key] = turn.conversation_id
+            deps.latest_personal[turn.user_key] = (turn.conversation_id, turn.sent_at)
         elif stored is None and shared is not None:
             writer.status(f"Reading {shared.file.name} again…")
             stored = await reload_file(deps, turn.conversation_id, shared)
@@ -376,6 +376,16 @@ async def _personal(
         log.exception("teams answer failed")
         await writer.finish(INTERNAL_ERROR)
         return "error"
+
+
+async def _newest_chat(deps: TeamsDeps, user_key: str) -> str | None:
+    """The user's 1:1 chat with the newest file they sent: the one this instance knows, unless another instance
+    recorded a file sent after it."""
+    mine = deps.latest_personal.get(user_key)
+    shared = await deps.sources.newest_chat(user_key)
+    if mine is None or (shared is not None and shared[1] > mine[1]):
+        mine = shared
+    return mine[0] if mine else None
 
 
 def _replaces(shared: TeamsSource, stored: StoredDataset) -> bool:

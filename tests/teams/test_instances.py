@@ -396,3 +396,30 @@ async def test_an_override_made_in_a_group_chat_on_one_instance_holds_on_the_oth
     await teams.wait_for(lambda t: len(_finals(t)) == 2)
     await b.deps.idle(timeout=20)
     assert _summary_used(model)["net_impact"] == -11250.0
+
+
+async def test_a_group_mention_uses_the_newest_file_even_when_another_instance_received_it(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
+) -> None:
+    a, b = pair
+    old_url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
+    new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    other_chat = "a:personal-second"
+    first = teams.message("", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
+    assert await teams.deliver(a.url, first) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+    # The same user's newer file, in another 1:1 chat with the bot, reaches b.
+    second = teams.message("", conversation=other_chat, files=[("marketing_july.csv", new_url)])
+    assert await teams.deliver(b.url, second) == 200
+    await teams.wait_for(lambda t: any(c.kind == "final" for c in t.calls_to(other_chat)))
+    await b.deps.idle(timeout=20)
+
+    group = "19:group-newest@thread.v2"
+    mention = teams.message("report", conversation=group, kind="groupChat", mention_bot=True)
+    assert await teams.deliver(a.url, mention) == 200  # a remembers only the first file itself
+    await teams.wait_for(lambda t: len(t.calls_to(group)) >= 1)
+    await a.deps.idle(timeout=20)
+    card = teams.calls_to(group)[0].body["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
+    assert facts["Budget"] == "145,000.00" and facts["Actual"] == "156,250.00"
