@@ -246,6 +246,9 @@ class UpdateScheduler(Generic[P]):
         if key in self._slots:
             raise ValueError(f"slot {key!r} is already open")
         slot: Slot[P] = Slot(self, key, send, next(self._order))
+        if self._closed:  # shutting down: nothing is sent any more, and a final fails at once
+            slot.closed = True
+            return slot
         self._slots[key] = slot
         self._ensure_running()
         return slot
@@ -423,6 +426,11 @@ class UpdateScheduler(Generic[P]):
                     self._start_send(slot, now, token)
                     continue
                 wake = min(free_at, now + 0.05)  # another process took the last unit: look again soon
+            renew = getattr(self._window_log, "DEMAND_TTL_S", None)
+            if renew is not None and self.reserved:
+                # A shared window forgets a demand not declared again within its TTL: look (and declare) again
+                # before that, even with nothing to send (a placeholder up while a long tool runs).
+                wake = min(wake, now + float(renew) / 3)
             await self._wait(wake - now)
 
     async def _wait(self, delay: float) -> None:

@@ -165,6 +165,9 @@ class SharedWindow:
         self._local: dict[str, float] = {}  # degraded mode: token -> when it counts from (local clock)
         self.degraded_calls = 0
         self.others_seen = 0  # the other instances' demand (capped) counted in the last usage()
+        # Every script call declares this instance's demand as computed before it is sent: one at a time, so a
+        # call computed earlier can't land after a claim and take back the units the claim declared.
+        self._declaring = asyncio.Lock()
 
     def _local_usage(self, now: float) -> tuple[int, float]:
         for token in [t for t, at in self._local.items() if at <= now - self.window]:
@@ -186,14 +189,16 @@ class SharedWindow:
 
     async def usage(self, now: float) -> tuple[int, float]:
         try:
-            used, free_ms, _, paused_ms, others = await self._acquire(keys=self._keys, args=self._args(-1, ""))
+            async with self._declaring:
+                used, free_ms, _, paused_ms, others = await self._acquire(keys=self._keys, args=self._args(-1, ""))
         except (RedisError, OSError, TimeoutError) as error:
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
             self.others_seen = 0
             return self._local_usage(now)
-        self.others_seen = int(others)
         if int(paused_ms) > 0:  # another instance met a 429: the window is full until the pause ends
+            self.others_seen = 0  # for finals too: nothing goes out before the pause ends
             return max(int(used), self._limit), now + int(paused_ms) / 1000.0
+        self.others_seen = int(others)
         free_at = float("inf") if int(free_ms) < 0 else now + int(free_ms) / 1000.0
         counted = int(used) + int(others)
         if int(others) and counted >= self._limit:
@@ -204,7 +209,8 @@ class SharedWindow:
         member = uuid.uuid4().hex
         bound = -1 if limit == float("inf") else int(limit)
         try:
-            _, _, taken, _, _ = await self._acquire(keys=self._keys, args=self._args(bound, member, reserved))
+            async with self._declaring:
+                _, _, taken, _, _ = await self._acquire(keys=self._keys, args=self._args(bound, member, reserved))
         except (RedisError, OSError, TimeoutError) as error:
             self.degraded_calls += 1
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
@@ -225,7 +231,8 @@ class SharedWindow:
             args: list[int | str] = [
                 self._window_ms, self._limit, self._instance, mine, units, keep, int(self.DEMAND_TTL_S * 1000)
             ]
-            return bool(int(await self._claim(keys=self._keys, args=args)))
+            async with self._declaring:
+                return bool(int(await self._claim(keys=self._keys, args=args)))
         except (RedisError, OSError, TimeoutError) as error:
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
             counted, _ = self._local_usage(asyncio.get_running_loop().time())

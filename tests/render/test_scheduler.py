@@ -424,3 +424,16 @@ async def test_first_texts_go_out_with_more_live_answers_than_half_the_window(an
     await vt.run(scenario())
     assert max_in_any_window(rec.times(), 60.0) <= 45
     await sched.aclose()
+
+
+async def test_a_slot_opened_after_close_fails_its_final_at_once() -> None:
+    sched: UpdateScheduler[str] = UpdateScheduler(limit=5, window=60.0)
+    await sched.aclose()
+
+    async def send(_payload: str) -> None:
+        raise AssertionError("nothing is sent once the scheduler is closed")
+
+    slot = sched.open("late", send)
+    with pytest.raises(DeliveryError):
+        await asyncio.wait_for(slot.finish("final"), timeout=5)
+    assert slot.closed and sched.reserved == 0

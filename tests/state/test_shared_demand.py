@@ -100,3 +100,46 @@ async def test_an_instances_finals_go_out_while_another_instance_holds_demand(re
         assert sorted(sent) == [f"final {i}" for i in range(6)]
     finally:
         await a.aclose()
+
+
+async def test_during_a_shared_pause_nothing_counts_as_sendable(redis_client: aioredis.Redis) -> None:
+    """Another instance met a 429: the window reads as full for finals too (not as full only because of demand),
+    so the scheduler sleeps until the pause ends instead of asking Redis again and again."""
+    a, b = window(redis_client, "a", [0]), window(redis_client, "b", [5])
+    await b.usage(0.0)
+    await b.pause(3.0)
+    counted, free_at = await a.usage(100.0)
+    assert counted >= 10 and a.others_seen == 0 and 102.0 < free_at <= 103.0
+
+
+async def test_an_idle_scheduler_keeps_declaring_what_it_holds(redis_client: aioredis.Redis) -> None:
+    """A placeholder is up and a long tool runs: nothing to send, but its final and first text stay declared to
+    the other instances past the declaration's lifetime."""
+    from bot.render.pacing import SlackBudget
+    from bot.state.window import SharedWindows
+
+    budget = SlackBudget()
+    windows = SharedWindows(redis_client, instance="a", demand=budget.demand)
+    budget.window_factory = windows
+    sched = budget.scheduler("T9", "chat.update")
+    try:
+        window_of_a = windows._windows[("T9", "chat.update")]
+        window_of_a.DEMAND_TTL_S = 0.6
+
+        async def send(_payload: str) -> None:
+            return None
+
+        slot = sched.open("placeholder", send)  # holds its final and its first text, nothing pending
+        assert sched.reserved == 2 and not slot.pending
+        key_ = "va:budget:T9:chat.update:demand"
+        async with asyncio.timeout(5):  # its first look declares it
+            while await redis_client.hget(key_, "a") != "2":
+                await asyncio.sleep(0.02)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 4 * window_of_a.DEMAND_TTL_S
+        while loop.time() < until:  # observed over several lifetimes of a declaration
+            declared = await redis_client.hget(key_, "a")
+            assert declared == "2"
+            await asyncio.sleep(0.1)
+    finally:
+        await budget.aclose()
