@@ -77,7 +77,7 @@ def main() -> int:
         for kind, by in CHARTS:
             label = kind + (f" by {by}" if by else "")
             cpu: list[float] = []
-            times, chart = timed(lambda kind=kind, by=by: render_chart(ds, kind, by=by), args.rounds, cpu)
+            times, chart = timed(lambda ds=ds, kind=kind, by=by: render_chart(ds, kind, by=by), args.rounds, cpu)
             spec = build_spec(ds, kind, by=by)
 
             def draw(spec: object = spec) -> bytes:

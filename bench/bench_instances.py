@@ -161,9 +161,10 @@ async def scenario(instances: int, answers: int, redis_url: str | None) -> dict[
                     final.append(answer.done_at - at)
                     if os.environ.get("BENCH_DETAIL"):
                         ms = bots[channel]
+                        placeholder_at = ms[0].states[0][0] - at if "Line 0" not in ms[0].states[0][2] else -1.0
                         print(
                             f"{channel} first {shown - at:.2f} by {_first_method(ms)} final {answer.done_at - at:.2f}"
-                            f" placeholder_at {(ms[0].states[0][0] - at) if 'Line 0' not in ms[0].states[0][2] else -1:.2f}",
+                            f" placeholder_at {placeholder_at:.2f}",
                             file=sys.stderr,
                         )
                 return {

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from analyst.agent import AgentSettings, start_run
+from analyst.agent.tool_names import BREAKDOWN, DESCRIBE_DATASET, TOP_DRIVERS, VARIANCE_SUMMARY
 from analyst.context import AnalysisContext
 from analyst.dataset import Dataset
 from analyst.events import Done, Failed, ToolStarted
@@ -38,9 +39,9 @@ ANSWER = (
 async def one_question(dataset: Dataset) -> dict[str, object]:
     async with BenchOpenAI() as fake:
         fake.script(
-            calls(("describe_dataset", {}), ("variance_summary", {})),
-            calls(("breakdown", {"by": ["Department"], "filters": None, "limit": None})),
-            calls(("top_drivers", {"by": ["Department", "Account"], "n": 5, "filters": None})),
+            calls((DESCRIBE_DATASET, {}), (VARIANCE_SUMMARY, {})),
+            calls((BREAKDOWN, {"by": ["Department"], "filters": None, "limit": None})),
+            calls((TOP_DRIVERS, {"by": ["Department", "Account"], "n": 5, "filters": None})),
             text(ANSWER, chunk=8),
         )
         with tempfile.TemporaryDirectory() as data_dir:

@@ -142,9 +142,11 @@ async def with_charts(
     writer: AnswerWriter,
 ) -> AsyncIterator[AnalystEvent]:
     """Pass the run's events through; upload each chart the agent drew into the answer's thread, in a task."""
+    from analyst.agent.tool_names import MAKE_CHART  # the run has loaded the agent already
+
     try:
         async for event in events:
-            if isinstance(event, ToolFinished) and event.name == "make_chart" and event.ok:
+            if isinstance(event, ToolFinished) and event.name == MAKE_CHART and event.ok:
                 chart = stored.context.charts.take(event.call_id)
                 if chart is not None:
                     thread = request.thread_ts or (writer.message_ts[0] if writer.message_ts else None)

@@ -28,9 +28,10 @@ from openai.types.responses import ResponseTextDeltaEvent
 
 from analyst.agent.analyst import build_agent, configure_tracing
 from analyst.agent.errors import classify, user_message
+from analyst.agent.outputs import is_error_output
 from analyst.agent.session import SessionStore, SQLiteSessions
 from analyst.agent.settings import AgentSettings
-from analyst.agent.tools import is_error_output, tool_label
+from analyst.agent.tool_names import tool_label
 from analyst.context import AnalysisContext
 from analyst.events import (
     AnalystEvent,

@@ -73,6 +73,8 @@ async def edits_short(budget: SlackBudget, team_id: str, live_edit_room: int) ->
     return await updates.room_beyond_reservations() < live_edit_room
 
 
+# A 429 pause of the edit window longer than this (seconds left) lets a placeholder's first text be reposted.
+LONG_PAUSE_S = 2.0
 # Units of the chat.delete window an answer going live by reposts wants free (times the answers reposting now).
 ROLL_DELETE_ROOM = 15
 # Units every repost leaves free for the finals of other answers (each may need a post + delete).
@@ -102,12 +104,16 @@ async def placeholder_fits(budget: SlackBudget, team_id: str, live_edit_room: in
 
 async def first_text_by_repost(budget: SlackBudget, team_id: str, live_edit_room: int) -> bool:
     """Whether a placeholder's first text goes out as a new post (the placeholder deleted after it) rather than
-    as an edit: the edit window can't serve one more live message, and the delete window has room beyond what
-    the finals the edit window can't take now will need (each a post + delete)."""
-    if not await edits_short(budget, team_id, live_edit_room):
+    as an edit: the edit window can't serve one more live message (or a 429 pauses it long), and the delete window has
+    room beyond what the finals the edit window can't take now will need (each a post + delete)."""
+    updates = budget.scheduler(team_id, "chat.update")
+    # A 429 holds every edit until Retry-After has passed: a long pause counts as a spent window (a short one is
+    # waited out: a repost moves the message and costs a delete).
+    paused = updates.paused_until - budget.clock() > LONG_PAUSE_S
+    if not paused and not await edits_short(budget, team_id, live_edit_room):
         return False
     # Finals the edit window can't take now (each a post + delete) keep their deletes.
-    finals_over = max(0, -await budget.scheduler(team_id, "chat.update").room_beyond_reservations())
+    finals_over = max(0, -await updates.room_beyond_reservations())
     room = await budget.scheduler(team_id, "chat.delete").room()
     return room > ROLL_KEEP + budget.live_in(team_id, "reposts") + finals_over
 

@@ -495,18 +495,25 @@ class AnswerWriter(FinalDelivery):
             self._first_text_timer = asyncio.ensure_future(self._first_text_overdue(placeholder))
 
     async def _first_text_overdue(self, placeholder: Msg) -> None:
-        """The placeholder's first text was queued as an edit: if the window has not served it within
-        ``first_text_patience`` (every unit held for finals, which can wait for their edits or be reposted), it
-        is posted anew after all and the placeholder deleted, while the delete window keeps room for others'
-        reposts (:func:`~bot.render.planner.roll_now`, checked by the repost itself)."""
-        await self.budget.sleep(self.settings.first_text_patience)
-        slot = placeholder.slot
-        if slot is None or not slot.reserving_first or self._finalising is not None:
+        """The placeholder's first text was queued as an edit: while the window has not served it (every unit
+        held for finals), look again every ``first_text_patience`` whether it may go out as a new post instead
+        (the placeholder deleted after it), by the same rule as when it was first placed
+        (:func:`~bot.render.planner.first_text_by_repost`: the delete window keeps room for the finals that
+        will need a repost); the window may have changed since."""
+        while True:
+            await self.budget.sleep(self.settings.first_text_patience)
+            slot = placeholder.slot
+            if slot is None or not slot.reserving_first or self._finalising is not None:
+                return
+            if not self._msgs or self._msgs[0] is not placeholder:
+                return
+            if self._roll_task is not None and not self._roll_task.done():
+                continue
+            if not await first_text_by_repost(self.budget, self.team_id, self.settings.live_edit_room):
+                continue
+            if self._finalising is None and slot.reserving_first and self._msgs and self._msgs[0] is placeholder:
+                self._roll_task = asyncio.ensure_future(self._roll(placeholder))
             return
-        rolling = self._roll_task is not None and not self._roll_task.done()
-        if rolling or not self._msgs or self._msgs[0] is not placeholder:
-            return
-        self._roll_task = asyncio.ensure_future(self._roll(placeholder))
 
 
 async def _shielded(coro: Awaitable[AnswerOutcome]) -> AnswerOutcome:

@@ -26,44 +26,55 @@ from bot.state.redis_client import key
 log = logging.getLogger("variance.state")
 
 
-# The pacing module's RollingWindow over Redis: one sorted set per (workspace, method) shared by every instance,
-# and each instance's demand (units its scheduler holds for finals and first texts) in a hash whose entries
-# expire unless renewed (a dead instance's demand vanishes).
-# KEYS: calls zset, pause key, demand hash, demand expiry zset.
+# What both scripts below share (KEYS: calls zset, pause key, demand hash, demand expiry zset): Redis' clock, the
+# window pruned, each instance's demand (units its scheduler holds for finals and first texts) in a hash whose
+# entries expire unless declared again (a dead instance's demand vanishes), and the other instances' total.
+_WINDOW_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function prune(window)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+    redis.call('HDEL', KEYS[3], gone)
+    redis.call('ZREM', KEYS[4], gone)
+  end
+end
+local function declare(me, mine, ttl)
+  if mine > 0 then
+    redis.call('HSET', KEYS[3], me, mine)
+    redis.call('ZADD', KEYS[4], now + ttl, me)
+    redis.call('PEXPIRE', KEYS[3], ttl)
+    redis.call('PEXPIRE', KEYS[4], ttl)
+  else
+    redis.call('HDEL', KEYS[3], me)
+    redis.call('ZREM', KEYS[4], me)
+  end
+end
+local function others_of(me)
+  local others = 0
+  local demand = redis.call('HGETALL', KEYS[3])
+  for i = 1, #demand, 2 do
+    if demand[i] ~= me then others = others + tonumber(demand[i + 1]) end
+  end
+  return others
+end
+"""
+
+# The pacing module's RollingWindow over Redis: one sorted set per (workspace, method) shared by every instance.
 # ARGV: window_ms, limit (or -1 for none), member (empty: only count), instance, its demand, demand ttl ms,
 #       cap on the other instances' demand counted, reserved (1: the call spends a unit its instance declared).
 # Returns {counted, ms until the oldest call leaves the window (-1: none), taken (1/0), ms the pause has left,
 #          the other instances' demand (capped)}. A call is taken only while counted + others' demand < limit,
 #          or, for a reserved call (a final or a first text, itself part of some instance's demand), while
 #          counted < limit.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_ACQUIRE = _WINDOW_LUA + """
 local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+prune(window)
 local paused = redis.call('PTTL', KEYS[2])
 if paused < 0 then paused = 0 end
 local used = redis.call('ZCARD', KEYS[1])
-for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
-  redis.call('HDEL', KEYS[3], gone)
-  redis.call('ZREM', KEYS[4], gone)
-end
-local me, mine = ARGV[4], tonumber(ARGV[5])
-if mine > 0 then
-  redis.call('HSET', KEYS[3], me, mine)
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[6]), me)
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]))
-  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[6]))
-else
-  redis.call('HDEL', KEYS[3], me)
-  redis.call('ZREM', KEYS[4], me)
-end
-local others = 0
-local demand = redis.call('HGETALL', KEYS[3])
-for i = 1, #demand, 2 do
-  if demand[i] ~= me then others = others + tonumber(demand[i + 1]) end
-end
-others = math.min(others, tonumber(ARGV[7]))
+declare(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]))
+local others = math.min(others_of(ARGV[4]), tonumber(ARGV[7]))
 local taken = 0
 local held = others
 if ARGV[8] == '1' then held = 0 end
@@ -80,37 +91,19 @@ return {used, free, taken, paused, others}
 """
 
 # A new live message's units (a placeholder's first text and final), claimed for all instances at once.
-# KEYS: calls zset, pause key, demand hash, demand expiry zset.
 # ARGV: window_ms, limit, instance, its demand now, units claimed, units that must stay free, demand ttl ms.
 # Returns 1 (claimed: the units are added to this instance's declared demand at once) or 0. Checked against every
 # instance's whole demand (uncapped): two instances deciding at the same moment can't both spend the last room.
-_CLAIM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
-for _, gone in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
-  redis.call('HDEL', KEYS[3], gone)
-  redis.call('ZREM', KEYS[4], gone)
-end
-local me, mine, units = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-local others = 0
-local demand = redis.call('HGETALL', KEYS[3])
-for i = 1, #demand, 2 do
-  if demand[i] ~= me then others = others + tonumber(demand[i + 1]) end
-end
-local paused = redis.call('PTTL', KEYS[2])
-local room = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1]) - others - mine
+_CLAIM = _WINDOW_LUA + """
+prune(tonumber(ARGV[1]))
+local me, mine = ARGV[3], tonumber(ARGV[4])
+local room = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1]) - others_of(me) - mine
 local claimed = 0
-if paused <= 0 and room >= tonumber(ARGV[6]) then
-  mine = mine + units
+if redis.call('PTTL', KEYS[2]) <= 0 and room >= tonumber(ARGV[6]) then
+  mine = mine + tonumber(ARGV[5])
   claimed = 1
 end
-if mine > 0 then
-  redis.call('HSET', KEYS[3], me, mine)
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), me)
-  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[7]))
-  redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[7]))
-end
+declare(me, mine, tonumber(ARGV[7]))
 return claimed
 """
 

@@ -151,7 +151,9 @@ class _Answer:
             )
         elif isinstance(event, ToolFinished):
             await self._write({"tool_name": neutralise(event.name), "status": "finished"}, event="tool")
-            if event.name == "make_chart" and event.ok:
+            from analyst.agent.tool_names import MAKE_CHART  # loaded with the run already
+
+            if event.name == MAKE_CHART and event.ok:
                 # The agent's chart (drawn in the tool's thread) goes to the page inline, under the answer.
                 chart = self.state.charts.take_from_outbox(self.context, event.call_id)
                 if chart is not None:

@@ -13,7 +13,8 @@ from agents import RunContextWrapper, SQLiteSession, function_tool
 
 from analyst.agent import AgentSettings, AnalystRun, start_run
 from analyst.agent.analyst import build_agent
-from analyst.agent.tools import error_output
+from analyst.agent.outputs import error_output
+from analyst.agent.tool_names import BREAKDOWN, DESCRIBE_DATASET, MAKE_CHART, TOP_DRIVERS
 from analyst.context import AnalysisContext
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta, ToolFinished, ToolStarted
 from tests.agent.helpers import collect, no_other_tasks, streamed_text, terminal, with_
@@ -55,9 +56,9 @@ async def test_text_deltas_then_done_with_usage(fake: FakeOpenAI, settings: Agen
     assert "variance = actual − reference" in body["instructions"]
     assert "the reference is a budget" in body["instructions"]
     assert "Budget" not in body["instructions"].split("Rules:")[-1].split("Dataset:")[-1]  # no file text
-    assert {t["name"] for t in body["tools"]} >= {"describe_dataset", "breakdown", "top_drivers", "make_chart"}
+    assert {t["name"] for t in body["tools"]} >= {DESCRIBE_DATASET, BREAKDOWN, TOP_DRIVERS, MAKE_CHART}
     # The model is told when to chart, and that it never draws one or its numbers itself.
-    assert "call make_chart and refer to the chart" in body["instructions"]
+    assert f"call {MAKE_CHART} and refer to the chart" in body["instructions"]
 
 
 async def test_final_text_is_the_completed_response_not_the_deltas(
