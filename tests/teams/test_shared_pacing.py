@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,14 +21,6 @@ from tests.fakes.redis_server import running_redis
 # Small windows, so a test sees several of them pass.
 LIMITS: tuple[tuple[int, float], ...] = ((3, 0.3), (5, 1.0))
 MARGIN_S = 0.02
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def _pacer(client: aioredis.Redis, **options: float) -> SharedConversationPacer:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
 from bot.state.redis_client import connect, key
@@ -21,14 +20,6 @@ FILE = TeamsFile(
     download_url="https://files.example.com/download/abc?tempauth=signed",
     unique_id="1f2e3d",
 )
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_a_source_lives_as_long_as_the_dataset_may_from_when_it_was_shared(
