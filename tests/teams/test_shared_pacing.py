@@ -17,6 +17,7 @@ from bot.state.call_log import SharedCallLog
 from bot.state.redis_client import connect, key
 from bot.teams.pacing import SharedConversationPacer
 from tests.fakes.redis_server import running_redis
+from tests.teams.helpers import VirtualClock
 
 # Small windows, so a test sees several of them pass.
 LIMITS: tuple[tuple[int, float], ...] = ((3, 0.3), (5, 1.0))
@@ -92,17 +93,6 @@ async def test_a_429_on_one_instance_pauses_the_conversation_for_both(redis_clie
     assert 1.8 < await log.acquire("19:chat", "probe") <= 2.0
     assert await log.acquire("19:elsewhere", "probe") == 0.0
     assert second.stats.throttled == 0 and first.stats.throttled == 1
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def test_redis_stopped_mid_run_leaves_a_local_half_share_never_unlimited() -> None:
