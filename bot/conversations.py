@@ -68,6 +68,9 @@ class StoredDataset:
     loaded_at: float = 0.0  # when the file was read: the absolute age cap counts from here
     owner: str | None = None  # who brought the dataset into this conversation (uploaded or adopted)
     uploaded_by: str | None = None  # who shared the file
+    # Epoch seconds when the user shared the file (0: unknown): which of two files of a chat is newer, across
+    # instances (Teams: the activity's timestamp).
+    shared_at: float = 0.0
     # The report's Markdown for ``report_for`` (the dataset object it was built from) with ``report_options``;
     # a role override replaces the dataset and an account-type override the options, so either drops it.
     report_markdown: str | None = None
@@ -180,6 +183,7 @@ class ConversationStore:
             loaded_at=source.loaded_at,
             owner=owner,
             uploaded_by=source.uploaded_by,
+            shared_at=source.shared_at,
         )
         if not source.context.has_overrides:
             cached = source.cached_report()

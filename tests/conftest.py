@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis.asyncio as aioredis
 
+from bot.state.redis_client import connect
 from bot.workers import WorkerPool
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.redis_server import redis_server_path, running_redis
@@ -75,3 +77,12 @@ def redis_url() -> Iterator[str]:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     with running_redis() as url:
         yield url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of the session's redis-server, flushed before the test."""
+    client = connect(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()

@@ -13,12 +13,15 @@ apply (:mod:`bot.limits`). With ``REDIS_URL`` (several instances) the dedupe, th
 memory and each conversation's dataset *source* are shared (``bot.state``): a redelivery that reaches another
 instance is still answered once, and a follow-up that reaches an instance which never read the file downloads
 it again from the link Teams gave (:func:`reload_file`); once that short-lived link has expired, the user is
-asked to send the file again.
+asked to send the file again. Which of two files is a chat's newest is decided by when the user shared each
+(the activity's timestamp, kept with the dataset and its shared record), never by which instance finished
+reading last. A group chat's overrides (one user's thread there) are shared the same way as a 1:1 chat's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import logging
 import re
@@ -66,6 +69,11 @@ LINK_EXPIRED = (
     "The link Teams gave me to {name} has expired (Teams' file links only last a short while), so I can't read "
     "the file again. Send {name} here once more and ask your question."
 )
+# The same in a group chat, where files can't be read: the file goes to the 1:1 chat.
+LINK_EXPIRED_GROUP = (
+    "The link Teams gave me to {name} has expired (Teams' file links only last a short while), so I can't read "
+    "the file again. Send {name} to me once more in our 1:1 chat, then mention me here again."
+)
 INTERNAL_ERROR = "Something went wrong on my side and I stopped. Please try again."
 _AT = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -92,8 +100,8 @@ class TeamsDeps:
     limits: Limits
     workers: WorkerPool
     ssl_context: ssl.SSLContext
-    # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent
-    latest_personal: dict[str, str] = field(default_factory=dict)
+    # user (tenant:aad id) -> their 1:1 conversation with the newest file they sent here, and when they sent it
+    latest_personal: dict[str, tuple[str, float]] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     answered: int = 0
     # Conversation memory (bot.state.memory.RedisSessions with REDIS_URL); None: SQLite in the data folder.
@@ -147,6 +155,7 @@ class Turn:
     question: str
     files: list[TeamsFile]
     had_attachments: bool
+    sent_at: float  # epoch seconds: when the user sent it (the activity's timestamp, else its arrival)
 
     @property
     def conversation_id(self) -> str:
@@ -158,6 +167,16 @@ class Turn:
     @property
     def user_key(self) -> str:
         return f"{self.tenant}:{self.user}"
+
+
+def sent_at(activity: Any) -> float:
+    """When the user sent ``activity``: Teams' timestamp on it (one clock for every instance), else now."""
+    stamp = getattr(activity, "timestamp", None)
+    if isinstance(stamp, dt.datetime):
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=dt.UTC)
+        return stamp.timestamp()
+    return time.time()
 
 
 def turn_of(activity: Any) -> Turn:
@@ -178,6 +197,7 @@ def turn_of(activity: Any) -> Turn:
             (getattr(a, "content_type", None) or "") == "application/vnd.microsoft.teams.file.download.info"
             for a in attachments
         ),
+        sent_at=sent_at(activity),
     )
 
 
@@ -241,7 +261,7 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
             shared = None
             if new_file is None and turn.question:  # the file may have been read, or replaced, on another instance
                 shared = await deps.sources.source_for(turn.conversation_id)
-                if stored is not None and shared is not None and shared.file.unique_id != stored.file_id:
+                if stored is not None and shared is not None and _replaces(shared, stored):
                     stored = None  # a newer file was sent through another instance: read that one
             if new_file is None and stored is None and shared is None:
                 await _send(ctx, NO_DATASET)
@@ -252,10 +272,10 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
                 return
         else:
             new_file = None
-            source_id = deps.latest_personal.get(turn.user_key) or await deps.sources.latest_for(turn.user_key)
+            source_id = await _newest_chat(deps, turn.user_key)
             source = deps.store.get(source_id) if source_id else None
             shared = await deps.sources.source_for(source_id) if source_id else None  # sent to another instance?
-            if source is not None and shared is not None and shared.file.unique_id != source.file_id:
+            if source is not None and shared is not None and _replaces(shared, source):
                 source = None  # a newer file was sent through another instance: read that one
             if source is None and shared is None:
                 await _send(ctx, NO_FILE_FOR_GROUP)
@@ -273,15 +293,16 @@ async def answer(deps: TeamsDeps, ctx: Any, turn: Turn) -> None:
         elif stored is None:
             assert shared is not None and source_id is not None
             try:
-                source = await reload_file(deps, source_id, shared)
+                source = await reload_file(deps, source_id, shared, in_group=True)
             except FileRejected as rejected:
                 await _send(ctx, rejected.user_message)
                 outcome = f"rejected:{rejected.reason}"
                 return
-            deps.latest_personal[turn.user_key] = source_id
-            outcome = await _group(deps, ctx, turn, deps.store.adopt(turn.conversation_id, source), wants_report)
+            deps.latest_personal[turn.user_key] = (source_id, shared.shared_at)
+            stored = deps.store.adopt(turn.conversation_id, source)
+            outcome = await _group(deps, ctx, turn, stored, wants_report, shared)
         else:
-            outcome = await _group(deps, ctx, turn, stored, wants_report)
+            outcome = await _group(deps, ctx, turn, stored, wants_report, shared)
     except asyncio.CancelledError:
         outcome = "shutdown"
         raise
@@ -325,7 +346,7 @@ async def _personal(
         if new_file is not None:
             writer.status(f"Reading {new_file.name}…")
             stored = await load_file(deps, turn, new_file)
-            deps.latest_personal[turn.user_key] = turn.conversation_id
+            deps.latest_personal[turn.user_key] = (turn.conversation_id, turn.sent_at)
         elif stored is None and shared is not None:
             writer.status(f"Reading {shared.file.name} again…")
             stored = await reload_file(deps, turn.conversation_id, shared)
@@ -357,14 +378,44 @@ async def _personal(
         return "error"
 
 
-async def _group(deps: TeamsDeps, ctx: Any, turn: Turn, stored: StoredDataset, wants_report: bool) -> str:
+async def _newest_chat(deps: TeamsDeps, user_key: str) -> str | None:
+    """The user's 1:1 chat with the newest file they sent: the one this instance knows, unless another instance
+    recorded a file sent after it."""
+    mine = deps.latest_personal.get(user_key)
+    shared = await deps.sources.newest_chat(user_key)
+    if mine is None or (shared is not None and shared[1] > mine[1]):
+        mine = shared
+    return mine[0] if mine else None
+
+
+def _replaces(shared: TeamsSource, stored: StoredDataset) -> bool:
+    """Whether the shared record names another file, shared after the one this instance holds."""
+    return shared.file.unique_id != stored.file_id and shared.newer_than(stored.shared_at, stored.file_id)
+
+
+async def _group(
+    deps: TeamsDeps,
+    ctx: Any,
+    turn: Turn,
+    stored: StoredDataset,
+    wants_report: bool,
+    personal: TeamsSource | None = None,
+) -> str:
+    """One user's thread in a group chat, over the file of their 1:1 chat (``personal``: its shared record)."""
+    # The thread's overrides, as another instance may have left them (kept under the thread's own id).
+    await _pull_overrides(deps, turn.conversation_id, stored, None)
     if wants_report:
         summary = await deps.workers.run(report_summary, stored.context.dataset, stored.context.options)
         text, card = report_card(summary, stored.filename)
         if not await _send(ctx, text, [card]):
             return "report:undelivered"
         return "report" if await _send_report_chart(ctx, stored) else "report:no_chart"
+    before = overrides_record(stored.context)
     text = await collect_answer(_start_run(deps, turn.question, stored.context, turn.conversation_id))
+    after = overrides_record(stored.context)
+    if after != before:  # the run changed them: they hold on every instance from now on
+        basis = personal if personal is not None and personal.file.unique_id == stored.file_id else None
+        await deps.sources.note_overrides(turn.conversation_id, stored.file_id, after, basis=basis)
     return "answered" if await _send(ctx, text) else "answered:undelivered"
 
 
@@ -405,15 +456,19 @@ async def load_file(deps: TeamsDeps, turn: Turn, file: TeamsFile) -> StoredDatas
     settings = deps.settings
     content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=settings.max_file_bytes)
     stored = await _read(deps, turn.conversation_id, file, content)
-    source = TeamsSource(file=file, size=len(content), owner=turn.user_key, shared_at=time.time())
+    # Taken when the user sent it, not now: a slower read of an older file must not pass for the newer one.
+    stored.shared_at = turn.sent_at
+    source = TeamsSource(file=file, size=len(content), owner=turn.user_key, shared_at=turn.sent_at)
     await deps.sources.remember(turn.conversation_id, source)
     return stored
 
 
-async def reload_file(deps: TeamsDeps, conversation_id: str, source: TeamsSource) -> StoredDataset:
+async def reload_file(
+    deps: TeamsDeps, conversation_id: str, source: TeamsSource, *, in_group: bool = False
+) -> StoredDataset:
     """Read again a file another instance read (a follow-up that reached this one), with the conversation's
-    overrides on it; its age counts from when it was shared. Raises FileRejected (:data:`LINK_EXPIRED` once
-    Teams' download link no longer works)."""
+    overrides on it; its age counts from when it was shared. Raises FileRejected (:data:`LINK_EXPIRED`, or
+    :data:`LINK_EXPIRED_GROUP` for a group chat's mention, once Teams' download link no longer works)."""
     file = source.file
     try:
         content = await download(deps.http, file, ssl_context=deps.ssl_context, max_bytes=deps.settings.max_file_bytes)
@@ -421,9 +476,11 @@ async def reload_file(deps: TeamsDeps, conversation_id: str, source: TeamsSource
         if rejected.reason not in {"http_401", "http_403", "http_404", "http_410"}:
             raise
         await deps.sources.forget(conversation_id)
-        raise FileRejected(LINK_EXPIRED.format(name=file.name), reason="link_expired") from rejected
+        expired = LINK_EXPIRED_GROUP if in_group else LINK_EXPIRED
+        raise FileRejected(expired.format(name=file.name), reason="link_expired") from rejected
     stored = await _read(deps, conversation_id, file, content)
     stored.loaded_at -= source.age_s  # the dataset's age cap counts from when the file was shared
+    stored.shared_at = source.shared_at
     _apply_overrides(stored, source.overrides)
     log_line("dataset", surface="teams", action="reloaded", bytes=len(content), age_s=round(source.age_s, 1))
     return stored

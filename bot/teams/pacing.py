@@ -20,9 +20,14 @@ in-flight rule for every instance at once: each conversation's call log and its 
 (:class:`bot.state.call_log.SharedCallLog`, one atomic script per call), so two instances answering in one
 conversation together stay under Teams' limits. When Redis is slow (0.5 s timeout) or down, an instance paces
 each conversation by itself against a conservative local share, half of every window (3/1 s, 4/2 s, 30/30 s,
-900/h: two instances together cannot pass the limits), never unlimited; its own recent calls are in that local
-log too. It tries Redis again after :data:`REDIS_RETRY_S`, and first adds the calls it made meanwhile to the
-shared log, so the other instances count them.
+900/h), never unlimited; its own recent calls are in that local log too. What that guarantees: two instances
+that both lost Redis together stay under the limits. It does not hold when only one of them lost it: the other
+still paces against the full shared window, which does not hold the degraded instance's calls yet, so together
+they can pass a window by up to the local share until the degraded instance is back, and three or more
+degraded instances can pass it too. Teams then answers 429, which is waited out and the call sent again (nothing
+is lost).
+An instance tries Redis again after :data:`REDIS_RETRY_S`, and first adds the calls it made meanwhile to the
+shared log (kept here until Redis has taken them), so the other instances count them.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -200,6 +205,8 @@ class SharedCall:
     key: str
     member: str | None
     local: list[float]
+    # Its member once it is added to the shared log later (the same each time: a retried record adds it once).
+    unshared_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class SharedConversationPacer:
@@ -237,13 +244,20 @@ class SharedConversationPacer:
         self._down_until = self._clock() + self._retry_s
 
     async def _share_unshared(self, key: str) -> None:
-        calls = self._unshared.pop(key, None)
+        calls = self._unshared.get(key)
         if not calls:
             return
         now = self._clock()
-        recent = [(uuid.uuid4().hex, now - call.local[0]) for call in calls if now - call.local[0] < self._horizon]
+        recent = [(call.unshared_id, now - call.local[0]) for call in calls if now - call.local[0] < self._horizon]
         if recent:
-            await self._shared.record(key, recent)
+            await self._shared.record(key, recent)  # on an error they stay here, for the next try
+        # Only now are they the shared log's; calls made meanwhile (still degraded elsewhere) stay.
+        recorded = {id(call) for call in calls}
+        left = [call for call in self._unshared.get(key, ()) if id(call) not in recorded]
+        if left:
+            self._unshared[key] = left
+        else:
+            self._unshared.pop(key, None)
 
     async def acquire(self, key: str) -> SharedCall:
         """Wait until one more call to ``key`` fits every window for all instances, and count it as in flight."""

@@ -34,3 +34,16 @@ async def start_bot(settings: TeamsSettings, workers: WorkerPool) -> tuple[Runni
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"http://127.0.0.1:{port}"
     return RunningBot(server, f"{base}/api/messages", base), runner
+
+
+class VirtualClock:
+    """A clock the pacing tests move by hand: ``sleep`` advances it at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds

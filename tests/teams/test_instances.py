@@ -261,3 +261,165 @@ async def test_a_newer_file_sent_through_the_other_instance_replaces_the_cached_
     outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
     assert json.loads(outputs[-1])["totals"]["reference"] == 145000.0
     assert a.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
+
+
+def _summary_used(model: FakeOpenAI) -> dict:  # type: ignore[type-arg]
+    outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
+    return json.loads(outputs[-1])  # type: ignore[no-any-return]
+
+
+async def test_a_newer_file_whose_record_was_not_written_is_kept_over_the_older_record(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
+) -> None:
+    a, b = pair
+    old_url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
+    new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    model.script(text("Noted."), text("Noted again."))
+    first = teams.message("look at this", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
+    assert await teams.deliver(a.url, first) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+
+    async def not_written(conversation_id: str, source: object) -> None:  # Redis timed out: logged, not raised
+        return None
+
+    written = b.deps.sources.remember
+    b.deps.sources.remember = not_written
+    second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
+    assert await teams.deliver(b.url, second) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 2)
+    await b.deps.idle(timeout=20)
+    b.deps.sources.remember = written
+
+    # The shared record still names the first file, but b's own copy was shared after it: b keeps it.
+    model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
+    assert await teams.deliver(b.url, teams.message("how are we doing?", conversation=CHAT)) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 3)
+    await b.deps.idle(timeout=20)
+    assert _summary_used(model)["totals"]["reference"] == 145000.0
+    assert b.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
+    assert len(teams.file_requests) == 2  # nothing downloaded again
+
+
+async def test_an_older_file_read_slowly_never_replaces_the_newer_one_in_the_shared_record(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
+) -> None:
+    a, b = pair
+    old_url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
+    new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    model.script(text("Noted."), text("Noted again."))
+    reached, go_on = asyncio.Event(), asyncio.Event()
+    remember = a.deps.sources.remember
+
+    async def slow(conversation_id: str, source: object) -> None:  # a's record of the first file lands last
+        reached.set()
+        await go_on.wait()
+        await remember(conversation_id, source)
+
+    a.deps.sources.remember = slow
+    first = teams.message("look at this", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
+    second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
+    assert await teams.deliver(a.url, first) == 200
+    await asyncio.wait_for(reached.wait(), timeout=20)
+    assert await teams.deliver(b.url, second) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await b.deps.idle(timeout=20)
+    go_on.set()
+    await teams.wait_for(lambda t: len(_finals(t)) == 2)
+    await a.deps.idle(timeout=20)
+    a.deps.sources.remember = remember
+
+    # Both instances answer the next follow-ups from the newer file (a reads it again; b keeps its copy).
+    for instance in (b, a):
+        model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
+        done = len(_finals(teams)) + 1
+        assert await teams.deliver(instance.url, teams.message("how are we doing?", conversation=CHAT)) == 200
+        await teams.wait_for(lambda t, done=done: len(_finals(t)) == done)  # type: ignore[misc]
+        await instance.deps.idle(timeout=20)
+        assert _summary_used(model)["totals"]["reference"] == 145000.0
+        assert instance.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
+
+
+async def test_a_group_mention_after_teams_link_expired_asks_for_the_file_in_the_one_to_one_chat(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot]
+) -> None:
+    a, b = pair
+    url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    assert await teams.deliver(a.url, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)])) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+    teams.expire_file(url)
+    group = "19:group-expired@thread.v2"
+    mention = teams.message("why is marketing over budget?", conversation=group, kind="groupChat", mention_bot=True)
+    assert await teams.deliver(b.url, mention) == 200
+    await teams.wait_for(lambda t: len(t.calls_to(group)) >= 1)
+    await b.deps.idle(timeout=20)
+    assert teams.calls_to(group)[-1].text.replace("\u200b", "") == (
+        "The link Teams gave me to marketing_july.csv has expired (Teams' file links only last a short while), so "
+        "I can't read the file again. Send marketing_july.csv to me once more in our 1:1 chat, then mention me "
+        "here again."
+    )
+    assert model.requests == []
+
+
+async def test_an_override_made_in_a_group_chat_on_one_instance_holds_on_the_other(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot]
+) -> None:
+    a, b = pair
+    url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    assert await teams.deliver(a.url, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)])) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+    group = "19:group-overrides@thread.v2"
+    assignments = {"assignments": [{"label": "Digital Advertising", "type": "revenue"}]}
+    model.script(tool_call("set_account_type", assignments), text("Done."))
+    asked = teams.message("count advertising as revenue", conversation=group, kind="groupChat", mention_bot=True)
+    assert await teams.deliver(a.url, asked) == 200
+    await teams.wait_for(lambda t: len(t.calls_to(group)) >= 1)
+    await a.deps.idle(timeout=20)
+
+    model.script(tool_call("variance_summary", {}), text("Profit is 13,750.00 below plan."))
+    asked = teams.message("how is profit?", conversation=group, kind="groupChat", mention_bot=True)
+    assert await teams.deliver(b.url, asked) == 200
+    await teams.wait_for(lambda t: len(t.calls_to(group)) >= 2)
+    await b.deps.idle(timeout=20)
+    # Advertising as revenue (see test_an_override_made_on_one_instance_holds_on_the_other): -13,750.00.
+    summary = _summary_used(model)
+    assert summary["net_impact"] == -13750.0
+    assert {p["account_type"]: p["variance"] for p in summary["headline"]["parts"]} == {
+        "revenue": -1250.0,
+        "expense": 12500.0,
+    }
+    # The 1:1 chat's own dataset is untouched by the group thread's override.
+    model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
+    assert await teams.deliver(b.url, teams.message("how is profit here?", conversation=CHAT)) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 2)
+    await b.deps.idle(timeout=20)
+    assert _summary_used(model)["net_impact"] == -11250.0
+
+
+async def test_a_group_mention_uses_the_newest_file_even_when_another_instance_received_it(
+    teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
+) -> None:
+    a, b = pair
+    old_url = teams.host_file("budget_vs_actual.csv", example_csv, "text/csv")
+    new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
+    other_chat = "a:personal-second"
+    first = teams.message("", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
+    assert await teams.deliver(a.url, first) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == 1)
+    await a.deps.idle(timeout=20)
+    # The same user's newer file, in another 1:1 chat with the bot, reaches b.
+    second = teams.message("", conversation=other_chat, files=[("marketing_july.csv", new_url)])
+    assert await teams.deliver(b.url, second) == 200
+    await teams.wait_for(lambda t: any(c.kind == "final" for c in t.calls_to(other_chat)))
+    await b.deps.idle(timeout=20)
+
+    group = "19:group-newest@thread.v2"
+    mention = teams.message("report", conversation=group, kind="groupChat", mention_bot=True)
+    assert await teams.deliver(a.url, mention) == 200  # a remembers only the first file itself
+    await teams.wait_for(lambda t: len(t.calls_to(group)) >= 1)
+    await a.deps.idle(timeout=20)
+    card = teams.calls_to(group)[0].body["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
+    assert facts["Budget"] == "145,000.00" and facts["Actual"] == "156,250.00"

@@ -5,17 +5,7 @@ from __future__ import annotations
 import httpx
 
 from bot.teams.pacing import MAX_WAIT_S, TEAMS_LIMITS, ConversationPacer, conversation_of, retry_after_seconds
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.teams.helpers import VirtualClock
 
 
 async def test_calls_to_one_conversation_stay_inside_every_window() -> None:

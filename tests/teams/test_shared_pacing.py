@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,18 +17,11 @@ from bot.state.call_log import SharedCallLog
 from bot.state.redis_client import connect, key
 from bot.teams.pacing import SharedConversationPacer
 from tests.fakes.redis_server import running_redis
+from tests.teams.helpers import VirtualClock
 
 # Small windows, so a test sees several of them pass.
 LIMITS: tuple[tuple[int, float], ...] = ((3, 0.3), (5, 1.0))
 MARGIN_S = 0.02
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = connect(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def _pacer(client: aioredis.Redis, **options: float) -> SharedConversationPacer:
@@ -102,17 +95,6 @@ async def test_a_429_on_one_instance_pauses_the_conversation_for_both(redis_clie
     assert second.stats.throttled == 0 and first.stats.throttled == 1
 
 
-class VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 async def test_redis_stopped_mid_run_leaves_a_local_half_share_never_unlimited() -> None:
     clock = VirtualClock()
     with running_redis() as url:
@@ -154,3 +136,39 @@ async def test_a_slow_redis_falls_back_then_shares_what_was_sent_meanwhile() -> 
         assert await patient.zcard(key("pace", "teams:bot", "19:chat")) == 2
         for each in (client, admin, patient):
             await each.aclose()
+
+
+class BlinkingLog(SharedCallLog):
+    """The real shared log, but Redis times out on the first ``acquire`` and on the first ``record``."""
+
+    failures: dict[str, int]  # what times out next, and how often
+
+    def _blink(self, what: str) -> None:
+        if self.failures[what]:
+            self.failures[what] -= 1
+            raise TimeoutError(f"{what} timed out")
+
+    async def acquire(self, conversation: str, member: str) -> float:
+        self._blink("acquire")
+        return await super().acquire(conversation, member)
+
+    async def record(self, conversation: str, calls: Sequence[tuple[str, float]]) -> None:
+        self._blink("record")
+        await super().record(conversation, calls)
+
+
+async def test_calls_made_without_redis_are_kept_until_the_shared_log_has_them(redis_client: aioredis.Redis) -> None:
+    limits = ((20, 1.0), (40, 30.0))  # no call waits here: only what is counted matters
+    log = BlinkingLog(redis_client, "teams:bot", limits, margin_s=MARGIN_S)
+    log.failures = {"acquire": 1, "record": 1}
+    pacer = SharedConversationPacer(log, limits, margin_s=MARGIN_S, retry_s=0.0)
+    for _ in range(3):
+        entry = await pacer.acquire("19:chat")
+        await pacer.release(entry)
+    # 1st: acquire timed out (local); 2nd: adding the 1st to the shared log timed out (local); 3rd: both added
+    # to the shared log, then counted there itself. Every instance sees the three calls.
+    assert pacer.degraded_calls == 2
+    assert await redis_client.zcard(key("pace", "teams:bot", "19:chat")) == 3
+    entry = await pacer.acquire("19:chat")  # nothing is added twice
+    await pacer.release(entry)
+    assert await redis_client.zcard(key("pace", "teams:bot", "19:chat")) == 4
