@@ -60,6 +60,14 @@ def _finals(teams: FakeTeams) -> list:  # type: ignore[type-arg]
     return [c for c in teams.calls_to(CHAT) if c.kind == "final"]
 
 
+
+async def say(teams: FakeTeams, bot: RunningBot, activity: dict, *, finals: int) -> None:  # type: ignore[type-arg]
+    """Deliver ``activity`` to ``bot``; wait until the chat shows ``finals`` final answers and ``bot`` is idle."""
+    assert await teams.deliver(bot.url, activity) == 200
+    await teams.wait_for(lambda t: len(_finals(t)) == finals)
+    await bot.deps.idle(timeout=20)
+
+
 async def test_a_redelivery_to_the_other_instance_is_answered_once(
     teams: FakeTeams, model: FakeOpenAI, pair: tuple[RunningBot, RunningBot], example_csv: bytes
 ) -> None:
@@ -83,14 +91,10 @@ async def test_a_follow_up_on_the_other_instance_carries_the_earlier_turns(
     first = "why is marketing over budget?"
     model.script(text("Events ran over by 193,449.71."), text("Salaries are under plan."))
     files = [("budget_vs_actual.csv", url)]
-    assert await teams.deliver(a.url, teams.message(first, conversation=CHAT, files=files)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message(first, conversation=CHAT, files=files), finals=1)
     # Instance b has no copy of the file (datasets stay per instance): the follow-up brings it again.
     follow = "and engineering?"
-    assert await teams.deliver(b.url, teams.message(follow, conversation=CHAT, files=files)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message(follow, conversation=CHAT, files=files), finals=2)
     sent = json.dumps(model.requests[-1].json["input"])
     assert first in sent and "Events ran over by 193,449.71." in sent and follow in sent
 
@@ -102,15 +106,11 @@ async def test_a_follow_up_on_the_other_instance_reads_the_file_shared_on_the_fi
     url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     model.script(text("Noted."), tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
     files = [("marketing_july.csv", url)]
-    assert await teams.deliver(a.url, teams.message("what is in this file?", conversation=CHAT, files=files)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message("what is in this file?", conversation=CHAT, files=files), finals=1)
     assert len(b.deps.store) == 0  # instance b never saw the file
 
     # The follow-up carries no file; it reaches b, which reads the file again from the link Teams gave a.
-    assert await teams.deliver(b.url, teams.message("why is marketing over budget?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("why is marketing over budget?", conversation=CHAT), finals=2)
     assert _finals(teams)[-1].text.replace("\u200b", "") == "Spending is 11,250.00 over budget."
     assert len(teams.file_requests) == 2 and len(b.deps.store) == 1
     # The figures the model was given on b come from the file (hand-computed above).
@@ -125,9 +125,7 @@ async def test_a_follow_up_on_the_other_instance_reads_the_file_shared_on_the_fi
     assert summary["net_impact"] == -11250.0 and summary["favourable"] is False
     # A second follow-up on b uses b's own copy: no new download.
     model.script(text("Digital Advertising is 1,250.00 under."))
-    assert await teams.deliver(b.url, teams.message("and advertising?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 3)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("and advertising?", conversation=CHAT), finals=3)
     assert len(teams.file_requests) == 2
 
 
@@ -138,14 +136,10 @@ async def test_a_follow_up_after_teams_link_expired_asks_for_the_file_again(
     url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     model.script(text("Noted."))
     files = [("marketing_july.csv", url)]
-    assert await teams.deliver(a.url, teams.message("what is in this file?", conversation=CHAT, files=files)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message("what is in this file?", conversation=CHAT, files=files), finals=1)
     teams.expire_file(url)  # Teams' download links are short-lived
 
-    assert await teams.deliver(b.url, teams.message("why is marketing over budget?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("why is marketing over budget?", conversation=CHAT), finals=2)
     final = _finals(teams)[-1].text.replace("\u200b", "")
     assert final == (
         "The link Teams gave me to marketing_july.csv has expired (Teams' file links only last a short while), so "
@@ -171,9 +165,7 @@ async def test_two_instances_streaming_into_one_conversation_meet_no_429_and_los
     url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     files = [("marketing_july.csv", url)]
     model.script(text("Noted."))
-    assert await teams.deliver(a.url, teams.message("what is in this file?", conversation=CHAT, files=files)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message("what is in this file?", conversation=CHAT, files=files), finals=1)
     answers = [_long_answer("First"), _long_answer("Second")]
     # Each answer streams for ~3 s, a chunk every 0.2 s on each instance: together more than 7 calls a second.
     model.script(*(text(answer, chunk=6, delay=0.025) for answer in answers))
@@ -220,14 +212,10 @@ async def test_an_override_made_on_one_instance_holds_on_the_other(
     model.script(tool_call("set_account_type", assignments), text("Done."))
     files = [("marketing_july.csv", url)]
     asked = teams.message("count advertising as revenue", conversation=CHAT, files=files)
-    assert await teams.deliver(a.url, asked) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, asked, finals=1)
 
     model.script(tool_call("variance_summary", {}), text("Profit is 13,750.00 below plan."))
-    assert await teams.deliver(b.url, teams.message("how is profit?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("how is profit?", conversation=CHAT), finals=2)
     outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
     summary = json.loads(outputs[-1])  # the earlier one is a's set_account_type, from the shared memory
     # Advertising as revenue: revenue 23,750.00 vs 25,000.00 (-1,250.00), costs 132,500.00 vs 120,000.00
@@ -245,21 +233,14 @@ async def test_a_newer_file_sent_through_the_other_instance_replaces_the_cached_
     new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     model.script(text("Noted."), text("Noted again."))
     first = teams.message("look at this", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
-    assert await teams.deliver(a.url, first) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, first, finals=1)
     second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
-    assert await teams.deliver(b.url, second) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, second, finals=2)
 
     # a still holds the first file; the follow-up it gets is about the newer one.
     model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
-    assert await teams.deliver(a.url, teams.message("how are we doing?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 3)
-    await a.deps.idle(timeout=20)
-    outputs = [i["output"] for i in model.requests[-1].json["input"] if i.get("type") == "function_call_output"]
-    assert json.loads(outputs[-1])["totals"]["reference"] == 145000.0
+    await say(teams, a, teams.message("how are we doing?", conversation=CHAT), finals=3)
+    assert _summary_used(model)["totals"]["reference"] == 145000.0
     assert a.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
 
 
@@ -276,9 +257,7 @@ async def test_a_newer_file_whose_record_was_not_written_is_kept_over_the_older_
     new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     model.script(text("Noted."), text("Noted again."))
     first = teams.message("look at this", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
-    assert await teams.deliver(a.url, first) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, first, finals=1)
 
     async def not_written(conversation_id: str, source: object) -> None:  # Redis timed out: logged, not raised
         return None
@@ -286,16 +265,12 @@ async def test_a_newer_file_whose_record_was_not_written_is_kept_over_the_older_
     written = b.deps.sources.remember
     b.deps.sources.remember = not_written
     second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
-    assert await teams.deliver(b.url, second) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, second, finals=2)
     b.deps.sources.remember = written
 
     # The shared record still names the first file, but b's own copy was shared after it: b keeps it.
     model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
-    assert await teams.deliver(b.url, teams.message("how are we doing?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 3)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("how are we doing?", conversation=CHAT), finals=3)
     assert _summary_used(model)["totals"]["reference"] == 145000.0
     assert b.deps.store.get(f"teams:{teams.tenant_id}:{CHAT}").filename == "marketing_july.csv"
     assert len(teams.file_requests) == 2  # nothing downloaded again
@@ -321,9 +296,7 @@ async def test_an_older_file_read_slowly_never_replaces_the_newer_one_in_the_sha
     second = teams.message("now this one", conversation=CHAT, files=[("marketing_july.csv", new_url)])
     assert await teams.deliver(a.url, first) == 200
     await asyncio.wait_for(reached.wait(), timeout=20)
-    assert await teams.deliver(b.url, second) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, second, finals=1)
     go_on.set()
     await teams.wait_for(lambda t: len(_finals(t)) == 2)
     await a.deps.idle(timeout=20)
@@ -345,9 +318,7 @@ async def test_a_group_mention_after_teams_link_expired_asks_for_the_file_in_the
 ) -> None:
     a, b = pair
     url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
-    assert await teams.deliver(a.url, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)])) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)]), finals=1)
     teams.expire_file(url)
     group = "19:group-expired@thread.v2"
     mention = teams.message("why is marketing over budget?", conversation=group, kind="groupChat", mention_bot=True)
@@ -367,9 +338,7 @@ async def test_an_override_made_in_a_group_chat_on_one_instance_holds_on_the_oth
 ) -> None:
     a, b = pair
     url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
-    assert await teams.deliver(a.url, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)])) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, teams.message("", conversation=CHAT, files=[("marketing_july.csv", url)]), finals=1)
     group = "19:group-overrides@thread.v2"
     assignments = {"assignments": [{"label": "Digital Advertising", "type": "revenue"}]}
     model.script(tool_call("set_account_type", assignments), text("Done."))
@@ -392,9 +361,7 @@ async def test_an_override_made_in_a_group_chat_on_one_instance_holds_on_the_oth
     }
     # The 1:1 chat's own dataset is untouched by the group thread's override.
     model.script(tool_call("variance_summary", {}), text("Spending is 11,250.00 over budget."))
-    assert await teams.deliver(b.url, teams.message("how is profit here?", conversation=CHAT)) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 2)
-    await b.deps.idle(timeout=20)
+    await say(teams, b, teams.message("how is profit here?", conversation=CHAT), finals=2)
     assert _summary_used(model)["net_impact"] == -11250.0
 
 
@@ -406,9 +373,7 @@ async def test_a_group_mention_uses_the_newest_file_even_when_another_instance_r
     new_url = teams.host_file("marketing_july.csv", SMALL_EXPORT, "text/csv")
     other_chat = "a:personal-second"
     first = teams.message("", conversation=CHAT, files=[("budget_vs_actual.csv", old_url)])
-    assert await teams.deliver(a.url, first) == 200
-    await teams.wait_for(lambda t: len(_finals(t)) == 1)
-    await a.deps.idle(timeout=20)
+    await say(teams, a, first, finals=1)
     # The same user's newer file, in another 1:1 chat with the bot, reaches b.
     second = teams.message("", conversation=other_chat, files=[("marketing_july.csv", new_url)])
     assert await teams.deliver(b.url, second) == 200
