@@ -151,6 +151,9 @@ class GoingLive(FinalDelivery):
                 continue
             if not await first_text_by_repost(self.budget, self.team_id, self.settings.live_edit_room):
                 continue
-            if self._finalising is None and slot.reserving_first and self._msgs and self._msgs[0] is placeholder:
+            if self._finalising is not None or not slot.reserving_first or not self._msgs:
+                return
+            if self._msgs[0] is placeholder:
+                # The repost checks the delete window once more; if it held back, this loop looks again later.
                 self._roll_task = asyncio.ensure_future(self._roll(placeholder))
-            return
+                await asyncio.wait({self._roll_task})
