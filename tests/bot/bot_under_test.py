@@ -7,10 +7,12 @@ HMAC-SHA256 over ``v0:{timestamp}:{body}``), with the payload shapes of Slack's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -199,3 +201,30 @@ async def start_bot(settings: Settings, slack: FakeSlack, workers: WorkerPool) -
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     http = aiohttp.ClientSession()
     return BotUnderTest(f"http://127.0.0.1:{port}", web_app[DEPS_KEY], slack, http), runner
+
+
+async def start_serve(
+    env: Mapping[str, str], port: int, *, timeout: float = 60.0
+) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """``variance-bot serve --http`` on ``port`` as a real process, its log on a pipe; returns the process and
+    its log lines up to the start line (logged once the port is open and Slack answered). A process that exits
+    first, or does not start within ``timeout``, is killed and the test fails with its log."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", str(port),
+        env=dict(env),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not any('"kind":"start"' in line for line in seen):
+                line = (await process.stderr.readline()).decode()
+                assert line, f"serve exited early: {''.join(seen)[-2000:]}"
+                seen.append(line)
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    return process, seen

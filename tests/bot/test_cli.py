@@ -8,14 +8,13 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.deps import SHUTDOWN
-from tests.bot.bot_under_test import SIGNING_SECRET, base_env, event_envelope, signed_headers
+from tests.bot.bot_under_test import SIGNING_SECRET, base_env, event_envelope, signed_headers, start_serve
 from tests.bot.helpers import DM, SMALL_CSV, answers_in, dm_event, final_answers, final_markdown
 from tests.fakes.openai_server import FakeOpenAI, text
 from tests.fakes.slack_server import FakeSlack
@@ -36,27 +35,9 @@ async def test_serve_http_process(tmp_path: Path) -> None:
         port = free_port()
         # No grace period: the answer streaming at SIGTERM is cut off and must end with the restart note.
         env = {**os.environ, **base_env(slack, openai, tmp_path), "VARIANCE_SHUTDOWN_GRACE_S": "0"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "serve",
-            "--http",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            env=env,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process, seen = await start_serve(env, port, timeout=45)
         assert process.stderr is not None
-        seen: list[str] = []
         try:
-            async with asyncio.timeout(45):  # the start line comes once the port is open and Slack answered
-                while not any('"kind":"start"' in line for line in seen):
-                    line = (await process.stderr.readline()).decode()
-                    assert line, f"serve exited early: {''.join(seen)}"
-                    seen.append(line)
             start = json.loads(next(line for line in seen if '"kind":"start"' in line))
             assert start["mode"] == "http" and start["port"] == port and start["team"] == slack.team_id
             async with aiohttp.ClientSession() as http:

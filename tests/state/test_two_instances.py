@@ -31,7 +31,7 @@ from bot.render import AnswerWriter, SlackBudget, WriterSettings
 from bot.shared import ORPHANED
 from bot.state.redis_client import connect
 from bot.state.registry import AnswerRecord, RedisRegistry
-from tests.bot.bot_under_test import base_env, event_envelope, signed_headers
+from tests.bot.bot_under_test import base_env, event_envelope, signed_headers, start_serve
 from tests.bot.helpers import (
     SMALL_CSV,
     TEAM,
@@ -112,26 +112,7 @@ class Instance:
 
 async def start_instance(name: str, env: dict[str, str], http: aiohttp.ClientSession) -> Instance:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        "--http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        env={**env, "VARIANCE_INSTANCE_ID": name},
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    seen: list[str] = []
-    async with asyncio.timeout(60):  # the start line comes once the port is open and Slack answered
-        while not any('"kind":"start"' in line for line in seen):
-            line = (await process.stderr.readline()).decode()
-            assert line, f"{name} exited early: {''.join(seen)[-2000:]}"
-            seen.append(line)
+    process, _ = await start_serve({**env, "VARIANCE_INSTANCE_ID": name}, port)
     instance = Instance(name, port, process, http)
     # Keep reading its log so the pipe never fills up and blocks the process.
     instance.log_reader = asyncio.get_running_loop().create_task(_drain(process))  # type: ignore[attr-defined]
@@ -390,6 +371,14 @@ async def test_an_instance_killed_mid_answer_is_re_run_into_the_same_message(clu
         await stop_instance(victim)
 
 
+def left_by_a_dead_instance(answer_id: str, channel: str, **fields: Any) -> AnswerRecord:
+    """The running-answer record an instance ("bot-gone") leaves for a DM question when it dies."""
+    return AnswerRecord(
+        answer_id, "bot-gone", TEAM, channel, f"{TEAM}:{channel}", "dm",
+        user=USER, question="why is marketing over?", **fields,
+    )
+
+
 @pytest.mark.parametrize(
     "why, source, adoptions",
     [
@@ -425,18 +414,7 @@ async def test_an_orphan_that_cannot_be_re_run_gets_the_note(
     redis = connect(redis_url)
     try:
         gone = RedisRegistry(redis, instance="bot-gone", lease_s=0.5)
-        record = AnswerRecord(
-            writer.answer_id,
-            "bot-gone",
-            TEAM,
-            channel,
-            f"{TEAM}:{channel}",
-            "dm",
-            user=USER,
-            question="why is marketing over?",
-            source=source,
-            adoptions=adoptions,
-        )
+        record = left_by_a_dead_instance(writer.answer_id, channel, source=source, adoptions=adoptions)
         await gone.add(record)
         await gone.placed(writer.answer_id, ts)
         assert not is_final(slack.messages[channel][ts])
@@ -466,17 +444,8 @@ async def test_an_orphan_whose_first_post_was_never_recorded_is_found_and_re_run
     redis = connect(redis_url)
     try:
         gone = RedisRegistry(redis, instance="bot-gone", lease_s=0.5)
-        record = AnswerRecord(
-            "0123456789abcdef",
-            "bot-gone",
-            TEAM,
-            channel,
-            f"{TEAM}:{channel}",
-            "dm",
-            user=USER,
-            question="why is marketing over?",
-            source=asdict(SlackFile.from_object(file_obj)),
-            asked_at=time.time(),
+        record = left_by_a_dead_instance(
+            "0123456789abcdef", channel, source=asdict(SlackFile.from_object(file_obj)), asked_at=time.time()
         )
         await gone.add(record)
         writer = AnswerWriter(
