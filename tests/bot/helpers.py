@@ -127,6 +127,7 @@ def final_answers(slack: FakeSlack, channel: str) -> list[FakeMessage]:
 
 
 def stop_button_value(message: FakeMessage) -> str | None:
+    """The answer id on the message's Stop button, if it shows one."""
     for block in message.blocks or []:
         for element in block.get("elements", []) if block.get("type") == "actions" else []:
             if element.get("action_id") == "stop_answer":

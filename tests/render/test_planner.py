@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from analyst.events import AnalystEvent, Done, Failed, FailureKind, TextDelta
 from bot.render import AnswerWriter, BudgetLimit, SlackBudget, WriterSettings
 from bot.render.markdown import last_block_cut
+from tests.bot.helpers import stop_button_value
 from tests.fakes.slack_server import FakeMessage, FakeSlack
 
 PARAGRAPHS = [
@@ -41,14 +42,19 @@ async def deltas(
     yield end if end is not None else Done(text)
 
 
-async def spent_budget(team: str, limit: int = 45, window: float = 6.0, deletes_spent: int = 40) -> SlackBudget:
-    """A budget whose chat.update window (and most of the chat.delete one) was spent a moment ago."""
-    budget = SlackBudget(
-        limits={"chat.update": BudgetLimit(limit, window), "chat.delete": BudgetLimit(45, window)},
+def quick_budget(updates: int = 45, window: float = 60.0) -> SlackBudget:
+    """A budget with ``updates`` chat.update and 45 chat.delete per ``window``, and quick per-message pacing."""
+    return SlackBudget(
+        limits={"chat.update": BudgetLimit(updates, window), "chat.delete": BudgetLimit(45, window)},
         min_interval=0.1,
         post_rate=20.0,
         post_burst=5,
     )
+
+
+async def spent_budget(team: str, limit: int = 45, window: float = 6.0, deletes_spent: int = 40) -> SlackBudget:
+    """A budget whose chat.update window (and most of the chat.delete one) was spent a moment ago."""
+    budget = quick_budget(limit, window)
     now = time.monotonic()
     await budget.scheduler(team, "chat.update").count_earlier([now - 0.5] * limit)
     await budget.scheduler(team, "chat.delete").count_earlier([now - 0.5] * deletes_spent)
@@ -117,12 +123,7 @@ async def test_a_final_the_edit_window_cannot_take_is_reposted_at_once(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
     """The live message's final would wait for the spent edit window: post it anew, delete the live one."""
-    budget = SlackBudget(
-        limits={"chat.update": BudgetLimit(3, 60.0), "chat.delete": BudgetLimit(45, 60.0)},
-        min_interval=0.1,
-        post_rate=20.0,
-        post_burst=5,
-    )
+    budget = quick_budget(3)
     parent = slack.add_message("C1", text="question")
     settings = WriterSettings(placeholder_after=0.0, repost_final_after=60.0, feedback_buttons=True)
     writer = AnswerWriter(client, budget, team_id="T0001", channel="C1", thread_ts=parent.ts, settings=settings)
@@ -210,15 +211,6 @@ async def test_a_repost_whose_post_failed_ambiguously_is_found_not_posted_twice(
     assert failed and slack.calls_of("conversations.replies")  # looked up, by its marker
     live = [m for m in slack.bot_messages("D5") if not m.deleted]
     assert [m.visible for m in live] == [ANSWER.strip()]  # one answer, once
-
-
-def stop_button_value(message: FakeMessage) -> str | None:
-    """The answer id on the message's Stop button, if it shows one."""
-    for block in message.blocks or []:
-        for element in block.get("elements", []) if block.get("type") == "actions" else []:
-            if element.get("action_id") == "stop_answer":
-                return str(element.get("value"))
-    return None
 
 
 def _live_text_shown(slack: FakeSlack, channel: str, placeholder: str) -> list[FakeMessage]:
@@ -361,12 +353,7 @@ async def test_a_placeholders_first_text_the_edit_window_does_not_serve_in_time_
     """The first text was queued as an edit (the window looked free), then a 429 met by another answer paused
     every edit: at the next look (``first_text_patience``) it is posted anew, the placeholder deleted, instead of
     the placeholder saying only "⏳" until the pause ends."""
-    budget = SlackBudget(
-        limits={"chat.update": BudgetLimit(45, 60.0), "chat.delete": BudgetLimit(45, 60.0)},
-        min_interval=0.1,
-        post_rate=20.0,
-        post_burst=5,
-    )
+    budget = quick_budget()
     parent = slack.add_message("C2", text="question")
     settings = WriterSettings(placeholder_after=0.0, first_text_patience=0.2, repost_final_after=60.0)
     writer = AnswerWriter(client, budget, team_id="T0001", channel="C2", thread_ts=parent.ts, settings=settings)
