@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -41,6 +40,7 @@ from bot.logs import JsonAccessLogger, configure_logging, log_line, register_sec
 from bot.metrics import MeteredWebClient, Metrics
 from bot.retention import purge_expired, purge_loop
 from bot.shared import connect_shared_state, drain, shared_state_loop
+from bot.state.redis_client import REDIS_ERRORS
 from bot.stop_signals import StopSignals, cancel_and_wait
 from bot.workers import WorkerPool
 
@@ -153,7 +153,7 @@ def create_app(
         web_app[_PURGE_KEY] = asyncio.get_running_loop().create_task(purge_loop(deps), name="retention")
         try:
             await deps.registry.start()
-        except (RedisError, OSError, TimeoutError) as error:  # Redis down at start: run, degraded, without it
+        except REDIS_ERRORS as error:  # Redis down at start: run, degraded, without it
             log_line("error", where="stop_listener", error=type(error).__name__)
         web_app[_SHARED_KEY] = asyncio.get_running_loop().create_task(shared_state_loop(deps), name="shared-state")
         await deps.workers.warm_up()

@@ -21,11 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.state.redis_client import key
-
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 # KEYS: done zset (member -> when it arrived at the latest), in-flight zset (member -> its send), pause key.
 # ARGV: limits as "count,window_ms;count,window_ms", margin_ms, member ('' only measures), the longest a call may

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.conversations import Deduplicator
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 log = logging.getLogger("variance.state")
 
@@ -29,7 +28,7 @@ class RedisClaims:
         local_first = self._local.first_time(name)
         try:
             claimed = await self._client.set(key("claim", name), "1", nx=True, px=self._ttl_ms)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("claim fell back to local memory: %s", type(error).__name__)
             return local_first
         return bool(claimed)

@@ -17,13 +17,11 @@ import logging
 from dataclasses import asdict
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.files import SlackFile
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 log = logging.getLogger("variance.state")
-_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def _dumps(file: SlackFile, owner: str | None) -> str:
@@ -59,13 +57,13 @@ class RedisSources:
                 if channel is not None:
                     pipe.set(self._latest(channel), json.dumps([conversation_id, text]), ex=self._ttl)
                 await pipe.execute()
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("dataset source not shared: %s", type(error).__name__)
 
     async def file_for(self, conversation_id: str) -> SlackFile | None:
         try:
             text = await self._client.get(self._conversation(conversation_id))
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("dataset source lookup failed: %s", type(error).__name__)
             return None
         loaded = _loads(text) if text else None
@@ -74,7 +72,7 @@ class RedisSources:
     async def latest_in_channel(self, channel: str) -> SlackFile | None:
         try:
             text = await self._client.get(self._latest(channel))
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("dataset source lookup failed: %s", type(error).__name__)
             return None
         if not text:
@@ -102,7 +100,7 @@ class RedisSources:
                 conversation_id, _ = json.loads(str(latest))
                 if not await self._client.exists(self._conversation(conversation_id)):
                     await self._client.delete(self._latest(place))
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("dataset sources not forgotten: %s", type(error).__name__)
 
     async def drop_files(self, file_ids: set[str]) -> None:
@@ -113,5 +111,5 @@ class RedisSources:
                     text = await self._client.get(name)
                     if text and any(file_id in str(text) for file_id in file_ids):
                         await self._client.delete(name)
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("dataset sources not dropped: %s", type(error).__name__)

@@ -15,10 +15,9 @@ import logging
 import uuid
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.limits import Admission, LimitSettings, RunLimits
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 log = logging.getLogger("variance.state")
 
@@ -85,7 +84,7 @@ class RedisLimits:
                 keys=self._keys(scope, user),
                 args=[self._lease_ms, s.user_max_running, s.user_questions_per_min, s.workspace_max_running, member],
             )
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("answer limits fell back to this instance: %s", type(error).__name__)
             return await self._local.admit(scope, user)
         if int(code):
@@ -107,7 +106,7 @@ class RedisLimits:
         user_key, all_key, _ = self._keys(admission.scope, admission.user)
         try:
             await self._release(keys=[user_key, all_key], args=[member])
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             # The lease ends the count on its own.
             log.warning("answer limit not released in Redis: %s", type(error).__name__)
 
@@ -126,5 +125,5 @@ class RedisLimits:
                     pipe.pexpire(user_key, self._lease_ms)
                     pipe.pexpire(all_key, self._lease_ms)
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("answer limit leases not renewed: %s", type(error).__name__)

@@ -28,16 +28,14 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from analyst.memory import MARK_LIFETIME_SECONDS, Forgotten
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 if TYPE_CHECKING:
     from agents.memory import Session
 
 log = logging.getLogger("variance.state")
-_ERRORS = (RedisError, OSError, TimeoutError)
 
 SESSION_PREFIX = key("session")
 MARKS_KEY = key("session-marks")
@@ -100,7 +98,7 @@ class RedisSessions:
 
         try:
             opened_ms = await self._server_ms()
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("conversation memory unavailable: %s", type(error).__name__)
             opened_ms = None
         return AttributedRedisSession(
@@ -122,11 +120,11 @@ class RedisSessions:
                 await self._client.ltrim(messages, -keep, -1)
             else:
                 await self._client.delete(*session_keys(session.session_id))
-        except _ERRORS as error:  # housekeeping: the next question trims again
+        except REDIS_ERRORS as error:  # housekeeping: the next question trims again
             log.warning("conversation memory not trimmed: %s", type(error).__name__)
         try:
             await session.close()  # type: ignore[attr-defined]  # the client is shared: only its own leftovers
-        except (*_ERRORS, RuntimeError) as error:
+        except (*REDIS_ERRORS, RuntimeError) as error:
             log.warning("conversation session not closed: %s", type(error).__name__)
 
     async def forget_place(self, place: str, *, speaker: str | None = None) -> Forgotten:
@@ -143,7 +141,7 @@ class RedisSessions:
         re-run stores its turn as usual. How many items went."""
         try:
             dropped = await self._filter_one(session_keys(conversation_id)[1], "", source, "")
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("unfinished turn not dropped: %s", type(error).__name__)
             return 0
         return dropped.items
@@ -158,7 +156,7 @@ class RedisSessions:
             await self._client.zremrangebyscore(
                 MARKS_KEY, "-inf", await self._server_ms() - int(MARK_LIFETIME_SECONDS * 1000)
             )
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("conversation memory not purged: %s", type(error).__name__)
         return total
 
@@ -173,7 +171,7 @@ class RedisSessions:
             names += [str(name) async for name in self._client.scan_iter(match=threads, count=500)]
             for messages in dict.fromkeys(names):
                 total += await self._filter_one(messages, speaker or "", source or "", "")
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("conversation memory not forgotten: %s", type(error).__name__)
         return total
 

@@ -14,15 +14,13 @@ import json
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from bot.conversations import StoredDataset
 from bot.overrides import apply_record, overrides_record
 from bot.state.memory import literal_pattern
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 log = logging.getLogger("variance.state")
-_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class RedisOverrides:
@@ -34,7 +32,7 @@ class RedisOverrides:
         """Bring the conversation's context to the overrides recorded for it on this file, if they differ."""
         try:
             text = await self._client.get(key("overrides", conversation_id))
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("shared overrides not read: %s", type(error).__name__)
             return
         try:
@@ -56,7 +54,7 @@ class RedisOverrides:
         shared = {"file": stored.file_id, "overrides": overrides_record(stored.context)}
         try:
             await self._client.set(key("overrides", conversation_id), json.dumps(shared), ex=self._ttl)
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("shared overrides not written: %s", type(error).__name__)
 
     async def clear(self, conversation_id: str) -> dict[str, object] | None:
@@ -71,7 +69,7 @@ class RedisOverrides:
                 return None
             before = shared.get("overrides")
             await self._client.set(name, json.dumps({"file": shared["file"], "overrides": {}}), keepttl=True)
-        except (*_ERRORS, ValueError) as error:
+        except (*REDIS_ERRORS, ValueError) as error:
             log.warning("shared overrides not cleared: %s", type(error).__name__)
             return None
         return before if isinstance(before, dict) else {}
@@ -89,7 +87,7 @@ class RedisOverrides:
                     if not source or json.loads(str(source)).get("owner") != user:
                         continue
                 await self._client.delete(name)
-        except (*_ERRORS, ValueError) as error:
+        except (*REDIS_ERRORS, ValueError) as error:
             log.warning("shared overrides not forgotten: %s", type(error).__name__)
 
     async def drop_files(self, file_ids: set[str]) -> None:
@@ -99,5 +97,5 @@ class RedisOverrides:
                 text = await self._client.get(name)
                 if text and json.loads(str(text)).get("file") in file_ids:
                     await self._client.delete(name)
-        except (*_ERRORS, ValueError) as error:
+        except (*REDIS_ERRORS, ValueError) as error:
             log.warning("shared overrides not dropped: %s", type(error).__name__)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 # A budget or limit check sits on the answer's hot path: a Redis slower than this counts as unavailable.
 SOCKET_TIMEOUT_S = 0.5
 CONNECT_TIMEOUT_S = 1.0
 PREFIX = "va:"
+# What a Redis call raises when Redis is down, slow (the socket timeout) or refuses: every caller degrades on it.
+REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 def connect(url: str) -> aioredis.Redis:

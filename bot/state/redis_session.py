@@ -10,12 +10,11 @@ from typing import Any
 
 from agents.extensions.memory import RedisSession
 from agents.items import TResponseInputItem
-from redis.exceptions import RedisError
 
 from bot.state.memory import covers
+from bot.state.redis_client import REDIS_ERRORS
 
 log = logging.getLogger("variance.state")
-_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class AttributedRedisSession(RedisSession):
@@ -54,7 +53,7 @@ class AttributedRedisSession(RedisSession):
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         try:
             return await super().get_items(limit)
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("conversation history unavailable, answering without it: %s", type(error).__name__)
             return []
 
@@ -65,7 +64,7 @@ class AttributedRedisSession(RedisSession):
             if await self._suppressed():
                 return
             await super().add_items(items)
-        except _ERRORS as error:
+        except REDIS_ERRORS as error:
             log.warning("conversation turn not stored: %s", type(error).__name__)
 
     async def _suppressed(self) -> bool:

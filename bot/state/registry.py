@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 from bot.stop_signals import cancel_and_wait
 
 log = logging.getLogger("variance.state")
@@ -151,7 +150,7 @@ class RedisRegistry:
                 pipe.set(self._record_key(record.answer_id), record.dumps(), ex=RECORD_TTL_S)
                 pipe.zadd(self._leases, {record.answer_id: until})
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("running answer not shared: %s", type(error).__name__)
 
     async def remove(self, answer_id: str) -> None:
@@ -162,7 +161,7 @@ class RedisRegistry:
                 pipe.zrem(self._leases, answer_id)
                 pipe.delete(self._record_key(answer_id))
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("running answer not removed: %s", type(error).__name__)
 
     async def release(self, answer_id: str) -> None:
@@ -171,7 +170,7 @@ class RedisRegistry:
         self._handovers.pop(answer_id, None)
         try:
             await self._client.zadd(self._leases, {answer_id: await self._now_ms()}, xx=True)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("running answer not handed over: %s", type(error).__name__)
 
     def local_ids(self) -> list[str]:
@@ -188,7 +187,7 @@ class RedisRegistry:
         try:
             until = await self._now_ms() + self._lease_ms
             await self._client.zadd(self._leases, dict.fromkeys(self._local, until), xx=True)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("answer leases not renewed: %s", type(error).__name__)
 
     async def request_stop(self, answer_id: str, by_user: str) -> bool:
@@ -198,7 +197,7 @@ class RedisRegistry:
             return True
         try:
             heard = await self._client.publish(STOP_CHANNEL, json.dumps({"answer": answer_id, "user": by_user}))
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("stop not published: %s", type(error).__name__)
             return False
         return int(heard) > 0
@@ -213,7 +212,7 @@ class RedisRegistry:
                 while True:
                     try:
                         message = await pubsub.get_message(timeout=1.0)
-                    except (RedisError, OSError, TimeoutError):
+                    except REDIS_ERRORS:
                         await asyncio.sleep(1.0)
                         continue
                     if not message or message.get("type") != "message":
@@ -241,7 +240,7 @@ class RedisRegistry:
         try:
             now = await self._now_ms()
             expired = await self._client.zrangebyscore(self._leases, "-inf", now)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("orphan sweep skipped: %s", type(error).__name__)
             return []
         adopted: list[AnswerRecord] = []
@@ -253,7 +252,7 @@ class RedisRegistry:
                 text = await self._client.eval(
                     _ADOPT, 2, self._leases, self._record_key(answer_id), answer_id, self.instance, self._lease_ms
                 )
-            except (RedisError, OSError, TimeoutError) as error:
+            except REDIS_ERRORS as error:
                 log.warning("orphan not adopted: %s", type(error).__name__)
                 continue
             if not text:

@@ -29,8 +29,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bot.state.call_log import REDIS_ERRORS
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 from bot.teams.files import TeamsFile
 
 log = logging.getLogger("variance.state")

@@ -19,9 +19,8 @@ import uuid
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from bot.state.redis_client import key
+from bot.state.redis_client import REDIS_ERRORS, key
 
 log = logging.getLogger("variance.state")
 
@@ -184,7 +183,7 @@ class SharedWindow:
         try:
             async with self._declaring:
                 used, free_ms, _, paused_ms, others = await self._acquire(keys=self._keys, args=self._args(-1, ""))
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
             self.others_seen = 0
             return self._local_usage(now)
@@ -204,7 +203,7 @@ class SharedWindow:
         try:
             async with self._declaring:
                 _, _, taken, _, _ = await self._acquire(keys=self._keys, args=self._args(bound, member, reserved))
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             self.degraded_calls += 1
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
             counted, _ = self._local_usage(now)
@@ -226,7 +225,7 @@ class SharedWindow:
             ]
             async with self._declaring:
                 return bool(int(await self._claim(keys=self._keys, args=args)))
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("Slack budget fell back to a local share: %s", type(error).__name__)
             counted, _ = self._local_usage(asyncio.get_running_loop().time())
             return self._limit - counted - mine >= keep
@@ -240,7 +239,7 @@ class SharedWindow:
             return
         try:
             await self._complete(keys=self._keys[:1], args=[self._window_ms, token])
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("Slack budget call not re-scored: %s", type(error).__name__)
 
     async def pause(self, seconds: float) -> None:
@@ -250,7 +249,7 @@ class SharedWindow:
             current = await self._client.pttl(self._keys[1])
             if current is None or int(current) < ms:
                 await self._client.set(self._keys[1], "1", px=ms)
-        except (RedisError, OSError, TimeoutError) as error:
+        except REDIS_ERRORS as error:
             log.warning("Slack 429 pause not shared: %s", type(error).__name__)
 
 

@@ -46,7 +46,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from bot.state.call_log import REDIS_ERRORS, SharedCallLog
+from bot.state.call_log import SharedCallLog
+from bot.state.redis_client import REDIS_ERRORS
 
 log = logging.getLogger("variance.teams")
 
